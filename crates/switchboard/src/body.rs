@@ -1,0 +1,225 @@
+//! The HTTP body type switchboard produces, and the boxing of bodies it consumes.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes};
+use http_body::{Frame, SizeHint};
+
+/// Any error a body can produce, boxed.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+type DynBody = Pin<Box<dyn http_body::Body<Data = Bytes, Error = BoxError> + Send + 'static>>;
+
+/// The body of every HTTP message switchboard writes: server responses and client requests.
+///
+/// A whole message (the common unary case) is held inline with no boxing; streams are boxed.
+pub struct Body {
+    kind: Kind,
+}
+
+enum Kind {
+    Empty,
+    Full(Option<Bytes>),
+    Dyn(DynBody),
+}
+
+impl Body {
+    /// A body with no bytes.
+    pub fn empty() -> Self {
+        Body { kind: Kind::Empty }
+    }
+
+    /// A body of exactly these bytes.
+    pub fn full(bytes: impl Into<Bytes>) -> Self {
+        let bytes = bytes.into();
+        if bytes.is_empty() {
+            return Body::empty();
+        }
+        Body {
+            kind: Kind::Full(Some(bytes)),
+        }
+    }
+
+    /// A body from any other body.
+    pub fn new<B>(body: B) -> Self
+    where
+        B: http_body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        Body {
+            kind: Kind::Dyn(box_body(body)),
+        }
+    }
+}
+
+/// Boxes a body, turning its data into `Bytes` (free when it already is) and its error into
+/// [`BoxError`].
+pub(crate) fn box_body<B>(body: B) -> DynBody
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    Box::pin(MapBody { inner: body })
+}
+
+pin_project_lite::pin_project! {
+    struct MapBody<B> {
+        #[pin]
+        inner: B,
+    }
+}
+
+impl<B> http_body::Body for MapBody<B>
+where
+    B: http_body::Body,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.project().inner.poll_frame(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(
+                frame.map_data(|mut data| data.copy_to_bytes(data.remaining()))
+            ))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl http_body::Body for Body {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match &mut self.get_mut().kind {
+            Kind::Empty => Poll::Ready(None),
+            Kind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Kind::Dyn(body) => body.as_mut().poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Empty => true,
+            Kind::Full(bytes) => bytes.is_none(),
+            Kind::Dyn(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Empty => SizeHint::with_exact(0),
+            Kind::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
+            Kind::Dyn(body) => body.size_hint(),
+        }
+    }
+}
+
+impl Default for Body {
+    fn default() -> Self {
+        Body::empty()
+    }
+}
+
+impl fmt::Debug for Body {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            Kind::Empty => f.write_str("Body::Empty"),
+            Kind::Full(bytes) => write!(
+                f,
+                "Body::Full({} bytes)",
+                bytes.as_ref().map_or(0, Bytes::len)
+            ),
+            Kind::Dyn(_) => f.write_str("Body::Stream"),
+        }
+    }
+}
+
+impl From<Bytes> for Body {
+    fn from(bytes: Bytes) -> Self {
+        Body::full(bytes)
+    }
+}
+
+impl From<String> for Body {
+    fn from(s: String) -> Self {
+        Body::full(s)
+    }
+}
+
+impl From<&'static str> for Body {
+    fn from(s: &'static str) -> Self {
+        Body::full(Bytes::from_static(s.as_bytes()))
+    }
+}
+
+/// A body of messages produced one at a time by a closure-like source, ending with optional
+/// HTTP trailers. Protocol writers implement [`FrameSource`] and wrap it here.
+pub(crate) struct SourceBody<S> {
+    source: S,
+    done: bool,
+}
+
+/// Produces the frames of a streamed body.
+pub(crate) trait FrameSource: Send + 'static {
+    /// The next chunk of bytes, trailers, or the end.
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Frame<Bytes>>>;
+}
+
+impl<S: FrameSource> SourceBody<S> {
+    pub(crate) fn new(source: S) -> Self {
+        SourceBody {
+            source,
+            done: false,
+        }
+    }
+}
+
+impl<S: FrameSource + Unpin> http_body::Body for SourceBody<S> {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        match this.source.poll_frame(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(None) => {
+                this.done = true;
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(frame)) => Poll::Ready(Some(Ok(frame))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done
+    }
+}

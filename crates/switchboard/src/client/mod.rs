@@ -1,0 +1,615 @@
+//! Calling services: [`Client`] over any [`Transport`].
+
+mod transport;
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use futures_core::Stream;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use prost_reflect::MessageDescriptor;
+
+pub use transport::{HttpTransport, Transport};
+
+use crate::body::box_body;
+use crate::codec::{Codec, Message};
+use crate::compression::{CompressionPolicy, CompressionRegistry};
+use crate::interceptor::{CallObserver, Direction, Interceptor, Interceptors, Side};
+use crate::protocol::connect::client::ConnectClient;
+use crate::protocol::{ClientProtocol, IncomingResponse, OutgoingBody, OutgoingCall};
+use crate::request::{Request, Response};
+use crate::server::DEFAULT_READ_MAX_BYTES;
+use crate::spec::{Peer, Protocol, Spec};
+use crate::stream::{MessageSource, Streaming, WireStream};
+use crate::{Code, Error};
+
+/// Client-wide settings; per-call [`crate::CallOptions`] override them.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    codec: Codec,
+    compression: CompressionRegistry,
+    send_compression: Option<&'static str>,
+    policy: CompressionPolicy,
+    read_max_bytes: usize,
+    send_max_bytes: usize,
+    timeout: Option<Duration>,
+    use_get: bool,
+    headers: HeaderMap,
+    interceptors: Interceptors,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            codec: Codec::Proto,
+            compression: CompressionRegistry::with_defaults(),
+            send_compression: None,
+            policy: CompressionPolicy::default(),
+            read_max_bytes: DEFAULT_READ_MAX_BYTES,
+            send_max_bytes: usize::MAX,
+            timeout: None,
+            use_get: false,
+            headers: HeaderMap::new(),
+            interceptors: Interceptors::default(),
+        }
+    }
+}
+
+impl ClientConfig {
+    /// The wire codec (default: binary protobuf).
+    pub fn codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
+    }
+
+    /// The compressions this client accepts, in order of preference: they are sent in this
+    /// order and a conforming server picks the first it supports.
+    pub fn accept_compression(mut self, registry: CompressionRegistry) -> Self {
+        self.compression = registry;
+        self
+    }
+
+    /// Compress requests with this algorithm (which must be in the accepted registry).
+    pub fn send_compression(mut self, name: &'static str) -> Self {
+        self.send_compression = Some(name);
+        self
+    }
+
+    /// When requests are compressed (default: from 1 KiB).
+    pub fn compression_policy(mut self, policy: CompressionPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Largest response message accepted.
+    pub fn read_max_bytes(mut self, limit: usize) -> Self {
+        self.read_max_bytes = limit;
+        self
+    }
+
+    /// Largest request message sent; larger ones fail locally with `resource_exhausted`.
+    pub fn send_max_bytes(mut self, limit: usize) -> Self {
+        self.send_max_bytes = limit;
+        self
+    }
+
+    /// Default timeout of every call.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Send unary calls to side-effect-free methods as HTTP GET by default.
+    pub fn use_get(mut self, use_get: bool) -> Self {
+        self.use_get = use_get;
+        self
+    }
+
+    /// A header sent with every call.
+    pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.append(name, value);
+        self
+    }
+
+    /// Adds an interceptor; interceptors run in the order added.
+    pub fn interceptor(mut self, interceptor: impl Interceptor) -> Self {
+        self.interceptors.push(interceptor);
+        self
+    }
+}
+
+/// A client of one server: a base URL, settings and a transport. Cheap to clone.
+///
+/// Generated clients wrap it; its four call methods take a [`Spec`] so they work for any
+/// method, including ones known only at run time.
+#[derive(Clone)]
+pub struct Client<T = HttpTransport> {
+    transport: T,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    base: String,
+    config: ClientConfig,
+    protocol: &'static dyn ClientProtocol,
+}
+
+impl<T> std::fmt::Debug for Client<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.shared.base)
+            .field("config", &self.shared.config)
+            .finish()
+    }
+}
+
+impl Client<HttpTransport> {
+    /// A client over HTTP/1.1 with the default pooled hyper transport.
+    pub fn http1(base_url: &str) -> Result<Self, Error> {
+        Client::new(base_url, HttpTransport::http1())
+    }
+
+    /// A client over HTTP/2 with prior knowledge (h2c) with the default pooled transport.
+    pub fn h2c(base_url: &str) -> Result<Self, Error> {
+        Client::new(base_url, HttpTransport::h2c())
+    }
+}
+
+impl<T: Transport> Client<T> {
+    /// A client of the server at `base_url` (e.g. `http://127.0.0.1:8080`, optionally with a
+    /// path prefix) over `transport`.
+    pub fn new(base_url: &str, transport: T) -> Result<Self, Error> {
+        let uri: http::Uri = base_url
+            .parse()
+            .map_err(|e| Error::invalid_argument(format!("invalid base URL {base_url:?}: {e}")))?;
+        if uri.scheme().is_none() || uri.authority().is_none() {
+            return Err(Error::invalid_argument(format!(
+                "base URL {base_url:?} needs a scheme and a host"
+            )));
+        }
+        Ok(Client {
+            transport,
+            shared: Arc::new(Shared {
+                base: base_url.trim_end_matches('/').to_owned(),
+                config: ClientConfig::default(),
+                protocol: &ConnectClient,
+            }),
+        })
+    }
+
+    /// Replaces the settings.
+    pub fn with_config(mut self, config: ClientConfig) -> Self {
+        let shared = Arc::make_mut_shared(&mut self.shared);
+        shared.config = config;
+        self
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ClientConfig {
+        &self.shared.config
+    }
+
+    /// Calls a unary method.
+    pub async fn unary<Req: Message, Res: Message>(
+        &self,
+        spec: Spec,
+        request: Request<Req>,
+    ) -> Result<Response<Res>, Error> {
+        let (call, message, observer) = self.prepare(spec, request).await?;
+        let descriptors = Descriptors::of(&call.spec);
+        let result = async {
+            if let Some(observer) = &observer {
+                observer.message(Direction::Request, &message)?;
+            }
+            let payload = self.encode(&message, descriptors.input.as_ref())?;
+            drop(message);
+            let incoming = self.exchange(&call, OutgoingBody::Unary(payload)).await?;
+            let mut stream =
+                self.wire_stream::<Res>(incoming.messages, &call, descriptors.output, &observer);
+            let message = single_response(&mut stream).await?;
+            let trailers = stream.trailers().cloned().unwrap_or_default();
+            Ok(Response::from_parts(message, incoming.headers, trailers))
+        };
+        let result = with_timeout(call.timeout, result).await;
+        if let Some(observer) = observer {
+            observer.end(result.as_ref().err()).await;
+        }
+        result
+    }
+
+    /// Calls a server-streaming method; the response stream ends with the trailers.
+    pub async fn server_streaming<Req: Message, Res: Message>(
+        &self,
+        spec: Spec,
+        request: Request<Req>,
+    ) -> Result<Response<Streaming<Res>>, Error> {
+        let (call, message, observer) = self.prepare(spec, request).await?;
+        let descriptors = Descriptors::of(&call.spec);
+        let deadline = deadline_of(call.timeout);
+        let result = async {
+            if let Some(observer) = &observer {
+                observer.message(Direction::Request, &message)?;
+            }
+            let payload = self.encode(&message, descriptors.input.as_ref())?;
+            drop(message);
+            self.exchange(&call, OutgoingBody::Unary(payload)).await
+        };
+        let result = with_timeout(call.timeout, result).await;
+        self.finish_streaming(result, &call, descriptors.output, observer, deadline)
+            .await
+    }
+
+    /// Calls a client-streaming method with a stream of requests.
+    pub async fn client_streaming<Req, Res, S>(
+        &self,
+        spec: Spec,
+        request: Request<S>,
+    ) -> Result<Response<Res>, Error>
+    where
+        Req: Message,
+        Res: Message,
+        S: Stream<Item = Req> + Send + 'static,
+    {
+        let (call, messages, observer) = self.prepare(spec, request).await?;
+        let descriptors = Descriptors::of(&call.spec);
+        let outgoing = self.encode_stream(messages, &descriptors, &observer);
+        let result = async {
+            let incoming = self.exchange(&call, outgoing).await?;
+            let mut stream = self.wire_stream::<Res>(
+                incoming.messages,
+                &call,
+                descriptors.output.clone(),
+                &observer,
+            );
+            let message = single_response(&mut stream).await?;
+            let trailers = stream.trailers().cloned().unwrap_or_default();
+            Ok(Response::from_parts(message, incoming.headers, trailers))
+        };
+        let result = with_timeout(call.timeout, result).await;
+        if let Some(observer) = observer {
+            observer.end(result.as_ref().err()).await;
+        }
+        result
+    }
+
+    /// Calls a bidirectional-streaming method. Over HTTP/2 both directions flow at once; over
+    /// HTTP/1.1 the server may only answer once the request stream has ended.
+    pub async fn bidi_streaming<Req, Res, S>(
+        &self,
+        spec: Spec,
+        request: Request<S>,
+    ) -> Result<Response<Streaming<Res>>, Error>
+    where
+        Req: Message,
+        Res: Message,
+        S: Stream<Item = Req> + Send + 'static,
+    {
+        let (call, messages, observer) = self.prepare(spec, request).await?;
+        let descriptors = Descriptors::of(&call.spec);
+        let deadline = deadline_of(call.timeout);
+        let outgoing = self.encode_stream(messages, &descriptors, &observer);
+        let result = with_timeout(call.timeout, self.exchange(&call, outgoing)).await;
+        self.finish_streaming(result, &call, descriptors.output, observer, deadline)
+            .await
+    }
+
+    async fn prepare<M>(
+        &self,
+        spec: Spec,
+        request: Request<M>,
+    ) -> Result<(OutgoingCall, M, Option<Arc<CallObserver>>), Error> {
+        let config = &self.shared.config;
+        let options = request.options().clone();
+        let (user_headers, _extensions, message) = request.into_parts();
+        let mut headers = config.headers.clone();
+        for (name, value) in &user_headers {
+            headers.append(name.clone(), value.clone());
+        }
+        let observer = config
+            .interceptors
+            .start(
+                &spec,
+                Some(Peer::new(Protocol::Connect, None)),
+                Side::Client,
+                &mut headers,
+            )
+            .await
+            .map_err(|(error, _)| error)?;
+        let compression_name = options.compression.or(config.send_compression);
+        let compression = match compression_name {
+            None | Some("identity") => None,
+            Some(name) => Some(config.compression.get(name).cloned().ok_or_else(|| {
+                Error::invalid_argument(format!("compression {name:?} is not registered"))
+            })?),
+        };
+        let mut uri = String::with_capacity(self.shared.base.len() + spec.procedure().len());
+        uri.push_str(&self.shared.base);
+        uri.push_str(spec.procedure());
+        let uri = uri
+            .parse()
+            .map_err(|e| Error::internal(format!("invalid URL {uri:?}: {e}")))?;
+        Ok((
+            OutgoingCall {
+                spec,
+                codec: config.codec,
+                uri,
+                headers,
+                timeout: options.timeout.or(config.timeout),
+                compression,
+                registry: config.compression.clone(),
+                policy: config.policy,
+                read_max_bytes: config.read_max_bytes,
+                use_get: options.use_get.unwrap_or(config.use_get),
+            },
+            message,
+            observer,
+        ))
+    }
+
+    fn encode<M: Message>(
+        &self,
+        message: &M,
+        descriptor: Option<&MessageDescriptor>,
+    ) -> Result<Bytes, Error> {
+        let mut buf = BytesMut::new();
+        self.shared
+            .config
+            .codec
+            .encode(message, descriptor, &mut buf)?;
+        if buf.len() > self.shared.config.send_max_bytes {
+            return Err(Error::resource_exhausted(format!(
+                "message size {} exceeds send limit {}",
+                buf.len(),
+                self.shared.config.send_max_bytes
+            )));
+        }
+        Ok(buf.freeze())
+    }
+
+    fn encode_stream<Req: Message, S>(
+        &self,
+        messages: S,
+        descriptors: &Descriptors,
+        observer: &Option<Arc<CallObserver>>,
+    ) -> OutgoingBody
+    where
+        S: Stream<Item = Req> + Send + 'static,
+    {
+        OutgoingBody::Stream(Box::pin(EncodeRequests {
+            inner: Box::pin(messages),
+            codec: self.shared.config.codec,
+            descriptor: descriptors.input.clone(),
+            send_max_bytes: self.shared.config.send_max_bytes,
+            observer: observer.clone(),
+        }))
+    }
+
+    async fn exchange(
+        &self,
+        call: &OutgoingCall,
+        body: OutgoingBody,
+    ) -> Result<IncomingResponse, Error> {
+        let protocol = self.shared.protocol;
+        let request = protocol.request(call, body)?;
+        let response = self
+            .transport
+            .send(request)
+            .await
+            .map_err(transport_error)?;
+        protocol.response(call, response.map(box_body)).await
+    }
+
+    fn wire_stream<Res: Message>(
+        &self,
+        source: Box<dyn MessageSource>,
+        call: &OutgoingCall,
+        descriptor: Option<MessageDescriptor>,
+        observer: &Option<Arc<CallObserver>>,
+    ) -> Streaming<Res> {
+        Streaming::from_wire(WireStream {
+            source,
+            codec: call.codec,
+            descriptor,
+            observer: observer.clone().map(|o| (o, Direction::Response)),
+            failed: false,
+        })
+    }
+
+    async fn finish_streaming<Res: Message>(
+        &self,
+        result: Result<IncomingResponse, Error>,
+        call: &OutgoingCall,
+        descriptor: Option<MessageDescriptor>,
+        observer: Option<Arc<CallObserver>>,
+        deadline: Option<Instant>,
+    ) -> Result<Response<Streaming<Res>>, Error> {
+        match result {
+            Ok(incoming) => {
+                let source: Box<dyn MessageSource> = Box::new(ClientStreamSource {
+                    inner: incoming.messages,
+                    sleep: deadline.map(|d| Box::pin(tokio::time::sleep_until(d.into()))),
+                    observer: observer.clone(),
+                    finished: false,
+                });
+                let stream = self.wire_stream(source, call, descriptor, &observer);
+                Ok(Response::from_parts(
+                    stream,
+                    incoming.headers,
+                    HeaderMap::new(),
+                ))
+            }
+            Err(error) => {
+                if let Some(observer) = observer {
+                    observer.end(Some(&error)).await;
+                }
+                Err(error)
+            }
+        }
+    }
+}
+
+trait MakeMutShared {
+    fn make_mut_shared(this: &mut Self) -> &mut Shared;
+}
+
+impl MakeMutShared for Arc<Shared> {
+    fn make_mut_shared(this: &mut Self) -> &mut Shared {
+        if Arc::get_mut(this).is_none() {
+            *this = Arc::new(Shared {
+                base: this.base.clone(),
+                config: this.config.clone(),
+                protocol: this.protocol,
+            });
+        }
+        Arc::get_mut(this).expect("freshly created Arc is unique")
+    }
+}
+
+#[derive(Clone)]
+struct Descriptors {
+    input: Option<MessageDescriptor>,
+    output: Option<MessageDescriptor>,
+}
+
+impl Descriptors {
+    fn of(spec: &Spec) -> Self {
+        Descriptors {
+            input: spec.method().map(|m| m.input()),
+            output: spec.method().map(|m| m.output()),
+        }
+    }
+}
+
+fn deadline_of(timeout: Option<Duration>) -> Option<Instant> {
+    timeout.and_then(|t| Instant::now().checked_add(t))
+}
+
+async fn with_timeout<T>(
+    timeout: Option<Duration>,
+    work: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    match timeout {
+        None => work.await,
+        Some(timeout) => tokio::time::timeout(timeout, work)
+            .await
+            .unwrap_or_else(|_| Err(deadline_exceeded())),
+    }
+}
+
+fn deadline_exceeded() -> Error {
+    Error::new(Code::DeadlineExceeded, "the call's deadline passed")
+}
+
+fn transport_error(error: crate::body::BoxError) -> Error {
+    Error::from_source(Code::Unavailable, error)
+}
+
+/// Reads the one response message of a unary-response call and checks there is no other.
+async fn single_response<Res: Message>(stream: &mut Streaming<Res>) -> Result<Res, Error> {
+    let message = stream
+        .message()
+        .await?
+        .ok_or_else(|| Error::internal("protocol error: the response has no message"))?;
+    if stream.message().await?.is_some() {
+        return Err(Error::internal(
+            "protocol error: more than one response message for a unary-response method",
+        ));
+    }
+    Ok(message)
+}
+
+/// Encodes request messages as the transport pulls them.
+struct EncodeRequests<Req> {
+    inner: Pin<Box<dyn Stream<Item = Req> + Send>>,
+    codec: Codec,
+    descriptor: Option<MessageDescriptor>,
+    send_max_bytes: usize,
+    observer: Option<Arc<CallObserver>>,
+}
+
+impl<Req: Message> Stream for EncodeRequests<Req> {
+    type Item = Result<Bytes, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        match this.inner.as_mut().poll_next(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(Some(message)) => {
+                if let Some(observer) = &this.observer {
+                    if let Err(e) = observer.message(Direction::Request, &message) {
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                }
+                let mut buf = BytesMut::new();
+                let result = this
+                    .codec
+                    .encode(&message, this.descriptor.as_ref(), &mut buf)
+                    .and_then(|()| {
+                        if buf.len() > this.send_max_bytes {
+                            Err(Error::resource_exhausted(
+                                "request message exceeds the send limit",
+                            ))
+                        } else {
+                            Ok(buf.freeze())
+                        }
+                    });
+                Poll::Ready(Some(result))
+            }
+        }
+    }
+}
+
+/// A streamed response on the client: enforces the deadline and reports the end of the call
+/// to interceptors.
+struct ClientStreamSource {
+    inner: Box<dyn MessageSource>,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    observer: Option<Arc<CallObserver>>,
+    finished: bool,
+}
+
+impl ClientStreamSource {
+    fn finish(&mut self, error: Option<&Error>) {
+        self.finished = true;
+        self.sleep = None;
+        if let Some(observer) = self.observer.take() {
+            let error = error.cloned();
+            tokio::spawn(async move { observer.end(error.as_ref()).await });
+        }
+    }
+}
+
+impl MessageSource for ClientStreamSource {
+    fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Error>>> {
+        if self.finished {
+            return Poll::Ready(None);
+        }
+        if let Some(sleep) = &mut self.sleep {
+            if std::future::Future::poll(sleep.as_mut(), cx).is_ready() {
+                let error = deadline_exceeded();
+                self.finish(Some(&error));
+                return Poll::Ready(Some(Err(error)));
+            }
+        }
+        match self.inner.poll_message(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(None) => {
+                self.finish(None);
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Err(error))) => {
+                self.finish(Some(&error));
+                Poll::Ready(Some(Err(error)))
+            }
+            Poll::Ready(Some(Ok(bytes))) => Poll::Ready(Some(Ok(bytes))),
+        }
+    }
+
+    fn trailers(&self) -> Option<&HeaderMap> {
+        self.inner.trailers()
+    }
+}

@@ -1,0 +1,381 @@
+//! Reading bodies: the 5-byte envelope framing shared by every streaming protocol, and whole
+//! unary bodies, both bounded by a size limit checked before any allocation.
+//!
+//! An envelope is one flags byte, a big-endian `u32` length, then that many bytes. The
+//! reader never trusts the length prefix: a prefix above the limit is refused before a byte
+//! of the message is buffered, and buffers grow only as data actually arrives. Whole
+//! envelopes inside one received chunk are sliced out without copying.
+
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use http::HeaderMap;
+use http_body::Body as _;
+
+use crate::body::BoxError;
+use crate::{Code, Error};
+
+/// Flag bit: the payload is compressed.
+pub(crate) const FLAG_COMPRESSED: u8 = 0b0000_0001;
+/// Flag bit (Connect): the payload is the end-of-stream message.
+pub(crate) const FLAG_END_STREAM: u8 = 0b0000_0010;
+/// Length of the envelope prefix.
+pub(crate) const PREFIX_LEN: usize = 5;
+
+/// One framed message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Envelope {
+    pub(crate) flags: u8,
+    pub(crate) data: Bytes,
+}
+
+impl Envelope {
+    pub(crate) fn is_compressed(&self) -> bool {
+        self.flags & FLAG_COMPRESSED != 0
+    }
+}
+
+/// Writes the 5-byte prefix for a payload of `len` bytes.
+pub(crate) fn put_prefix(buf: &mut impl BufMut, flags: u8, len: usize) -> Result<(), Error> {
+    let len = u32::try_from(len).map_err(|_| {
+        Error::resource_exhausted(format!("message of {len} bytes is too large to frame"))
+    })?;
+    buf.put_u8(flags);
+    buf.put_u32(len);
+    Ok(())
+}
+
+/// Frames `payload` into a fresh buffer.
+pub(crate) fn frame(flags: u8, payload: &[u8]) -> Result<Bytes, Error> {
+    let mut buf = BytesMut::with_capacity(PREFIX_LEN + payload.len());
+    put_prefix(&mut buf, flags, payload.len())?;
+    buf.extend_from_slice(payload);
+    Ok(buf.freeze())
+}
+
+type DynBody = Pin<Box<dyn http_body::Body<Data = Bytes, Error = BoxError> + Send + 'static>>;
+
+/// Which side reads: it decides the codes of malformed input (the server blames the client's
+/// request, the client blames the server's response).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Side {
+    Server,
+    Client,
+}
+
+impl Side {
+    fn malformed_code(self) -> Code {
+        match self {
+            Side::Server => Code::InvalidArgument,
+            Side::Client => Code::Internal,
+        }
+    }
+
+    fn transport_code(self) -> Code {
+        match self {
+            Side::Server => Code::Canceled,
+            Side::Client => Code::Unavailable,
+        }
+    }
+}
+
+/// Reads a body as envelopes or as one whole message, remembering HTTP trailers.
+pub(crate) struct BodyReader {
+    body: DynBody,
+    /// The unconsumed rest of the last data frame.
+    chunk: Bytes,
+    /// A partially received envelope (prefix included).
+    partial: BytesMut,
+    /// A unary body received as one chunk, kept without copying.
+    whole: Option<Bytes>,
+    trailers: Option<HeaderMap>,
+    eof: bool,
+    side: Side,
+}
+
+impl BodyReader {
+    pub(crate) fn new(body: DynBody, side: Side) -> Self {
+        BodyReader {
+            body,
+            chunk: Bytes::new(),
+            partial: BytesMut::new(),
+            whole: None,
+            trailers: None,
+            eof: false,
+            side,
+        }
+    }
+
+    /// Polls the next data chunk into `self.chunk`; `false` at end of body.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<Result<bool, Error>> {
+        loop {
+            if self.eof {
+                return Poll::Ready(Ok(false));
+            }
+            match self.body.as_mut().poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => {
+                    self.eof = true;
+                    return Poll::Ready(Ok(false));
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    self.eof = true;
+                    return Poll::Ready(Err(body_error(self.side, e)));
+                }
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) if data.is_empty() => continue,
+                    Ok(data) => {
+                        self.chunk = data;
+                        return Poll::Ready(Ok(true));
+                    }
+                    Err(frame) => {
+                        if let Ok(trailers) = frame.into_trailers() {
+                            match &mut self.trailers {
+                                Some(existing) => existing.extend(trailers),
+                                None => self.trailers = Some(trailers),
+                            }
+                        }
+                    }
+                },
+            }
+        }
+    }
+
+    /// The next envelope; `None` at a clean end of body. `limit` bounds the payload size.
+    pub(crate) fn poll_envelope(
+        &mut self,
+        cx: &mut Context<'_>,
+        limit: usize,
+    ) -> Poll<Option<Result<Envelope, Error>>> {
+        loop {
+            if self.partial.is_empty() {
+                // Fast path: a whole envelope sits in the current chunk.
+                if self.chunk.len() >= PREFIX_LEN {
+                    let len = declared_len(&self.chunk);
+                    if let Err(e) = check_len(len, limit) {
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                    if self.chunk.len() >= PREFIX_LEN + len {
+                        let mut data = self.chunk.split_to(PREFIX_LEN + len);
+                        let flags = data[0];
+                        data.advance(PREFIX_LEN);
+                        return Poll::Ready(Some(Ok(Envelope { flags, data })));
+                    }
+                    self.partial.reserve(PREFIX_LEN + len);
+                }
+                if !self.chunk.is_empty() {
+                    let chunk = std::mem::take(&mut self.chunk);
+                    self.partial.extend_from_slice(&chunk);
+                }
+            } else {
+                // Slow path: complete the partial envelope from the chunk, byte-exact.
+                let need = if self.partial.len() < PREFIX_LEN {
+                    PREFIX_LEN - self.partial.len()
+                } else {
+                    let len = declared_len(&self.partial);
+                    PREFIX_LEN + len - self.partial.len()
+                };
+                let take = need.min(self.chunk.len());
+                if take > 0 {
+                    let piece = self.chunk.split_to(take);
+                    self.partial.extend_from_slice(&piece);
+                }
+                if self.partial.len() >= PREFIX_LEN {
+                    let len = declared_len(&self.partial);
+                    if let Err(e) = check_len(len, limit) {
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                    if self.partial.len() == PREFIX_LEN + len {
+                        let mut data = std::mem::take(&mut self.partial).freeze();
+                        let flags = data[0];
+                        data.advance(PREFIX_LEN);
+                        return Poll::Ready(Some(Ok(Envelope { flags, data })));
+                    }
+                    self.partial.reserve(PREFIX_LEN + len - self.partial.len());
+                }
+                if !self.chunk.is_empty() {
+                    continue;
+                }
+            }
+            match self.poll_fill(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(Ok(true)) => {}
+                Poll::Ready(Ok(false)) => {
+                    if self.partial.is_empty() {
+                        return Poll::Ready(None);
+                    }
+                    let got = self.partial.len();
+                    self.partial.clear();
+                    return Poll::Ready(Some(Err(Error::new(
+                        self.side.malformed_code(),
+                        format!(
+                            "protocol error: incomplete envelope: body ended after {got} bytes of a message"
+                        ),
+                    ))));
+                }
+            }
+        }
+    }
+
+    /// Reads the next envelope.
+    #[cfg(test)]
+    pub(crate) async fn next_envelope(&mut self, limit: usize) -> Option<Result<Envelope, Error>> {
+        poll_fn(|cx| self.poll_envelope(cx, limit)).await
+    }
+
+    /// Reads the whole remaining body (a unary message), refusing more than `limit` bytes.
+    pub(crate) async fn read_to_end(&mut self, limit: usize) -> Result<Bytes, Error> {
+        poll_fn(|cx| self.poll_read_to_end(cx, limit)).await
+    }
+
+    /// Poll form of [`BodyReader::read_to_end`]. A body that arrives in one chunk is returned
+    /// without copying; otherwise chunks accumulate in `self.partial` between polls.
+    pub(crate) fn poll_read_to_end(
+        &mut self,
+        cx: &mut Context<'_>,
+        limit: usize,
+    ) -> Poll<Result<Bytes, Error>> {
+        if self.partial.is_empty() && self.chunk.is_empty() && self.whole.is_none() {
+            if let Some(exact) = self.body.size_hint().exact() {
+                if exact > limit as u64 {
+                    return Poll::Ready(Err(too_large(exact, limit)));
+                }
+            }
+        }
+        loop {
+            if !self.chunk.is_empty() {
+                let chunk = std::mem::take(&mut self.chunk);
+                let total =
+                    self.partial.len() + self.whole.as_ref().map_or(0, Bytes::len) + chunk.len();
+                if total > limit {
+                    return Poll::Ready(Err(too_large(total as u64, limit)));
+                }
+                if self.partial.is_empty() && self.whole.is_none() {
+                    self.whole = Some(chunk);
+                } else {
+                    if let Some(first) = self.whole.take() {
+                        self.partial.reserve(total);
+                        self.partial.extend_from_slice(&first);
+                    }
+                    self.partial.extend_from_slice(&chunk);
+                }
+            }
+            match self.poll_fill(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(true)) => {}
+                Poll::Ready(Ok(false)) => {
+                    let body = match self.whole.take() {
+                        Some(whole) => whole,
+                        None => std::mem::take(&mut self.partial).freeze(),
+                    };
+                    return Poll::Ready(Ok(body));
+                }
+            }
+        }
+    }
+
+    /// Discards the rest of the body (so a connection can be reused), up to `limit` bytes.
+    pub(crate) async fn drain(&mut self, limit: usize) {
+        let mut seen = self.chunk.len();
+        self.chunk.clear();
+        while seen <= limit {
+            match poll_fn(|cx| self.poll_fill(cx)).await {
+                Ok(true) => {
+                    seen += self.chunk.len();
+                    self.chunk.clear();
+                }
+                _ => break,
+            }
+        }
+    }
+}
+
+fn declared_len(prefix: &[u8]) -> usize {
+    u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]) as usize
+}
+
+fn check_len(len: usize, limit: usize) -> Result<(), Error> {
+    if len > limit {
+        Err(too_large(len as u64, limit))
+    } else {
+        Ok(())
+    }
+}
+
+pub(crate) fn too_large(len: u64, limit: usize) -> Error {
+    Error::resource_exhausted(format!(
+        "message size {len} is larger than configured max {limit}"
+    ))
+}
+
+fn body_error(side: Side, error: BoxError) -> Error {
+    // A hyper error tells us when the peer went away; everything else is a transport failure.
+    let code = match error.downcast_ref::<hyper::Error>() {
+        Some(e) if e.is_canceled() => Code::Canceled,
+        _ => side.transport_code(),
+    };
+    Error::from_source(code, error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body::Frame;
+    use http_body_util::StreamBody;
+
+    fn reader_of(chunks: Vec<&'static [u8]>) -> BodyReader {
+        let frames = chunks
+            .into_iter()
+            .map(|c| Ok::<_, BoxError>(Frame::data(Bytes::from_static(c))));
+        let body = StreamBody::new(futures_util::stream::iter(frames));
+        BodyReader::new(crate::body::box_body(body), Side::Server)
+    }
+
+    #[tokio::test]
+    async fn envelopes_split_across_and_within_chunks() {
+        let mut reader = reader_of(vec![
+            b"\x00\x00\x00\x00\x02hi\x01\x00",
+            b"\x00\x00\x03ab",
+            b"c\x00\x00\x00\x00\x00",
+        ]);
+        let a = reader.next_envelope(100).await.unwrap().unwrap();
+        assert_eq!((a.flags, &a.data[..]), (0, &b"hi"[..]));
+        let b = reader.next_envelope(100).await.unwrap().unwrap();
+        assert_eq!((b.flags, &b.data[..]), (1, &b"abc"[..]));
+        let c = reader.next_envelope(100).await.unwrap().unwrap();
+        assert!(c.data.is_empty());
+        assert!(reader.next_envelope(100).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_huge_length_prefix_is_refused_before_allocation() {
+        let mut reader = reader_of(vec![b"\x00\xff\xff\xff\xff"]);
+        let err = reader.next_envelope(4 << 20).await.unwrap().unwrap_err();
+        assert_eq!(err.code(), Code::ResourceExhausted);
+        assert!(reader.partial.capacity() < 1024);
+    }
+
+    #[tokio::test]
+    async fn a_truncated_envelope_is_an_error() {
+        let mut reader = reader_of(vec![b"\x00\x00\x00\x00\x05ab"]);
+        let err = reader.next_envelope(100).await.unwrap().unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        let mut reader = reader_of(vec![b"\x00\x00"]);
+        assert!(reader.next_envelope(100).await.unwrap().is_err());
+    }
+
+    #[tokio::test]
+    async fn read_to_end_is_bounded() {
+        let mut reader = reader_of(vec![b"abc", b"def"]);
+        assert_eq!(&reader.read_to_end(6).await.unwrap()[..], b"abcdef");
+        let mut reader = reader_of(vec![b"abc", b"defg"]);
+        assert_eq!(
+            reader.read_to_end(6).await.unwrap_err().code(),
+            Code::ResourceExhausted
+        );
+    }
+}

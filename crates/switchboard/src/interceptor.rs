@@ -1,0 +1,196 @@
+//! Interceptors: code that sees every call, on the server and on the client.
+//!
+//! An interceptor is told when a call starts (and may change the request headers or refuse
+//! the call), sees each message in either direction, and is told how and when the call ended.
+//! That is enough for authentication, logging, metrics and tracing of unary and streaming
+//! calls alike. `on_start` and `on_end` are async (they may look things up); `on_message` is
+//! synchronous on purpose: it runs on the hot path of every message and must not allocate a
+//! future per message.
+
+use std::any::Any;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::HeaderMap;
+
+use crate::Error;
+use crate::spec::{Peer, Spec};
+
+/// A boxed, sendable future.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Which side of the call an interceptor runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// In a server, around a handler.
+    Server,
+    /// In a client, around an outgoing call.
+    Client,
+}
+
+/// Which way a message travels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// From client to server.
+    Request,
+    /// From server to client.
+    Response,
+}
+
+/// What an interceptor knows about a call.
+#[derive(Debug)]
+pub struct CallInfo {
+    /// The method.
+    pub spec: Spec,
+    /// The peer (the client on a server; the server's protocol on a client).
+    pub peer: Option<Peer>,
+    /// Server or client.
+    pub side: Side,
+    /// When the call started.
+    pub started: Instant,
+}
+
+/// How a call ended.
+#[derive(Debug)]
+pub struct CallEnd<'a> {
+    /// `None` on success, the error otherwise.
+    pub error: Option<&'a Error>,
+    /// Time from the start of the call to its end (the last message or the error).
+    pub duration: Duration,
+    /// Messages received and sent.
+    pub messages: (u64, u64),
+}
+
+/// Observes calls. Every method has a default that does nothing.
+pub trait Interceptor: Send + Sync + 'static {
+    /// Runs before the handler (server) or before the request is sent (client), with the
+    /// request headers; returning an error ends the call with it.
+    fn on_start<'a>(
+        &'a self,
+        info: &'a CallInfo,
+        headers: &'a mut HeaderMap,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        let _ = (info, headers);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// Runs for each message; `message` can be downcast to the generated type. Returning an
+    /// error ends the call with it.
+    fn on_message(
+        &self,
+        info: &CallInfo,
+        direction: Direction,
+        message: &(dyn Any + Send),
+    ) -> Result<(), Error> {
+        let _ = (info, direction, message);
+        Ok(())
+    }
+
+    /// Runs once when the call has ended, successfully or not.
+    fn on_end<'a>(&'a self, info: &'a CallInfo, end: CallEnd<'a>) -> BoxFuture<'a, ()> {
+        let _ = (info, end);
+        Box::pin(std::future::ready(()))
+    }
+}
+
+/// An ordered list of interceptors; the first added runs first on the way in.
+#[derive(Clone, Default)]
+pub struct Interceptors {
+    list: Arc<[Arc<dyn Interceptor>]>,
+}
+
+impl std::fmt::Debug for Interceptors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Interceptors({})", self.list.len())
+    }
+}
+
+impl Interceptors {
+    /// Adds one interceptor at the end.
+    pub fn push(&mut self, interceptor: impl Interceptor) {
+        let mut list: Vec<_> = self.list.iter().cloned().collect();
+        list.push(Arc::new(interceptor));
+        self.list = list.into();
+    }
+
+    /// Whether there are none (the common case, which costs nothing per call).
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// Starts a call: runs every `on_start` in order; `None` when there are no interceptors.
+    pub(crate) async fn start(
+        &self,
+        spec: &Spec,
+        peer: Option<Peer>,
+        side: Side,
+        headers: &mut HeaderMap,
+    ) -> Result<Option<Arc<CallObserver>>, (Error, Option<Arc<CallObserver>>)> {
+        if self.list.is_empty() {
+            return Ok(None);
+        }
+        let observer = Arc::new(CallObserver {
+            interceptors: self.clone(),
+            info: CallInfo {
+                spec: spec.clone(),
+                peer,
+                side,
+                started: Instant::now(),
+            },
+            counts: Default::default(),
+        });
+        for interceptor in self.list.iter() {
+            if let Err(e) = interceptor.on_start(&observer.info, headers).await {
+                return Err((e, Some(observer)));
+            }
+        }
+        Ok(Some(observer))
+    }
+}
+
+/// The per-call state interceptors need: shared by the pieces that carry a call's messages.
+#[derive(Debug)]
+pub(crate) struct CallObserver {
+    interceptors: Interceptors,
+    info: CallInfo,
+    counts: [std::sync::atomic::AtomicU64; 2],
+}
+
+impl CallObserver {
+    pub(crate) fn message(
+        &self,
+        direction: Direction,
+        message: &(dyn Any + Send),
+    ) -> Result<(), Error> {
+        let slot = match (self.info.side, direction) {
+            (Side::Server, Direction::Request) | (Side::Client, Direction::Response) => 0,
+            _ => 1,
+        };
+        self.counts[slot].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        for interceptor in self.interceptors.list.iter() {
+            interceptor.on_message(&self.info, direction, message)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn end(&self, error: Option<&Error>) {
+        let messages = (
+            self.counts[0].load(std::sync::atomic::Ordering::Relaxed),
+            self.counts[1].load(std::sync::atomic::Ordering::Relaxed),
+        );
+        for interceptor in self.interceptors.list.iter() {
+            interceptor
+                .on_end(
+                    &self.info,
+                    CallEnd {
+                        error,
+                        duration: self.info.started.elapsed(),
+                        messages,
+                    },
+                )
+                .await;
+        }
+    }
+}

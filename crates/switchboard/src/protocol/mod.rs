@@ -1,0 +1,225 @@
+//! Wire protocols. Each protocol is one module implementing [`ServerProtocol`] (and a client
+//! counterpart); everything protocol-specific — content types, headers, framing, how a
+//! status travels — lives there and nowhere else.
+
+pub(crate) mod connect;
+mod stream_body;
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use futures_core::Stream;
+use http::{HeaderMap, HeaderValue};
+
+use crate::Code;
+use crate::Error;
+use crate::body::Body;
+use crate::codec::Codec;
+use crate::compression::{CompressionPolicy, Compressor, DecompressError};
+use crate::envelope::{BodyReader, Side};
+use crate::interceptor::CallObserver;
+use crate::server::ServerConfig;
+use crate::spec::{Protocol, Spec, StreamType};
+use crate::stream::MessageSource;
+
+pub(crate) use stream_body::{StreamEnd, StreamingBody};
+
+/// What negotiation settled for one call.
+pub(crate) struct CallSetup {
+    pub(crate) codec: Codec,
+    /// The request's content type, echoed on unary responses.
+    pub(crate) content_type: HeaderValue,
+    pub(crate) request_compression: Option<Arc<dyn Compressor>>,
+    pub(crate) response_compression: Option<Arc<dyn Compressor>>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) stream_type: StreamType,
+    /// A Connect GET request carries its message in the URL.
+    pub(crate) get_message: Option<Bytes>,
+}
+
+/// What a handler produced.
+pub(crate) enum Reply {
+    /// One message (unary and client-streaming methods).
+    Unary(Result<UnaryReply, Error>),
+    /// A stream of messages (server-streaming and bidi methods).
+    Stream(Result<StreamReply, Error>),
+}
+
+pub(crate) struct UnaryReply {
+    pub(crate) headers: HeaderMap,
+    pub(crate) payload: Bytes,
+    pub(crate) trailers: HeaderMap,
+}
+
+pub(crate) struct StreamReply {
+    pub(crate) headers: HeaderMap,
+    pub(crate) outbound: Outbound,
+}
+
+/// Encoded messages on their way out, with what ends the stream.
+pub(crate) struct Outbound {
+    pub(crate) messages: Pin<Box<dyn Stream<Item = Result<Bytes, Error>> + Send>>,
+    pub(crate) trailers: HeaderMap,
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) observer: Option<Arc<CallObserver>>,
+}
+
+/// The server half of a protocol.
+pub(crate) trait ServerProtocol: Send + Sync + 'static {
+    /// Which protocol this is.
+    fn protocol(&self) -> Protocol;
+
+    /// Checks the request head and settles codec, compression and timeout — or answers at
+    /// once with a protocol error response.
+    fn negotiate(
+        &self,
+        parts: &http::request::Parts,
+        spec: &Spec,
+        config: &ServerConfig,
+    ) -> Result<CallSetup, Box<http::Response<Body>>>;
+
+    /// The request messages, unframed and decompressed.
+    fn request_source(
+        &self,
+        setup: &mut CallSetup,
+        body: BodyReader,
+        config: &ServerConfig,
+    ) -> Box<dyn MessageSource>;
+
+    /// Writes the handler's reply.
+    fn respond(
+        &self,
+        setup: CallSetup,
+        reply: Reply,
+        config: &ServerConfig,
+    ) -> http::Response<Body>;
+
+    /// The answer for a procedure no service provides.
+    fn unimplemented(&self, parts: &http::request::Parts) -> http::Response<Body>;
+}
+
+/// One client call, as the protocol needs to see it.
+pub(crate) struct OutgoingCall {
+    pub(crate) spec: Spec,
+    pub(crate) codec: Codec,
+    pub(crate) uri: http::Uri,
+    pub(crate) headers: HeaderMap,
+    pub(crate) timeout: Option<Duration>,
+    /// Compression for request messages, if any.
+    pub(crate) compression: Option<Arc<dyn Compressor>>,
+    pub(crate) registry: crate::compression::CompressionRegistry,
+    pub(crate) policy: CompressionPolicy,
+    pub(crate) read_max_bytes: usize,
+    pub(crate) use_get: bool,
+}
+
+/// What a client sends.
+pub(crate) enum OutgoingBody {
+    /// One encoded (uncompressed) message.
+    Unary(Bytes),
+    /// Encoded (uncompressed) messages, framed by the protocol as they come.
+    Stream(Pin<Box<dyn Stream<Item = Result<Bytes, Error>> + Send>>),
+}
+
+/// What a client received: headers, then messages ending with trailers or an error.
+pub(crate) struct IncomingResponse {
+    pub(crate) headers: HeaderMap,
+    pub(crate) messages: Box<dyn MessageSource>,
+}
+
+/// A response body, boxed.
+pub(crate) type DynBody =
+    Pin<Box<dyn http_body::Body<Data = Bytes, Error = crate::body::BoxError> + Send + 'static>>;
+
+/// The client half of a protocol.
+pub(crate) trait ClientProtocol: Send + Sync + 'static {
+    /// Which protocol this is.
+    #[allow(dead_code)]
+    fn protocol(&self) -> Protocol;
+
+    /// Builds the HTTP request of a call.
+    fn request(
+        &self,
+        call: &OutgoingCall,
+        body: OutgoingBody,
+    ) -> Result<http::Request<Body>, Error>;
+
+    /// Reads the response head (and, for unary-format responses, the message), turning
+    /// protocol errors into [`Error`]s.
+    fn response(
+        &self,
+        call: &OutgoingCall,
+        response: http::Response<DynBody>,
+    ) -> crate::interceptor::BoxFuture<'static, Result<IncomingResponse, Error>>;
+}
+
+/// Picks the protocol of a request from its content type.
+pub(crate) fn classify(_parts: &http::request::Parts) -> &'static dyn ServerProtocol {
+    &connect::ConnectServer
+}
+
+/// Decompresses a received payload, bounded by `limit`.
+pub(crate) fn decompress(
+    compression: Option<&Arc<dyn Compressor>>,
+    data: Bytes,
+    limit: usize,
+    side: Side,
+) -> Result<Bytes, Error> {
+    let Some(compressor) = compression else {
+        return Err(Error::new(
+            match side {
+                Side::Server => Code::InvalidArgument,
+                Side::Client => Code::Internal,
+            },
+            "protocol error: received a compressed message but no compression was negotiated",
+        ));
+    };
+    compressor.decompress(&data, limit).map_err(|e| match e {
+        DecompressError::TooLarge { limit } => Error::resource_exhausted(format!(
+            "decompressed message is larger than configured max {limit}"
+        )),
+        DecompressError::Corrupt(why) => Error::new(
+            match side {
+                Side::Server => Code::InvalidArgument,
+                Side::Client => Code::Internal,
+            },
+            format!("decompress {}: {why}", compressor.name()),
+        ),
+    })
+}
+
+/// Compresses an outgoing payload when the policy says it is worth it; returns whether it did.
+pub(crate) fn compress(
+    compression: Option<&Arc<dyn Compressor>>,
+    policy: CompressionPolicy,
+    payload: Bytes,
+) -> Result<(bool, Bytes), Error> {
+    match compression {
+        Some(compressor) if policy.should_compress(payload.len()) => {
+            let mut out = BytesMut::with_capacity(payload.len() / 2 + 64);
+            compressor
+                .compress(&payload, &mut out)
+                .map_err(|e| Error::internal(format!("compress {}: {e}", compressor.name())))?;
+            Ok((true, out.freeze()))
+        }
+        _ => Ok((false, payload)),
+    }
+}
+
+/// Reads a timeout of at most 10 ASCII digits of milliseconds (Connect) and similar.
+pub(crate) fn parse_timeout_ms(value: &HeaderValue) -> Result<Duration, Error> {
+    let text = value.as_bytes();
+    if text.is_empty() || text.len() > 10 || !text.iter().all(u8::is_ascii_digit) {
+        return Err(Error::invalid_argument(format!(
+            "protocol error: invalid timeout {:?}",
+            String::from_utf8_lossy(text)
+        )));
+    }
+    let ms: u64 = std::str::from_utf8(text)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| Error::invalid_argument("protocol error: invalid timeout"))?;
+    Ok(Duration::from_millis(ms))
+}

@@ -1,0 +1,266 @@
+//! The request and response wrappers handlers and clients exchange.
+//!
+//! Both carry their metadata as `http::HeaderMap` (see [`crate::metadata`]), so the same
+//! helpers read and write headers and trailers on either side of a call.
+
+use std::time::{Duration, Instant};
+
+use http::{Extensions, HeaderMap};
+
+use crate::spec::{Peer, Spec};
+
+/// A request message (or stream of messages) with its metadata and call context.
+///
+/// On the server, [`Request::spec`], [`Request::peer`] and [`Request::deadline`] describe
+/// the incoming call; on the client, [`Request::options_mut`] sets per-call options.
+#[derive(Debug)]
+pub struct Request<T> {
+    message: T,
+    headers: HeaderMap,
+    extensions: Extensions,
+    context: Option<Box<ServerContext>>,
+    options: CallOptions,
+}
+
+/// What the server knows about an incoming call.
+#[derive(Debug)]
+pub(crate) struct ServerContext {
+    pub(crate) spec: Spec,
+    pub(crate) peer: Peer,
+    pub(crate) deadline: Option<Instant>,
+}
+
+impl<T> Request<T> {
+    /// A request carrying `message` and no metadata.
+    pub fn new(message: T) -> Self {
+        Request {
+            message,
+            headers: HeaderMap::new(),
+            extensions: Extensions::new(),
+            context: None,
+            options: CallOptions::default(),
+        }
+    }
+
+    pub(crate) fn from_server(
+        message: T,
+        headers: HeaderMap,
+        extensions: Extensions,
+        context: ServerContext,
+    ) -> Self {
+        Request {
+            message,
+            headers,
+            extensions,
+            context: Some(Box::new(context)),
+            options: CallOptions::default(),
+        }
+    }
+
+    /// The message (or message stream).
+    pub fn message(&self) -> &T {
+        &self.message
+    }
+
+    /// Mutable access to the message.
+    pub fn message_mut(&mut self) -> &mut T {
+        &mut self.message
+    }
+
+    /// Takes the message out, dropping metadata.
+    pub fn into_message(self) -> T {
+        self.message
+    }
+
+    /// Request headers (leading metadata).
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// Mutable request headers: on the client, these are sent with the call.
+    pub fn headers_mut(&mut self) -> &mut HeaderMap {
+        &mut self.headers
+    }
+
+    /// The HTTP request's extensions: what tower layers in front of the router attached
+    /// (an authenticated identity, a request id, ...).
+    pub fn extensions(&self) -> &Extensions {
+        &self.extensions
+    }
+
+    /// Mutable extensions.
+    pub fn extensions_mut(&mut self) -> &mut Extensions {
+        &mut self.extensions
+    }
+
+    /// The method being called (server side).
+    pub fn spec(&self) -> Option<&Spec> {
+        self.context.as_ref().map(|c| &c.spec)
+    }
+
+    /// The calling peer (server side).
+    pub fn peer(&self) -> Option<&Peer> {
+        self.context.as_ref().map(|c| &c.peer)
+    }
+
+    /// When the caller stops waiting (server side), from its timeout header.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.context.as_ref().and_then(|c| c.deadline)
+    }
+
+    /// Time left before the deadline (server side); `None` when the caller set no timeout.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.deadline()
+            .map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
+    /// Per-call options (client side).
+    pub fn options(&self) -> &CallOptions {
+        &self.options
+    }
+
+    /// Mutable per-call options (client side).
+    pub fn options_mut(&mut self) -> &mut CallOptions {
+        &mut self.options
+    }
+
+    /// Builder: sets the call's timeout (client side).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.options.timeout = Some(timeout);
+        self
+    }
+
+    /// Builder: appends a request header.
+    pub fn with_header(mut self, name: http::HeaderName, value: http::HeaderValue) -> Self {
+        self.headers.append(name, value);
+        self
+    }
+
+    /// Replaces the message, keeping metadata and context.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Request<U> {
+        Request {
+            message: f(self.message),
+            headers: self.headers,
+            extensions: self.extensions,
+            context: self.context,
+            options: self.options,
+        }
+    }
+
+    /// Splits into metadata and message.
+    pub fn into_parts(self) -> (HeaderMap, Extensions, T) {
+        (self.headers, self.extensions, self.message)
+    }
+}
+
+impl<T> From<T> for Request<T> {
+    fn from(message: T) -> Self {
+        Request::new(message)
+    }
+}
+
+/// Options for one client call; unset fields fall back to the client's defaults.
+#[derive(Clone, Debug, Default)]
+pub struct CallOptions {
+    /// Deadline for the whole call, sent to the server as well.
+    pub timeout: Option<Duration>,
+    /// Send a unary call to a `NO_SIDE_EFFECTS` method as an HTTP GET (Connect only).
+    pub use_get: Option<bool>,
+    /// Compress the request with this algorithm (a registered name), or `"identity"`.
+    pub compression: Option<&'static str>,
+}
+
+/// A response message (or stream) with its headers and trailers.
+#[derive(Debug)]
+pub struct Response<T> {
+    message: T,
+    headers: HeaderMap,
+    trailers: HeaderMap,
+}
+
+impl<T> Response<T> {
+    /// A response carrying `message` and no metadata.
+    pub fn new(message: T) -> Self {
+        Response {
+            message,
+            headers: HeaderMap::new(),
+            trailers: HeaderMap::new(),
+        }
+    }
+
+    pub(crate) fn from_parts(message: T, headers: HeaderMap, trailers: HeaderMap) -> Self {
+        Response {
+            message,
+            headers,
+            trailers,
+        }
+    }
+
+    /// The message (or stream).
+    pub fn message(&self) -> &T {
+        &self.message
+    }
+
+    /// Mutable access to the message.
+    pub fn message_mut(&mut self) -> &mut T {
+        &mut self.message
+    }
+
+    /// Takes the message out.
+    pub fn into_message(self) -> T {
+        self.message
+    }
+
+    /// Response headers (leading metadata).
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// Mutable response headers.
+    pub fn headers_mut(&mut self) -> &mut HeaderMap {
+        &mut self.headers
+    }
+
+    /// Response trailers (trailing metadata). For a streamed response on the client, these
+    /// arrive at the end of the stream: read them from [`crate::Streaming::trailers`].
+    pub fn trailers(&self) -> &HeaderMap {
+        &self.trailers
+    }
+
+    /// Mutable response trailers.
+    pub fn trailers_mut(&mut self) -> &mut HeaderMap {
+        &mut self.trailers
+    }
+
+    /// Builder: appends a header.
+    pub fn with_header(mut self, name: http::HeaderName, value: http::HeaderValue) -> Self {
+        self.headers.append(name, value);
+        self
+    }
+
+    /// Builder: appends a trailer.
+    pub fn with_trailer(mut self, name: http::HeaderName, value: http::HeaderValue) -> Self {
+        self.trailers.append(name, value);
+        self
+    }
+
+    /// Replaces the message, keeping metadata.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Response<U> {
+        Response {
+            message: f(self.message),
+            headers: self.headers,
+            trailers: self.trailers,
+        }
+    }
+
+    /// Splits into headers, message, trailers.
+    pub fn into_parts(self) -> (HeaderMap, T, HeaderMap) {
+        (self.headers, self.message, self.trailers)
+    }
+}
+
+impl<T> From<T> for Response<T> {
+    fn from(message: T) -> Self {
+        Response::new(message)
+    }
+}

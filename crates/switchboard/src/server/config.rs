@@ -1,0 +1,72 @@
+//! Server-wide settings.
+
+use crate::compression::{CompressionPolicy, CompressionRegistry};
+use crate::interceptor::{Interceptor, Interceptors};
+
+/// Default cap on one received message: 4 MiB, as in gRPC.
+pub const DEFAULT_READ_MAX_BYTES: usize = 4 * 1024 * 1024;
+
+/// Settings every call on a [`crate::server::Router`] shares.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub(crate) read_max_bytes: usize,
+    pub(crate) send_max_bytes: usize,
+    pub(crate) compression: CompressionRegistry,
+    pub(crate) compression_policy: CompressionPolicy,
+    pub(crate) require_connect_protocol_header: bool,
+    pub(crate) interceptors: Interceptors,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            read_max_bytes: DEFAULT_READ_MAX_BYTES,
+            send_max_bytes: usize::MAX,
+            compression: CompressionRegistry::with_defaults(),
+            compression_policy: CompressionPolicy::default(),
+            require_connect_protocol_header: false,
+            interceptors: Interceptors::default(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Largest message accepted (after decompression); larger ones fail with
+    /// `resource_exhausted` before they are buffered.
+    pub fn read_max_bytes(mut self, limit: usize) -> Self {
+        self.read_max_bytes = limit;
+        self
+    }
+
+    /// Largest message sent; a handler producing a larger one fails with
+    /// `resource_exhausted` instead.
+    pub fn send_max_bytes(mut self, limit: usize) -> Self {
+        self.send_max_bytes = limit;
+        self
+    }
+
+    /// The compression algorithms offered, in the server's order of preference.
+    pub fn compression(mut self, registry: CompressionRegistry) -> Self {
+        self.compression = registry;
+        self
+    }
+
+    /// When responses are compressed (by default, from 1 KiB).
+    pub fn compression_policy(mut self, policy: CompressionPolicy) -> Self {
+        self.compression_policy = policy;
+        self
+    }
+
+    /// Refuse Connect requests without `Connect-Protocol-Version: 1` (or `connect=v1` on GET),
+    /// which tells Connect traffic apart from other HTTP clients posting the same content types.
+    pub fn require_connect_protocol_header(mut self, require: bool) -> Self {
+        self.require_connect_protocol_header = require;
+        self
+    }
+
+    /// Adds an interceptor; interceptors run in the order added.
+    pub fn interceptor(mut self, interceptor: impl Interceptor) -> Self {
+        self.interceptors.push(interceptor);
+        self
+    }
+}

@@ -1,0 +1,389 @@
+//! Typed handlers behind one erased interface: decode requests, run interceptors and the
+//! user's function under the deadline, encode replies. Protocol-free: it only sees payloads.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use futures_core::Stream;
+use http::{Extensions, HeaderMap};
+use prost_reflect::MessageDescriptor;
+
+use crate::codec::{Codec, Message};
+use crate::interceptor::{BoxFuture, CallObserver, Direction, Interceptors, Side};
+use crate::protocol::{Outbound, Reply, StreamReply, UnaryReply};
+use crate::request::{Request, Response, ServerContext};
+use crate::spec::{Peer, Spec};
+use crate::stream::{MessageSource, ResponseStream, Streaming, WireStream};
+use crate::{Code, Error};
+
+/// Everything a handler needs about one incoming call.
+pub(crate) struct ServerCall {
+    pub(crate) spec: Spec,
+    pub(crate) headers: HeaderMap,
+    pub(crate) extensions: Extensions,
+    pub(crate) peer: Peer,
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) codec: Codec,
+    pub(crate) source: Box<dyn MessageSource>,
+    pub(crate) interceptors: Interceptors,
+}
+
+/// A method's handler with its types erased.
+pub(crate) trait ErasedHandler: Send + Sync + 'static {
+    fn call(&self, call: ServerCall) -> BoxFuture<'static, Reply>;
+}
+
+/// The input and output descriptors of a method, for JSON.
+#[derive(Clone)]
+struct Descriptors {
+    input: Option<MessageDescriptor>,
+    output: Option<MessageDescriptor>,
+}
+
+impl Descriptors {
+    fn of(spec: &Spec) -> Self {
+        Descriptors {
+            input: spec.method().map(|m| m.input()),
+            output: spec.method().map(|m| m.output()),
+        }
+    }
+}
+
+/// The part of a call common to all four kinds, before the user's function runs.
+struct Started {
+    observer: Option<Arc<CallObserver>>,
+    request_stream: WireStream,
+    headers: HeaderMap,
+    extensions: Extensions,
+    context: ServerContext,
+    deadline: Option<Instant>,
+}
+
+async fn start(
+    call: ServerCall,
+    descriptors: &Descriptors,
+) -> Result<Started, (Error, Option<Arc<CallObserver>>)> {
+    let ServerCall {
+        spec,
+        mut headers,
+        extensions,
+        peer,
+        deadline,
+        codec,
+        source,
+        interceptors,
+    } = call;
+    let observer = interceptors
+        .start(&spec, Some(peer.clone()), Side::Server, &mut headers)
+        .await?;
+    Ok(Started {
+        request_stream: WireStream {
+            source,
+            codec,
+            descriptor: descriptors.input.clone(),
+            observer: observer.clone().map(|o| (o, Direction::Request)),
+            failed: false,
+        },
+        observer,
+        headers,
+        extensions,
+        context: ServerContext {
+            spec,
+            peer,
+            deadline,
+        },
+        deadline,
+    })
+}
+
+/// Reads exactly one request message.
+async fn single<Req: Message>(stream: WireStream) -> Result<Req, Error> {
+    let mut stream: Streaming<Req> = Streaming::from_wire(stream);
+    let first = stream
+        .message()
+        .await?
+        .ok_or_else(|| Error::invalid_argument("protocol error: missing request message"))?;
+    if stream.message().await?.is_some() {
+        return Err(Error::invalid_argument(
+            "protocol error: received more than one request message for a method that takes one",
+        ));
+    }
+    Ok(first)
+}
+
+fn encode<Res: Message>(
+    codec: Codec,
+    descriptor: Option<&MessageDescriptor>,
+    message: &Res,
+) -> Result<Bytes, Error> {
+    let mut buf = BytesMut::new();
+    codec.encode(message, descriptor, &mut buf)?;
+    Ok(buf.freeze())
+}
+
+async fn with_deadline<T>(
+    deadline: Option<Instant>,
+    work: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    match deadline {
+        None => work.await,
+        Some(deadline) => tokio::time::timeout_at(deadline.into(), work)
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::new(
+                    Code::DeadlineExceeded,
+                    "the call's deadline passed",
+                ))
+            }),
+    }
+}
+
+async fn finish_unary<Res: Message>(
+    result: Result<Response<Res>, Error>,
+    codec: Codec,
+    descriptors: &Descriptors,
+    observer: Option<Arc<CallObserver>>,
+) -> Reply {
+    let result = result.and_then(|response| {
+        let (headers, message, trailers) = response.into_parts();
+        if let Some(observer) = &observer {
+            observer.message(Direction::Response, &message)?;
+        }
+        let payload = encode(codec, descriptors.output.as_ref(), &message)?;
+        Ok(UnaryReply {
+            headers,
+            payload,
+            trailers,
+        })
+    });
+    if let Some(observer) = observer {
+        observer.end(result.as_ref().err()).await;
+    }
+    Reply::Unary(result)
+}
+
+async fn finish_stream<Res: Message>(
+    result: Result<Response<ResponseStream<Res>>, Error>,
+    codec: Codec,
+    descriptors: &Descriptors,
+    observer: Option<Arc<CallObserver>>,
+    deadline: Option<Instant>,
+) -> Reply {
+    match result {
+        Ok(response) => {
+            let (headers, stream, trailers) = response.into_parts();
+            Reply::Stream(Ok(StreamReply {
+                headers,
+                outbound: Outbound {
+                    messages: Box::pin(EncodeStream {
+                        inner: stream,
+                        codec,
+                        descriptor: descriptors.output.clone(),
+                        observer: observer.clone(),
+                    }),
+                    trailers,
+                    deadline,
+                    observer,
+                },
+            }))
+        }
+        Err(error) => {
+            if let Some(observer) = observer {
+                observer.end(Some(&error)).await;
+            }
+            Reply::Stream(Err(error))
+        }
+    }
+}
+
+/// Encodes a handler's response stream as the body pulls it.
+struct EncodeStream<Res> {
+    inner: ResponseStream<Res>,
+    codec: Codec,
+    descriptor: Option<MessageDescriptor>,
+    observer: Option<Arc<CallObserver>>,
+}
+
+impl<Res: Message> Stream for EncodeStream<Res> {
+    type Item = Result<Bytes, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        match this.inner.as_mut().poll_next(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
+            Poll::Ready(Some(Ok(message))) => {
+                if let Some(observer) = &this.observer {
+                    if let Err(e) = observer.message(Direction::Response, &message) {
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                }
+                Poll::Ready(Some(encode(this.codec, this.descriptor.as_ref(), &message)))
+            }
+        }
+    }
+}
+
+macro_rules! erased_handler {
+    ($name:ident, $doc:literal, |$started:ident| $make_request:expr, $ret:ty, $finish:ident) => {
+        #[doc = $doc]
+        pub(crate) struct $name<Req, Res, F> {
+            f: Arc<F>,
+            descriptors: Descriptors,
+            _types: PhantomData<fn(Req) -> Res>,
+        }
+
+        impl<Req, Res, F> $name<Req, Res, F> {
+            pub(crate) fn new(spec: &Spec, f: F) -> Self {
+                $name {
+                    f: Arc::new(f),
+                    descriptors: Descriptors::of(spec),
+                    _types: PhantomData,
+                }
+            }
+        }
+
+        impl<Req, Res, F, Fut> ErasedHandler for $name<Req, Res, F>
+        where
+            Req: Message,
+            Res: Message,
+            F: Fn(Request<erased_handler!(@input $finish, Req)>) -> Fut + Send + Sync + 'static,
+            Fut: Future<Output = Result<Response<$ret>, Error>> + Send + 'static,
+        {
+            fn call(&self, call: ServerCall) -> BoxFuture<'static, Reply> {
+                let f = self.f.clone();
+                let descriptors = self.descriptors.clone();
+                let codec = call.codec;
+                Box::pin(async move {
+                    let $started = match start(call, &descriptors).await {
+                        Ok(started) => started,
+                        Err((error, observer)) => {
+                            if let Some(observer) = observer {
+                                observer.end(Some(&error)).await;
+                            }
+                            return erased_handler!(@fail $finish, error);
+                        }
+                    };
+                    let observer = $started.observer.clone();
+                    let deadline = $started.deadline;
+                    let result = with_deadline(deadline, async move {
+                        let request = $make_request;
+                        f(request).await
+                    })
+                    .await;
+                    erased_handler!(@finish $finish, result, codec, &descriptors, observer, deadline)
+                })
+            }
+        }
+    };
+    (@input finish_unary, $req:ty) => { $req };
+    (@input finish_stream, $req:ty) => { $req };
+    (@fail finish_unary, $e:expr) => { Reply::Unary(Err($e)) };
+    (@fail finish_stream, $e:expr) => { Reply::Stream(Err($e)) };
+    (@finish finish_unary, $r:expr, $c:expr, $d:expr, $o:expr, $dl:expr) => { finish_unary($r, $c, $d, $o).await };
+    (@finish finish_stream, $r:expr, $c:expr, $d:expr, $o:expr, $dl:expr) => { finish_stream($r, $c, $d, $o, $dl).await };
+}
+
+erased_handler!(
+    UnaryHandler,
+    "A unary method.",
+    |started| {
+        let message = single::<Req>(started.request_stream).await?;
+        Request::from_server(
+            message,
+            started.headers,
+            started.extensions,
+            started.context,
+        )
+    },
+    Res,
+    finish_unary
+);
+
+erased_handler!(
+    ServerStreamingHandler,
+    "A server-streaming method.",
+    |started| {
+        let message = single::<Req>(started.request_stream).await?;
+        Request::from_server(
+            message,
+            started.headers,
+            started.extensions,
+            started.context,
+        )
+    },
+    ResponseStream<Res>,
+    finish_stream
+);
+
+/// A client-streaming method.
+pub(crate) struct ClientStreamingHandler<Req, Res, F> {
+    f: Arc<F>,
+    descriptors: Descriptors,
+    _types: PhantomData<fn(Req) -> Res>,
+}
+
+/// A bidirectional-streaming method.
+pub(crate) struct BidiStreamingHandler<Req, Res, F> {
+    f: Arc<F>,
+    descriptors: Descriptors,
+    _types: PhantomData<fn(Req) -> Res>,
+}
+
+macro_rules! streaming_request_handler {
+    ($name:ident, $ret:ty, $finish:ident $(, $dl:ident)?) => {
+        impl<Req, Res, F> $name<Req, Res, F> {
+            pub(crate) fn new(spec: &Spec, f: F) -> Self {
+                $name {
+                    f: Arc::new(f),
+                    descriptors: Descriptors::of(spec),
+                    _types: PhantomData,
+                }
+            }
+        }
+
+        impl<Req, Res, F, Fut> ErasedHandler for $name<Req, Res, F>
+        where
+            Req: Message,
+            Res: Message,
+            F: Fn(Request<Streaming<Req>>) -> Fut + Send + Sync + 'static,
+            Fut: Future<Output = Result<Response<$ret>, Error>> + Send + 'static,
+        {
+            fn call(&self, call: ServerCall) -> BoxFuture<'static, Reply> {
+                let f = self.f.clone();
+                let descriptors = self.descriptors.clone();
+                let codec = call.codec;
+                Box::pin(async move {
+                    let started = match start(call, &descriptors).await {
+                        Ok(started) => started,
+                        Err((error, observer)) => {
+                            if let Some(observer) = observer {
+                                observer.end(Some(&error)).await;
+                            }
+                            return erased_handler!(@fail $finish, error);
+                        }
+                    };
+                    let observer = started.observer.clone();
+                    let deadline = started.deadline;
+                    let request = Request::from_server(
+                        Streaming::from_wire(started.request_stream),
+                        started.headers,
+                        started.extensions,
+                        started.context,
+                    );
+                    let result = with_deadline(deadline, f(request)).await;
+                    erased_handler!(@finish $finish, result, codec, &descriptors, observer, deadline)
+                })
+            }
+        }
+    };
+}
+
+streaming_request_handler!(ClientStreamingHandler, Res, finish_unary);
+streaming_request_handler!(BidiStreamingHandler, ResponseStream<Res>, finish_stream);

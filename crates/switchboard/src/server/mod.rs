@@ -1,0 +1,10 @@
+//! Serving: the [`Router`] (a tower service) and the built-in HTTP server.
+
+mod config;
+pub(crate) mod handler;
+mod router;
+mod serve;
+
+pub use config::{DEFAULT_READ_MAX_BYTES, ServerConfig};
+pub use router::{Router, Routes, RpcService};
+pub use serve::{Server, bind};

@@ -1,0 +1,254 @@
+//! The router: a `tower::Service` that maps procedures to handlers and protocols to
+//! requests.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use crate::Error;
+use crate::body::{Body, BoxError, box_body};
+use crate::codec::Message;
+use crate::envelope::{BodyReader, Side};
+use crate::interceptor::BoxFuture;
+use crate::protocol::classify;
+use crate::request::{Request, Response};
+use crate::server::ServerConfig;
+use crate::server::handler::{
+    BidiStreamingHandler, ClientStreamingHandler, ErasedHandler, ServerCall,
+    ServerStreamingHandler, UnaryHandler,
+};
+use crate::spec::{Peer, PeerCertificates, RemoteAddr, Spec};
+use crate::stream::{ResponseStream, Streaming};
+
+/// A service generated from a `.proto` `service`, ready to be mounted on a [`Router`].
+///
+/// Generated code implements this; users rarely do by hand.
+pub trait RpcService: Send + 'static {
+    /// The fully-qualified service name, e.g. `connectrpc.eliza.v1.ElizaService`.
+    fn name(&self) -> &'static str;
+
+    /// The encoded `FileDescriptorSet` holding the service's file and all its dependencies,
+    /// for server reflection; `None` when unknown.
+    fn file_descriptor_set(&self) -> Option<&'static [u8]> {
+        None
+    }
+
+    /// Adds one route per method.
+    fn register(self, routes: &mut Routes);
+}
+
+struct Route {
+    spec: Spec,
+    handler: Arc<dyn ErasedHandler>,
+}
+
+/// The methods of the services being registered; generated code calls the four methods that
+/// match each method's stream type.
+#[derive(Default)]
+pub struct Routes {
+    routes: HashMap<Box<str>, Route>,
+}
+
+impl Routes {
+    fn insert(&mut self, spec: Spec, handler: Arc<dyn ErasedHandler>) {
+        self.routes
+            .insert(spec.procedure().into(), Route { spec, handler });
+    }
+
+    /// Routes a unary method.
+    pub fn unary<Req, Res, F, Fut>(&mut self, spec: Spec, handler: F)
+    where
+        Req: Message,
+        Res: Message,
+        F: Fn(Request<Req>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Response<Res>, Error>> + Send + 'static,
+    {
+        let handler = Arc::new(UnaryHandler::new(&spec, handler));
+        self.insert(spec, handler);
+    }
+
+    /// Routes a server-streaming method.
+    pub fn server_streaming<Req, Res, F, Fut>(&mut self, spec: Spec, handler: F)
+    where
+        Req: Message,
+        Res: Message,
+        F: Fn(Request<Req>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Response<ResponseStream<Res>>, Error>> + Send + 'static,
+    {
+        let handler = Arc::new(ServerStreamingHandler::new(&spec, handler));
+        self.insert(spec, handler);
+    }
+
+    /// Routes a client-streaming method.
+    pub fn client_streaming<Req, Res, F, Fut>(&mut self, spec: Spec, handler: F)
+    where
+        Req: Message,
+        Res: Message,
+        F: Fn(Request<Streaming<Req>>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Response<Res>, Error>> + Send + 'static,
+    {
+        let handler = Arc::new(ClientStreamingHandler::new(&spec, handler));
+        self.insert(spec, handler);
+    }
+
+    /// Routes a bidirectional-streaming method.
+    pub fn bidi_streaming<Req, Res, F, Fut>(&mut self, spec: Spec, handler: F)
+    where
+        Req: Message,
+        Res: Message,
+        F: Fn(Request<Streaming<Req>>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Response<ResponseStream<Res>>, Error>> + Send + 'static,
+    {
+        let handler = Arc::new(BidiStreamingHandler::new(&spec, handler));
+        self.insert(spec, handler);
+    }
+}
+
+/// Serves registered services over Connect: a `tower::Service<http::Request<B>>` for any
+/// body `B`, so it mounts in hyper, axum or any tower stack. Cheap to clone.
+///
+/// ```
+/// use switchboard::server::{Router, ServerConfig};
+/// let router = Router::new().with_config(ServerConfig::default().read_max_bytes(1 << 20));
+/// assert!(router.procedures().next().is_none());
+/// ```
+#[derive(Clone)]
+pub struct Router {
+    inner: Arc<RouterInner>,
+}
+
+struct RouterInner {
+    routes: Routes,
+    config: ServerConfig,
+    services: Vec<(&'static str, Option<&'static [u8]>)>,
+}
+
+impl Default for Router {
+    fn default() -> Self {
+        Router::new()
+    }
+}
+
+impl Router {
+    /// A router with no services and default settings.
+    pub fn new() -> Self {
+        Router {
+            inner: Arc::new(RouterInner {
+                routes: Routes::default(),
+                config: ServerConfig::default(),
+                services: Vec::new(),
+            }),
+        }
+    }
+
+    fn inner_mut(&mut self) -> &mut RouterInner {
+        Arc::get_mut(&mut self.inner)
+            .expect("configure a Router before cloning it or serving with it")
+    }
+
+    /// Adds a service's methods.
+    pub fn add<S: RpcService>(mut self, service: S) -> Self {
+        let inner = self.inner_mut();
+        inner
+            .services
+            .push((service.name(), service.file_descriptor_set()));
+        service.register(&mut inner.routes);
+        self
+    }
+
+    /// Replaces the settings.
+    pub fn with_config(mut self, config: ServerConfig) -> Self {
+        self.inner_mut().config = config;
+        self
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ServerConfig {
+        &self.inner.config
+    }
+
+    /// Every routed procedure, `/package.Service/Method`.
+    pub fn procedures(&self) -> impl Iterator<Item = &str> + '_ {
+        self.inner.routes.routes.keys().map(|k| &**k)
+    }
+
+    /// The registered services with their descriptor sets, for reflection.
+    pub fn services(&self) -> impl Iterator<Item = (&'static str, Option<&'static [u8]>)> + '_ {
+        self.inner.services.iter().copied()
+    }
+
+    /// Handles one HTTP request.
+    pub async fn handle<B>(&self, request: http::Request<B>) -> http::Response<Body>
+    where
+        B: http_body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        self.inner.handle(request).await
+    }
+}
+
+impl RouterInner {
+    async fn handle<B>(&self, request: http::Request<B>) -> http::Response<Body>
+    where
+        B: http_body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        let (parts, body) = request.into_parts();
+        let protocol = classify(&parts);
+        let Some(route) = self.routes.routes.get(parts.uri.path()) else {
+            return protocol.unimplemented(&parts);
+        };
+        let config = &self.config;
+        let mut setup = match protocol.negotiate(&parts, &route.spec, config) {
+            Ok(setup) => setup,
+            Err(response) => return *response,
+        };
+        let reader = BodyReader::new(box_body(body), Side::Server);
+        let source = protocol.request_source(&mut setup, reader, config);
+        let mut peer = Peer::new(
+            protocol.protocol(),
+            parts.extensions.get::<RemoteAddr>().map(|a| a.0),
+        );
+        if let Some(certs) = parts.extensions.get::<PeerCertificates>() {
+            peer = peer.with_certificates(certs.0.clone());
+        }
+        let deadline = setup.timeout.and_then(|t| Instant::now().checked_add(t));
+        let call = ServerCall {
+            spec: route.spec.clone(),
+            headers: parts.headers,
+            extensions: parts.extensions,
+            peer,
+            deadline,
+            codec: setup.codec,
+            source,
+            interceptors: config.interceptors.clone(),
+        };
+        let reply = route.handler.call(call).await;
+        protocol.respond(setup, reply, config)
+    }
+}
+
+impl<B> tower_service::Service<http::Request<B>> for Router
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<http::Response<Body>, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let inner = self.inner.clone();
+        Box::pin(async move { Ok(inner.handle(request).await) })
+    }
+}

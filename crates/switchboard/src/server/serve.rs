@@ -1,0 +1,101 @@
+//! The built-in server: HTTP/1.1 and h2c (HTTP/2 without TLS) on one port, with graceful
+//! shutdown.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+
+use crate::server::Router;
+use crate::spec::RemoteAddr;
+
+/// Serves a [`Router`] on a TCP listener.
+///
+/// Both HTTP/1.1 and HTTP/2 with prior knowledge are accepted on the same port (the
+/// protocol is detected from the connection preface). On shutdown the listener closes,
+/// HTTP/2 peers get GOAWAY, and the calls already in flight run to completion.
+pub struct Server {
+    router: Router,
+    builder: auto::Builder<TokioExecutor>,
+}
+
+impl Server {
+    /// A server for `router` with hyper's defaults.
+    pub fn new(router: Router) -> Self {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http2()
+            .max_concurrent_streams(None)
+            .adaptive_window(true);
+        Server { router, builder }
+    }
+
+    /// hyper's connection builder, to tune HTTP/1 and HTTP/2 settings.
+    pub fn http(&mut self) -> &mut auto::Builder<TokioExecutor> {
+        &mut self.builder
+    }
+
+    /// Binds `addr` and serves until the process ends.
+    pub async fn serve(self, addr: SocketAddr) -> std::io::Result<()> {
+        let listener = TcpListener::bind(addr).await?;
+        self.serve_with_shutdown(listener, std::future::pending())
+            .await
+    }
+
+    /// Serves on `listener` until `signal` completes, then stops accepting and waits for
+    /// in-flight calls to finish.
+    pub async fn serve_with_shutdown(
+        self,
+        listener: TcpListener,
+        signal: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        let graceful = GracefulShutdown::new();
+        let mut signal = std::pin::pin!(signal);
+        loop {
+            let (stream, remote) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                        continue;
+                    }
+                },
+                () = &mut signal => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let router = self.router.clone();
+            let service =
+                hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
+                    let router = router.clone();
+                    request.extensions_mut().insert(RemoteAddr(remote));
+                    async move { Ok::<_, Infallible>(router.handle(request).await) }
+                });
+            let connection = self
+                .builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), service);
+            let connection = graceful.watch(connection.into_owned());
+            tokio::spawn(async move {
+                if let Err(error) = connection.await {
+                    tracing::debug!(%error, %remote, "connection ended with an error");
+                }
+            });
+        }
+        drop(listener);
+        graceful.shutdown().await;
+        Ok(())
+    }
+}
+
+/// Binds a listener on `addr` (use port 0 for any free port) and returns it with the address
+/// it got; a convenience for tests and examples.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    Ok((listener, local))
+}

@@ -1,0 +1,122 @@
+//! Message streams: [`Streaming`] for messages received, [`ResponseStream`] for messages a
+//! handler sends.
+
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_core::Stream;
+use http::HeaderMap;
+use prost_reflect::MessageDescriptor;
+
+use crate::Error;
+use crate::codec::{Codec, Message};
+use crate::interceptor::{CallObserver, Direction};
+
+/// The stream of messages a streaming handler returns.
+pub type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Error>> + Send + 'static>>;
+
+/// Where received payloads come from: a protocol's body reader, already unframed and
+/// decompressed.
+pub(crate) trait MessageSource: Send + 'static {
+    /// The next payload; `None` at the clean end of the stream.
+    fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Error>>>;
+    /// Trailing metadata, once the stream has ended.
+    fn trailers(&self) -> Option<&HeaderMap>;
+}
+
+/// A stream of received messages: the request stream of a client- or bidi-streaming handler,
+/// or the response stream of a streaming call on the client.
+///
+/// Read it with [`Streaming::message`] or as a `futures::Stream`. A stream that ends without
+/// the protocol's proper end (its end-of-stream message or status) yields an error, never a
+/// silent end.
+pub struct Streaming<T> {
+    inner: Inner<T>,
+}
+
+enum Inner<T> {
+    Wire(WireStream),
+    Typed(ResponseStream<T>),
+}
+
+pub(crate) struct WireStream {
+    pub(crate) source: Box<dyn MessageSource>,
+    pub(crate) codec: Codec,
+    pub(crate) descriptor: Option<MessageDescriptor>,
+    pub(crate) observer: Option<(Arc<CallObserver>, Direction)>,
+    pub(crate) failed: bool,
+}
+
+impl<T> Streaming<T> {
+    pub(crate) fn from_wire(wire: WireStream) -> Self {
+        Streaming {
+            inner: Inner::Wire(wire),
+        }
+    }
+
+    /// A stream from any stream of results, e.g. for calling a handler in-process in tests.
+    pub fn from_stream(stream: impl Stream<Item = Result<T, Error>> + Send + 'static) -> Self {
+        Streaming {
+            inner: Inner::Typed(Box::pin(stream)),
+        }
+    }
+
+    /// Trailing metadata received at the end of the stream (client side); `None` before the
+    /// end.
+    pub fn trailers(&self) -> Option<&HeaderMap> {
+        match &self.inner {
+            Inner::Wire(wire) => wire.source.trailers(),
+            Inner::Typed(_) => None,
+        }
+    }
+}
+
+impl<T: Message> Streaming<T> {
+    /// The next message, `Ok(None)` at the end of the stream.
+    pub async fn message(&mut self) -> Result<Option<T>, Error> {
+        std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx))
+            .await
+            .transpose()
+    }
+}
+
+impl<T: Message> Stream for Streaming<T> {
+    type Item = Result<T, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match &mut self.get_mut().inner {
+            Inner::Typed(stream) => stream.as_mut().poll_next(cx),
+            Inner::Wire(wire) => {
+                if wire.failed {
+                    return Poll::Ready(None);
+                }
+                let item = match wire.source.poll_message(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(None) => return Poll::Ready(None),
+                    Poll::Ready(Some(item)) => item,
+                };
+                let result = item
+                    .and_then(|bytes| wire.codec.decode::<T>(bytes, wire.descriptor.as_ref()))
+                    .and_then(|message| {
+                        if let Some((observer, direction)) = &wire.observer {
+                            observer.message(*direction, &message)?;
+                        }
+                        Ok(message)
+                    });
+                if result.is_err() {
+                    wire.failed = true;
+                }
+                Poll::Ready(Some(result))
+            }
+        }
+    }
+}
+
+impl<T> fmt::Debug for Streaming<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Streaming")
+    }
+}
