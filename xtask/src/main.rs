@@ -1,1 +1,59 @@
-fn main() {}
+//! Project automation: `cargo xtask test` runs every check CI runs.
+
+use std::process::Command;
+
+use anyhow::{Context as _, Result, bail};
+
+fn main() -> Result<()> {
+    let task = std::env::args().nth(1).unwrap_or_default();
+    match task.as_str() {
+        "test" => test(),
+        _ => {
+            eprintln!("usage: cargo xtask test");
+            eprintln!("  test   formatting, clippy (warnings are errors) and the whole test suite");
+            bail!("unknown task {task:?}")
+        }
+    }
+}
+
+/// Runs a command from the workspace root, failing on a non-zero exit.
+fn run(program: &str, args: &[&str]) -> Result<()> {
+    eprintln!("==> {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .current_dir(workspace_root())
+        .status()
+        .with_context(|| format!("could not start {program}"))?;
+    if !status.success() {
+        bail!("{program} {} failed with {status}", args.join(" "));
+    }
+    Ok(())
+}
+
+fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+fn test() -> Result<()> {
+    // A fresh machine may have a minimal toolchain; make sure the linters are there.
+    let _ = Command::new("rustup")
+        .args(["component", "add", "rustfmt", "clippy"])
+        .status();
+    run("cargo", &["fmt", "--all", "--check"])?;
+    run(
+        "cargo",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    run("cargo", &["test", "--workspace"])?;
+    Ok(())
+}

@@ -316,8 +316,16 @@ impl<T: Transport> Client<T> {
                 Side::Client,
                 &mut headers,
             )
-            .await
-            .map_err(|(error, _)| error)?;
+            .await;
+        let observer = match observer {
+            Ok(observer) => observer,
+            Err((error, observer)) => {
+                if let Some(observer) = observer {
+                    observer.end(Some(&error)).await;
+                }
+                return Err(error);
+            }
+        };
         let compression_name = options.compression.or(config.send_compression);
         let compression = match compression_name {
             None | Some("identity") => None,

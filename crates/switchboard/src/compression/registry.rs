@@ -67,11 +67,16 @@ impl CompressionRegistry {
     /// A compressor whose name is empty, `identity` (in any case) or not a
     /// valid HTTP token is ignored: it could never be named in a header.
     pub fn register(&mut self, c: impl Compressor) -> &mut Self {
+        self.register_arc(Arc::new(c))
+    }
+
+    /// [`register`](Self::register) for an algorithm already shared, e.g. one taken from
+    /// another registry with [`get`](Self::get).
+    pub fn register_arc(&mut self, c: Arc<dyn Compressor>) -> &mut Self {
         let name = c.name();
         if !is_valid_name(name) {
             return self;
         }
-        let c: Arc<dyn Compressor> = Arc::new(c);
         match self.compressors.iter_mut().find(|e| e.name() == name) {
             Some(existing) => *existing = c,
             None => self.compressors.push(c),

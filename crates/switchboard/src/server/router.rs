@@ -150,7 +150,7 @@ impl Router {
     }
 
     /// Adds a service's methods.
-    pub fn add<S: RpcService>(mut self, service: S) -> Self {
+    pub fn add_service<S: RpcService>(mut self, service: S) -> Self {
         let inner = self.inner_mut();
         inner
             .services

@@ -1,0 +1,63 @@
+//! Starts the demo binary and runs the README's curl example against it, word for word
+//! (only the port changes), checking the answer.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+
+struct Demo(Child);
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The shell command between the README's curl markers.
+fn readme_curl() -> String {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+        .expect("README.md");
+    let start = readme
+        .find("<!-- readme-curl-start -->")
+        .expect("start marker");
+    let end = readme.find("<!-- readme-curl-end -->").expect("end marker");
+    let block = &readme[start..end];
+    let code = block
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a sh code block between the markers");
+    code.trim().to_owned()
+}
+
+#[test]
+fn the_readme_curl_example_works_against_the_demo() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_eliza"))
+        .args(["--addr", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the demo");
+    let stdout = child.stdout.take().unwrap();
+    let demo = Demo(child);
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("unexpected banner {line:?}"))
+        .to_owned();
+
+    let command = readme_curl().replace("127.0.0.1:8080", &addr);
+    let output = Command::new("sh")
+        .args(["-c", &command])
+        .output()
+        .expect("run curl");
+    assert!(output.status.success(), "curl failed: {output:?}");
+    let body = String::from_utf8(output.stdout).unwrap();
+    let answer: serde_json::Value =
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    let sentence = answer["sentence"].as_str().expect("a sentence");
+    assert!(sentence.to_lowercase().contains("feel"), "{sentence}");
+    drop(demo);
+}
