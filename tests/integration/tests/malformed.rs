@@ -9,7 +9,7 @@ use http::{Method, StatusCode};
 use http_body_util::BodyExt as _;
 use switchboard::client::{Client, ClientConfig, HttpTransport};
 use switchboard::server::ServerConfig;
-use switchboard::{Body, Code};
+use switchboard::{Body, Code, Request};
 use switchboard_integration_tests::proto::*;
 use switchboard_integration_tests::{Running, start};
 use tower_like::send;
@@ -274,7 +274,38 @@ async fn truncated_streams_are_internal_errors() {
     );
     let upload = futures_util::stream::iter(vec![EchoRequest::default()]);
     assert_eq!(
-        client.client_stream(upload).await.unwrap_err().code(),
+        client
+            .client_stream(Request::new(upload))
+            .await
+            .unwrap_err()
+            .code(),
         Code::Internal
     );
+}
+
+#[tokio::test]
+async fn json_with_charset_and_the_required_protocol_header() {
+    let server = start(ServerConfig::default().require_connect_protocol_header(true)).await;
+    let request = |version: Option<&'static str>| {
+        let mut builder = post(&server, ECHO, "application/json; charset=utf-8");
+        if let Some(version) = version {
+            builder = builder.header("connect-protocol-version", version);
+        }
+        builder.body(Body::from(r#"{"text":"charset"}"#)).unwrap()
+    };
+    let (status, headers, body) = send(request(Some("1"))).await;
+    assert_eq!(status, StatusCode::OK, "{body:?}");
+    assert_eq!(
+        headers.get("content-type").unwrap(),
+        "application/json; charset=utf-8"
+    );
+    let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(value["text"], "charset");
+    let (status, _, body) = send(request(None)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(&body), "invalid_argument");
+    let (status, _, body) = send(request(Some("2"))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(&body), "invalid_argument");
+    server.stop().await;
 }

@@ -62,13 +62,16 @@ async fn every_rpc_kind_over_each_http_version_and_codec() {
             assert_eq!(counts, vec![0, 1, 2], "{what}");
 
             let upload = futures_util::stream::iter(vec![req("a"), req("b"), req("c")]);
-            let total = client.client_stream(upload).await.expect(&what);
+            let total = client
+                .client_stream(Request::new(upload))
+                .await
+                .expect(&what);
             assert_eq!(total.message().text, "abc", "{what}");
             assert_eq!(total.message().count, 3, "{what}");
 
             let chat = futures_util::stream::iter(vec![req("x"), req("y")]);
             let replies: Vec<_> = client
-                .bidi(chat)
+                .bidi(Request::new(chat))
                 .await
                 .expect(&what)
                 .into_message()
@@ -89,7 +92,11 @@ async fn bidi_is_full_duplex_over_h2c() {
     let requests =
         futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
     tx.send(req("ping-1")).await.unwrap();
-    let mut replies = client.bidi(requests).await.expect("bidi").into_message();
+    let mut replies = client
+        .bidi(Request::new(requests))
+        .await
+        .expect("bidi")
+        .into_message();
     // The first reply arrives while the request stream is still open.
     assert_eq!(replies.message().await.unwrap().unwrap().text, "ping-1");
     tx.send(req("ping-2")).await.unwrap();
@@ -142,7 +149,12 @@ async fn every_compression_round_trips() {
             );
             let upload = futures_util::stream::iter(vec![big.clone(), big]);
             assert_eq!(
-                client.client_stream(upload).await.unwrap().message().count,
+                client
+                    .client_stream(Request::new(upload))
+                    .await
+                    .unwrap()
+                    .message()
+                    .count,
                 2
             );
         }
@@ -257,7 +269,12 @@ async fn errors_with_details_and_metadata_round_trip() {
             assert!(stream.message().await.unwrap().is_some());
             check(stream.message().await.unwrap_err());
             let upload = futures_util::stream::iter(vec![failing.clone()]);
-            check(client.client_stream(upload).await.unwrap_err());
+            check(
+                client
+                    .client_stream(Request::new(upload))
+                    .await
+                    .unwrap_err(),
+            );
         }
     }
     server.stop().await;
@@ -300,7 +317,7 @@ async fn headers_and_trailers_travel_both_ways() {
         assert_eq!(stream.trailers().unwrap().get("x-tail").unwrap(), "t");
 
         let upload = futures_util::stream::iter(vec![message]);
-        let response = client.client_stream(upload).await.unwrap();
+        let response = client.client_stream(Request::new(upload)).await.unwrap();
         assert_eq!(response.trailers().get("x-tail").unwrap(), "t");
     }
     server.stop().await;
@@ -321,7 +338,11 @@ async fn over_limit_messages_are_resource_exhausted_and_the_server_keeps_serving
         );
         let upload = futures_util::stream::iter(vec![big]);
         assert_eq!(
-            client.client_stream(upload).await.unwrap_err().code(),
+            client
+                .client_stream(Request::new(upload))
+                .await
+                .unwrap_err()
+                .code(),
             Code::ResourceExhausted
         );
         assert_eq!(

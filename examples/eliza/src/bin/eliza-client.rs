@@ -53,7 +53,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .into_iter()
             .map(|sentence| ConverseRequest { sentence }),
     );
-    let mut replies = client.converse(requests).await?.into_message();
+    let mut replies = client
+        .converse(switchboard::Request::new(requests))
+        .await?
+        .into_message();
     while let Some(reply) = replies.next().await {
         println!("converse: {}", reply?.sentence);
     }
