@@ -152,6 +152,23 @@ impl Spec {
     }
 }
 
+/// The input and output message descriptors of a method, which JSON needs; looked up once
+/// per handler (server) or call (client) and shared by both sides.
+#[derive(Clone)]
+pub(crate) struct Descriptors {
+    pub(crate) input: Option<prost_reflect::MessageDescriptor>,
+    pub(crate) output: Option<prost_reflect::MessageDescriptor>,
+}
+
+impl Descriptors {
+    pub(crate) fn of(spec: &Spec) -> Self {
+        Descriptors {
+            input: spec.method().map(|m| m.input()),
+            output: spec.method().map(|m| m.output()),
+        }
+    }
+}
+
 /// Who is on the other end of a call.
 ///
 /// The request's `http::Extensions` travel with [`crate::Request`]; an auth layer in front of

@@ -22,7 +22,7 @@ use crate::protocol::connect::client::ConnectClient;
 use crate::protocol::{ClientProtocol, IncomingResponse, OutgoingBody, OutgoingCall};
 use crate::request::{Request, Response};
 use crate::server::DEFAULT_READ_MAX_BYTES;
-use crate::spec::{Peer, Protocol, Spec};
+use crate::spec::{Descriptors, Peer, Protocol, Spec};
 use crate::stream::{MessageSource, Streaming, WireStream};
 use crate::{Code, Error};
 
@@ -473,21 +473,6 @@ impl MakeMutShared for Arc<Shared> {
             });
         }
         Arc::get_mut(this).expect("freshly created Arc is unique")
-    }
-}
-
-#[derive(Clone)]
-struct Descriptors {
-    input: Option<MessageDescriptor>,
-    output: Option<MessageDescriptor>,
-}
-
-impl Descriptors {
-    fn of(spec: &Spec) -> Self {
-        Descriptors {
-            input: spec.method().map(|m| m.input()),
-            output: spec.method().map(|m| m.output()),
-        }
     }
 }
 

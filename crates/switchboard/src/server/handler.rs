@@ -17,7 +17,7 @@ use crate::codec::{Codec, Message};
 use crate::interceptor::{BoxFuture, CallObserver, Direction, Interceptors, Side};
 use crate::protocol::{Outbound, Reply, StreamReply, UnaryReply};
 use crate::request::{Request, Response, ServerContext};
-use crate::spec::{Peer, Spec};
+use crate::spec::{Descriptors, Peer, Spec};
 use crate::stream::{MessageSource, ResponseStream, Streaming, WireStream};
 use crate::{Code, Error};
 
@@ -36,22 +36,6 @@ pub(crate) struct ServerCall {
 /// A method's handler with its types erased.
 pub(crate) trait ErasedHandler: Send + Sync + 'static {
     fn call(&self, call: ServerCall) -> BoxFuture<'static, Reply>;
-}
-
-/// The input and output descriptors of a method, for JSON.
-#[derive(Clone)]
-struct Descriptors {
-    input: Option<MessageDescriptor>,
-    output: Option<MessageDescriptor>,
-}
-
-impl Descriptors {
-    fn of(spec: &Spec) -> Self {
-        Descriptors {
-            input: spec.method().map(|m| m.input()),
-            output: spec.method().map(|m| m.output()),
-        }
-    }
 }
 
 /// The part of a call common to all four kinds, before the user's function runs.
