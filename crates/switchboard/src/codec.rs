@@ -14,14 +14,36 @@ use prost_reflect::{DynamicMessage, MessageDescriptor};
 
 use crate::{Code, Error};
 
-/// A message a protobuf runtime can encode and decode in the binary format.
+/// A message a protobuf runtime can encode and decode.
+///
+/// Only the binary format is required; JSON defaults to transcoding the binary form through
+/// the method's descriptors, which is exact for every message. `descriptor` is the type the
+/// method declares: statically typed runtimes ignore it, [`Dynamic`] messages need it.
 pub trait Message: Send + Sized + 'static {
     /// Appends the binary encoding to `buf`.
     fn encode_binary(&self, buf: &mut BytesMut);
     /// The length of the binary encoding, to reserve space once.
     fn binary_len(&self) -> usize;
     /// Decodes the binary encoding.
-    fn decode_binary(buf: Bytes) -> Result<Self, prost::DecodeError>;
+    fn decode_binary(buf: Bytes, descriptor: Option<&MessageDescriptor>) -> Result<Self, Error>;
+
+    /// Appends the canonical JSON encoding to `out`.
+    fn encode_json(
+        &self,
+        descriptor: Option<&MessageDescriptor>,
+        out: &mut BytesMut,
+    ) -> Result<(), Error> {
+        let descriptor = require_descriptor(descriptor)?;
+        let mut binary = BytesMut::with_capacity(self.binary_len());
+        self.encode_binary(&mut binary);
+        binary_to_json(descriptor, binary.freeze(), out)
+    }
+
+    /// Decodes canonical JSON.
+    fn decode_json(json: &[u8], descriptor: Option<&MessageDescriptor>) -> Result<Self, Error> {
+        let binary = json_to_binary(require_descriptor(descriptor)?, json)?;
+        Self::decode_binary(binary, descriptor)
+    }
 }
 
 impl<M: prost::Message + Default + 'static> Message for M {
@@ -34,8 +56,48 @@ impl<M: prost::Message + Default + 'static> Message for M {
         prost::Message::encoded_len(self)
     }
 
-    fn decode_binary(buf: Bytes) -> Result<Self, prost::DecodeError> {
+    fn decode_binary(buf: Bytes, _descriptor: Option<&MessageDescriptor>) -> Result<Self, Error> {
         <M as prost::Message>::decode(buf)
+            .map_err(|e| Error::new(Code::InvalidArgument, format!("unmarshal protobuf: {e}")))
+    }
+}
+
+/// A message whose type is known only at run time, from its descriptor: for gateways,
+/// proxies and generic tools that call or serve methods they were not compiled with.
+///
+/// Use it as the request or response type of any client call or route, with a [`crate::Spec`]
+/// built from the method descriptor ([`crate::Spec::from_descriptor`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dynamic(pub DynamicMessage);
+
+impl Message for Dynamic {
+    fn encode_binary(&self, buf: &mut BytesMut) {
+        let _ = prost::Message::encode(&self.0, buf);
+    }
+
+    fn binary_len(&self) -> usize {
+        prost::Message::encoded_len(&self.0)
+    }
+
+    fn decode_binary(buf: Bytes, descriptor: Option<&MessageDescriptor>) -> Result<Self, Error> {
+        DynamicMessage::decode(require_descriptor(descriptor)?.clone(), buf)
+            .map(Dynamic)
+            .map_err(|e| Error::new(Code::InvalidArgument, format!("unmarshal protobuf: {e}")))
+    }
+
+    fn encode_json(
+        &self,
+        _descriptor: Option<&MessageDescriptor>,
+        out: &mut BytesMut,
+    ) -> Result<(), Error> {
+        let mut serializer = serde_json::Serializer::new(out.writer());
+        self.0
+            .serialize_with_options(&mut serializer, &prost_reflect::SerializeOptions::new())
+            .map_err(|e| Error::internal(format!("marshal JSON: {e}")))
+    }
+
+    fn decode_json(json: &[u8], descriptor: Option<&MessageDescriptor>) -> Result<Self, Error> {
+        dynamic_from_json(require_descriptor(descriptor)?, json).map(Dynamic)
     }
 }
 
@@ -90,12 +152,7 @@ impl Codec {
                 message.encode_binary(buf);
                 Ok(())
             }
-            Codec::Json => {
-                let descriptor = require_descriptor(descriptor)?;
-                let mut binary = BytesMut::with_capacity(message.binary_len());
-                message.encode_binary(&mut binary);
-                binary_to_json(descriptor, binary.freeze(), buf)
-            }
+            Codec::Json => message.encode_json(descriptor, buf),
         }
     }
 
@@ -107,14 +164,8 @@ impl Codec {
         descriptor: Option<&MessageDescriptor>,
     ) -> Result<M, Error> {
         match self {
-            Codec::Proto => M::decode_binary(bytes)
-                .map_err(|e| Error::new(Code::InvalidArgument, format!("unmarshal protobuf: {e}"))),
-            Codec::Json => {
-                let descriptor = require_descriptor(descriptor)?;
-                let binary = json_to_binary(descriptor, &bytes)?;
-                M::decode_binary(binary)
-                    .map_err(|e| Error::new(Code::InvalidArgument, format!("unmarshal JSON: {e}")))
-            }
+            Codec::Proto => M::decode_binary(bytes, descriptor),
+            Codec::Json => M::decode_json(&bytes, descriptor),
         }
     }
 }
@@ -123,7 +174,7 @@ fn require_descriptor(descriptor: Option<&MessageDescriptor>) -> Result<&Message
     descriptor.ok_or_else(|| {
         Error::new(
             Code::Unimplemented,
-            "JSON needs the message descriptor, and this method has none",
+            "this message needs its descriptor (for JSON or dynamic messages), and the method has none",
         )
     })
 }
@@ -145,6 +196,11 @@ pub fn binary_to_json(
 /// Transcodes canonical JSON to the binary encoding of a message of type `descriptor`.
 /// Unknown fields are an error, as in other Connect implementations.
 pub fn json_to_binary(descriptor: &MessageDescriptor, json: &[u8]) -> Result<Bytes, Error> {
+    let message = dynamic_from_json(descriptor, json)?;
+    Ok(Bytes::from(prost::Message::encode_to_vec(&message)))
+}
+
+fn dynamic_from_json(descriptor: &MessageDescriptor, json: &[u8]) -> Result<DynamicMessage, Error> {
     if json.is_empty() {
         return Err(Error::new(
             Code::InvalidArgument,
@@ -155,7 +211,7 @@ pub fn json_to_binary(descriptor: &MessageDescriptor, json: &[u8]) -> Result<Byt
     let message = DynamicMessage::deserialize(descriptor.clone(), &mut deserializer)
         .and_then(|m| deserializer.end().map(|()| m))
         .map_err(|e| Error::new(Code::InvalidArgument, format!("unmarshal JSON: {e}")))?;
-    Ok(Bytes::from(prost::Message::encode_to_vec(&message)))
+    Ok(message)
 }
 
 #[cfg(test)]
@@ -212,5 +268,34 @@ mod tests {
             .decode::<prost_types::Duration>(Bytes::from_static(&[0x08]), None)
             .unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument);
+    }
+}
+
+#[cfg(test)]
+mod dynamic_tests {
+    use super::*;
+    use prost_reflect::{ReflectMessage, Value};
+
+    #[test]
+    fn dynamic_messages_use_both_codecs() {
+        let descriptor = prost_types::Duration::default().descriptor();
+        let mut message = DynamicMessage::new(descriptor.clone());
+        message.set_field_by_name("seconds", Value::I64(90));
+        let dynamic = Dynamic(message);
+        for codec in [Codec::Proto, Codec::Json] {
+            let mut buf = BytesMut::new();
+            codec.encode(&dynamic, Some(&descriptor), &mut buf).unwrap();
+            let back: Dynamic = codec.decode(buf.freeze(), Some(&descriptor)).unwrap();
+            assert_eq!(back, dynamic, "{codec:?}");
+        }
+        // Statically typed messages read what dynamic ones wrote.
+        let mut buf = BytesMut::new();
+        Codec::Proto
+            .encode(&dynamic, None, &mut buf)
+            .unwrap_or_default();
+        let typed: prost_types::Duration = Codec::Proto.decode(buf.freeze(), None).unwrap();
+        assert_eq!(typed.seconds, 90);
+        // Without a descriptor, a dynamic message cannot be decoded.
+        assert!(Codec::Proto.decode::<Dynamic>(Bytes::new(), None).is_err());
     }
 }

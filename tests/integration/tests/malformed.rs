@@ -309,3 +309,21 @@ async fn json_with_charset_and_the_required_protocol_header() {
     assert_eq!(error_code(&body), "invalid_argument");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_server_enforces_the_callers_timeout() {
+    let server = start(ServerConfig::default()).await;
+    let started = std::time::Instant::now();
+    let (status, _, body) = send(
+        post(&server, ECHO, "application/json")
+            .header("connect-timeout-ms", "100")
+            .body(Body::from(r#"{"sleepMs": 5000}"#))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(error_code(&body), "deadline_exceeded");
+    assert!(started.elapsed() < std::time::Duration::from_secs(4));
+    still_serving(&server).await;
+    server.stop().await;
+}

@@ -500,3 +500,100 @@ async fn graceful_shutdown_finishes_calls_in_flight() {
         Code::Unavailable
     );
 }
+
+#[tokio::test]
+async fn send_limits_fail_locally_and_remotely() {
+    let server = start(ServerConfig::default().send_max_bytes(1000)).await;
+    let client = client(&server.url(), true, ClientConfig::default());
+    // The server refuses to send an over-limit response.
+    let err = client
+        .echo(EchoRequest {
+            response_size: 5000,
+            ..req("")
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err}");
+    let mut stream = client
+        .server_stream(EchoRequest {
+            repeat: 2,
+            response_size: 5000,
+            ..req("")
+        })
+        .await
+        .unwrap()
+        .into_message();
+    assert_eq!(
+        stream.message().await.unwrap_err().code(),
+        Code::ResourceExhausted
+    );
+    // The client refuses to send an over-limit request.
+    let small = self::client(
+        &server.url(),
+        true,
+        ClientConfig::default().send_max_bytes(100),
+    );
+    let err = small
+        .echo(EchoRequest {
+            payload: vec![0; 500],
+            ..req("")
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    assert!(!err.is_wire(), "refused locally, before sending");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn binary_metadata_round_trips_in_headers_and_trailers() {
+    use switchboard::metadata::BinaryMetadata as _;
+    let server = start(ServerConfig::default()).await;
+    for h2c in TRANSPORTS {
+        let client = client(&server.url(), h2c, ClientConfig::default());
+        let mut message = req("bin");
+        // base64 of [0, 255, 1] is "AP8B"; the server copies it into a trailer as given.
+        message
+            .response_trailers
+            .insert("x-raw-bin".into(), "AP8B".into());
+        message
+            .response_headers
+            .insert("x-head-bin".into(), "AP8B".into());
+        let mut request = Request::new(message.clone());
+        request
+            .headers_mut()
+            .append_bin("x-req-bin", &[1, 2, 3])
+            .unwrap();
+        let response = client.echo(request).await.unwrap();
+        assert_eq!(
+            response
+                .message()
+                .request_headers
+                .get("x-req-bin")
+                .map(String::as_str),
+            Some("AQID")
+        );
+        assert_eq!(
+            response.headers().get_all_bin("x-head-bin").unwrap(),
+            vec![vec![0u8, 255, 1]]
+        );
+        assert_eq!(
+            response.trailers().get_all_bin("x-raw-bin").unwrap(),
+            vec![vec![0u8, 255, 1]]
+        );
+        let mut stream = client
+            .server_stream(EchoRequest {
+                repeat: 1,
+                ..message
+            })
+            .await
+            .unwrap()
+            .into_message();
+        while stream.message().await.unwrap().is_some() {}
+        assert_eq!(
+            stream.trailers().unwrap().get_all_bin("x-raw-bin").unwrap(),
+            vec![vec![0u8, 255, 1]]
+        );
+    }
+    server.stop().await;
+}

@@ -214,160 +214,134 @@ impl<Res: Message> Stream for EncodeStream<Res> {
     }
 }
 
-macro_rules! erased_handler {
-    ($name:ident, $doc:literal, |$started:ident| $make_request:expr, $ret:ty, $finish:ident) => {
-        #[doc = $doc]
-        pub(crate) struct $name<Req, Res, F> {
-            f: Arc<F>,
-            descriptors: Descriptors,
-            _types: PhantomData<fn(Req) -> Res>,
-        }
-
-        impl<Req, Res, F> $name<Req, Res, F> {
-            pub(crate) fn new(spec: &Spec, f: F) -> Self {
-                $name {
-                    f: Arc::new(f),
-                    descriptors: Descriptors::of(spec),
-                    _types: PhantomData,
-                }
-            }
-        }
-
-        impl<Req, Res, F, Fut> ErasedHandler for $name<Req, Res, F>
-        where
-            Req: Message,
-            Res: Message,
-            F: Fn(Request<erased_handler!(@input $finish, Req)>) -> Fut + Send + Sync + 'static,
-            Fut: Future<Output = Result<Response<$ret>, Error>> + Send + 'static,
-        {
-            fn call(&self, call: ServerCall) -> BoxFuture<'static, Reply> {
-                let f = self.f.clone();
-                let descriptors = self.descriptors.clone();
-                let codec = call.codec;
-                Box::pin(async move {
-                    let $started = match start(call, &descriptors).await {
-                        Ok(started) => started,
-                        Err((error, observer)) => {
-                            if let Some(observer) = observer {
-                                observer.end(Some(&error)).await;
-                            }
-                            return erased_handler!(@fail $finish, error);
-                        }
-                    };
-                    let observer = $started.observer.clone();
-                    let deadline = $started.deadline;
-                    let result = with_deadline(deadline, async move {
-                        let request = $make_request;
-                        f(request).await
-                    })
-                    .await;
-                    erased_handler!(@finish $finish, result, codec, &descriptors, observer, deadline)
-                })
-            }
-        }
-    };
-    (@input finish_unary, $req:ty) => { $req };
-    (@input finish_stream, $req:ty) => { $req };
-    (@fail finish_unary, $e:expr) => { Reply::Unary(Err($e)) };
-    (@fail finish_stream, $e:expr) => { Reply::Stream(Err($e)) };
-    (@finish finish_unary, $r:expr, $c:expr, $d:expr, $o:expr, $dl:expr) => { finish_unary($r, $c, $d, $o).await };
-    (@finish finish_stream, $r:expr, $c:expr, $d:expr, $o:expr, $dl:expr) => { finish_stream($r, $c, $d, $o, $dl).await };
+/// How a method receives its request: one message, or a stream.
+pub(crate) trait RequestShape<Req>: 'static {
+    /// What the user's function gets inside its [`Request`].
+    type Input: Send + 'static;
+    fn input(stream: WireStream) -> impl Future<Output = Result<Self::Input, Error>> + Send;
 }
 
-erased_handler!(
-    UnaryHandler,
-    "A unary method.",
-    |started| {
-        let message = single::<Req>(started.request_stream).await?;
-        Request::from_server(
-            message,
-            started.headers,
-            started.extensions,
-            started.context,
-        )
-    },
-    Res,
-    finish_unary
-);
+/// How a method replies: one message, or a stream.
+pub(crate) trait ReplyShape<Res>: 'static {
+    /// What the user's function returns inside its [`Response`].
+    type Output: Send + 'static;
+    fn finish(
+        result: Result<Response<Self::Output>, Error>,
+        codec: Codec,
+        descriptors: &Descriptors,
+        observer: Option<Arc<CallObserver>>,
+        deadline: Option<Instant>,
+    ) -> impl Future<Output = Reply> + Send;
+    fn fail(error: Error) -> Reply;
+}
 
-erased_handler!(
-    ServerStreamingHandler,
-    "A server-streaming method.",
-    |started| {
-        let message = single::<Req>(started.request_stream).await?;
-        Request::from_server(
-            message,
-            started.headers,
-            started.extensions,
-            started.context,
-        )
-    },
-    ResponseStream<Res>,
-    finish_stream
-);
+/// One request message (unary and server-streaming methods).
+pub(crate) struct One;
+/// A stream of request or reply messages.
+pub(crate) struct Many;
 
-/// A client-streaming method.
-pub(crate) struct ClientStreamingHandler<Req, Res, F> {
+impl<Req: Message> RequestShape<Req> for One {
+    type Input = Req;
+    fn input(stream: WireStream) -> impl Future<Output = Result<Req, Error>> + Send {
+        single::<Req>(stream)
+    }
+}
+
+impl<Req: Message> RequestShape<Req> for Many {
+    type Input = Streaming<Req>;
+    fn input(stream: WireStream) -> impl Future<Output = Result<Streaming<Req>, Error>> + Send {
+        std::future::ready(Ok(Streaming::from_wire(stream)))
+    }
+}
+
+impl<Res: Message> ReplyShape<Res> for One {
+    type Output = Res;
+    fn finish(
+        result: Result<Response<Res>, Error>,
+        codec: Codec,
+        descriptors: &Descriptors,
+        observer: Option<Arc<CallObserver>>,
+        _deadline: Option<Instant>,
+    ) -> impl Future<Output = Reply> + Send {
+        finish_unary(result, codec, descriptors, observer)
+    }
+    fn fail(error: Error) -> Reply {
+        Reply::Unary(Err(error))
+    }
+}
+
+impl<Res: Message> ReplyShape<Res> for Many {
+    type Output = ResponseStream<Res>;
+    fn finish(
+        result: Result<Response<ResponseStream<Res>>, Error>,
+        codec: Codec,
+        descriptors: &Descriptors,
+        observer: Option<Arc<CallObserver>>,
+        deadline: Option<Instant>,
+    ) -> impl Future<Output = Reply> + Send {
+        finish_stream(result, codec, descriptors, observer, deadline)
+    }
+    fn fail(error: Error) -> Reply {
+        Reply::Stream(Err(error))
+    }
+}
+
+/// A user's function for one method, with its request shape `I` and reply shape `O`:
+/// `(One, One)` unary, `(One, Many)` server streaming, `(Many, One)` client streaming,
+/// `(Many, Many)` bidi.
+pub(crate) struct Handler<I, O, Req, Res, F> {
     f: Arc<F>,
     descriptors: Descriptors,
-    _types: PhantomData<fn(Req) -> Res>,
+    _shape: PhantomData<fn(I, O, Req) -> Res>,
 }
 
-/// A bidirectional-streaming method.
-pub(crate) struct BidiStreamingHandler<Req, Res, F> {
-    f: Arc<F>,
-    descriptors: Descriptors,
-    _types: PhantomData<fn(Req) -> Res>,
+impl<I, O, Req, Res, F> Handler<I, O, Req, Res, F> {
+    pub(crate) fn new(spec: &Spec, f: F) -> Self {
+        Handler {
+            f: Arc::new(f),
+            descriptors: Descriptors::of(spec),
+            _shape: PhantomData,
+        }
+    }
 }
 
-macro_rules! streaming_request_handler {
-    ($name:ident, $ret:ty, $finish:ident $(, $dl:ident)?) => {
-        impl<Req, Res, F> $name<Req, Res, F> {
-            pub(crate) fn new(spec: &Spec, f: F) -> Self {
-                $name {
-                    f: Arc::new(f),
-                    descriptors: Descriptors::of(spec),
-                    _types: PhantomData,
+impl<I, O, Req, Res, F, Fut> ErasedHandler for Handler<I, O, Req, Res, F>
+where
+    I: RequestShape<Req>,
+    O: ReplyShape<Res>,
+    Req: Message,
+    Res: Message,
+    F: Fn(Request<I::Input>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Response<O::Output>, Error>> + Send + 'static,
+{
+    fn call(&self, call: ServerCall) -> BoxFuture<'static, Reply> {
+        let f = self.f.clone();
+        let descriptors = self.descriptors.clone();
+        let codec = call.codec;
+        Box::pin(async move {
+            let started = match start(call, &descriptors).await {
+                Ok(started) => started,
+                Err((error, observer)) => {
+                    if let Some(observer) = observer {
+                        observer.end(Some(&error)).await;
+                    }
+                    return O::fail(error);
                 }
-            }
-        }
-
-        impl<Req, Res, F, Fut> ErasedHandler for $name<Req, Res, F>
-        where
-            Req: Message,
-            Res: Message,
-            F: Fn(Request<Streaming<Req>>) -> Fut + Send + Sync + 'static,
-            Fut: Future<Output = Result<Response<$ret>, Error>> + Send + 'static,
-        {
-            fn call(&self, call: ServerCall) -> BoxFuture<'static, Reply> {
-                let f = self.f.clone();
-                let descriptors = self.descriptors.clone();
-                let codec = call.codec;
-                Box::pin(async move {
-                    let started = match start(call, &descriptors).await {
-                        Ok(started) => started,
-                        Err((error, observer)) => {
-                            if let Some(observer) = observer {
-                                observer.end(Some(&error)).await;
-                            }
-                            return erased_handler!(@fail $finish, error);
-                        }
-                    };
-                    let observer = started.observer.clone();
-                    let deadline = started.deadline;
-                    let request = Request::from_server(
-                        Streaming::from_wire(started.request_stream),
-                        started.headers,
-                        started.extensions,
-                        started.context,
-                    );
-                    let result = with_deadline(deadline, f(request)).await;
-                    erased_handler!(@finish $finish, result, codec, &descriptors, observer, deadline)
-                })
-            }
-        }
-    };
+            };
+            let observer = started.observer.clone();
+            let deadline = started.deadline;
+            let result = with_deadline(deadline, async move {
+                let input = I::input(started.request_stream).await?;
+                let request = Request::from_server(
+                    input,
+                    started.headers,
+                    started.extensions,
+                    started.context,
+                );
+                f(request).await
+            })
+            .await;
+            O::finish(result, codec, &descriptors, observer, deadline).await
+        })
+    }
 }
-
-streaming_request_handler!(ClientStreamingHandler, Res, finish_unary);
-streaming_request_handler!(BidiStreamingHandler, ResponseStream<Res>, finish_stream);

@@ -16,10 +16,7 @@ use crate::interceptor::BoxFuture;
 use crate::protocol::classify;
 use crate::request::{Request, Response};
 use crate::server::ServerConfig;
-use crate::server::handler::{
-    BidiStreamingHandler, ClientStreamingHandler, ErasedHandler, ServerCall,
-    ServerStreamingHandler, UnaryHandler,
-};
+use crate::server::handler::{ErasedHandler, Handler, Many, One, ServerCall};
 use crate::spec::{Peer, PeerCertificates, RemoteAddr, Spec};
 use crate::stream::{ResponseStream, Streaming};
 
@@ -66,7 +63,7 @@ impl Routes {
         F: Fn(Request<Req>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Response<Res>, Error>> + Send + 'static,
     {
-        let handler = Arc::new(UnaryHandler::new(&spec, handler));
+        let handler = Arc::new(Handler::<One, One, Req, Res, F>::new(&spec, handler));
         self.insert(spec, handler);
     }
 
@@ -78,7 +75,7 @@ impl Routes {
         F: Fn(Request<Req>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Response<ResponseStream<Res>>, Error>> + Send + 'static,
     {
-        let handler = Arc::new(ServerStreamingHandler::new(&spec, handler));
+        let handler = Arc::new(Handler::<One, Many, Req, Res, F>::new(&spec, handler));
         self.insert(spec, handler);
     }
 
@@ -90,7 +87,7 @@ impl Routes {
         F: Fn(Request<Streaming<Req>>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Response<Res>, Error>> + Send + 'static,
     {
-        let handler = Arc::new(ClientStreamingHandler::new(&spec, handler));
+        let handler = Arc::new(Handler::<Many, One, Req, Res, F>::new(&spec, handler));
         self.insert(spec, handler);
     }
 
@@ -102,7 +99,7 @@ impl Routes {
         F: Fn(Request<Streaming<Req>>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Response<ResponseStream<Res>>, Error>> + Send + 'static,
     {
-        let handler = Arc::new(BidiStreamingHandler::new(&spec, handler));
+        let handler = Arc::new(Handler::<Many, Many, Req, Res, F>::new(&spec, handler));
         self.insert(spec, handler);
     }
 }

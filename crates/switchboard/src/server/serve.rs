@@ -6,13 +6,18 @@ use std::future::Future;
 use std::net::SocketAddr;
 
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 use crate::server::Router;
 use crate::spec::RemoteAddr;
+
+/// How long a connection may take to send a complete HTTP/1 request head.
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How often an idle HTTP/2 connection is pinged, and how long the answer may take.
+const KEEP_ALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Serves a [`Router`] on a TCP listener.
 ///
@@ -28,8 +33,17 @@ impl Server {
     /// A server for `router` with hyper's defaults.
     pub fn new(router: Router) -> Self {
         let mut builder = auto::Builder::new(TokioExecutor::new());
+        // A peer that never finishes sending its request head is dropped (slow-loris).
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT);
+        // Keep-alive pings find HTTP/2 peers that vanished without closing the connection.
         builder
             .http2()
+            .timer(TokioTimer::new())
+            .keep_alive_interval(Some(KEEP_ALIVE_INTERVAL))
+            .keep_alive_timeout(KEEP_ALIVE_INTERVAL)
             .max_concurrent_streams(None)
             .adaptive_window(true);
         Server { router, builder }
