@@ -4,20 +4,28 @@ use std::process::Command;
 
 use anyhow::{Context as _, Result, bail};
 
+mod conformance;
+
 fn main() -> Result<()> {
     let task = std::env::args().nth(1).unwrap_or_default();
     match task.as_str() {
         "test" => test(),
+        "conformance" => {
+            let args: Vec<String> = std::env::args().skip(2).collect();
+            conformance::run(&args)
+        }
         _ => {
-            eprintln!("usage: cargo xtask test");
-            eprintln!("  test   formatting, clippy (warnings are errors) and the whole test suite");
+            eprintln!("usage: cargo xtask <task>");
+            eprintln!("  test                     formatting, clippy (warnings are errors) and the whole test suite");
+            eprintln!("  conformance [server|client] [-- RUNNER ARGS]");
+            eprintln!("                           the Connect conformance suite, both modes by default");
             bail!("unknown task {task:?}")
         }
     }
 }
 
 /// Runs a command from the workspace root, failing on a non-zero exit.
-fn run(program: &str, args: &[&str]) -> Result<()> {
+pub(crate) fn run(program: &str, args: &[&str]) -> Result<()> {
     eprintln!("==> {program} {}", args.join(" "));
     let status = Command::new(program)
         .args(args)
@@ -30,7 +38,7 @@ fn run(program: &str, args: &[&str]) -> Result<()> {
     Ok(())
 }
 
-fn workspace_root() -> std::path::PathBuf {
+pub(crate) fn workspace_root() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("xtask lives in the workspace")

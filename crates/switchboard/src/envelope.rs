@@ -294,6 +294,30 @@ impl BodyReader {
     }
 }
 
+/// How much of an unread request body the server still reads after answering, and for how
+/// long: enough for a peer that is still sending (typically after an early error such as an
+/// over-limit message) to finish writing and read the answer, instead of having the
+/// connection closed under it. Go's net/http does the same.
+const DRAIN_MAX_BYTES: usize = 256 * 1024;
+const DRAIN_MAX_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl Drop for BodyReader {
+    fn drop(&mut self) {
+        if self.side != Side::Server || self.eof || self.body.is_end_stream() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let body = std::mem::replace(&mut self.body, crate::body::box_body(http_body_util::Empty::<Bytes>::new()));
+        runtime.spawn(async move {
+            // A client-side reader: it must not drain again when it is dropped in turn.
+            let mut reader = BodyReader::new(body, Side::Client);
+            let _ = tokio::time::timeout(DRAIN_MAX_TIME, reader.drain(DRAIN_MAX_BYTES)).await;
+        });
+    }
+}
+
 fn declared_len(prefix: &[u8]) -> usize {
     u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]) as usize
 }

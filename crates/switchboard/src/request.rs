@@ -28,6 +28,8 @@ pub(crate) struct ServerContext {
     pub(crate) spec: Spec,
     pub(crate) peer: Peer,
     pub(crate) deadline: Option<Instant>,
+    pub(crate) method: http::Method,
+    pub(crate) uri: http::Uri,
 }
 
 impl<T> Request<T> {
@@ -101,6 +103,17 @@ impl<T> Request<T> {
     /// The calling peer (server side).
     pub fn peer(&self) -> Option<&Peer> {
         self.context.as_ref().map(|c| &c.peer)
+    }
+
+    /// The HTTP method of the incoming request (server side): `POST`, or `GET` for a Connect
+    /// GET call.
+    pub fn http_method(&self) -> Option<&http::Method> {
+        self.context.as_ref().map(|c| &c.method)
+    }
+
+    /// The URI of the incoming request (server side), with the query of a Connect GET call.
+    pub fn uri(&self) -> Option<&http::Uri> {
+        self.context.as_ref().map(|c| &c.uri)
     }
 
     /// When the caller stops waiting (server side), from its timeout header.

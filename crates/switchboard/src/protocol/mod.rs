@@ -168,11 +168,7 @@ pub(crate) fn decompress(
     side: Side,
 ) -> Result<Bytes, Error> {
     let Some(compressor) = compression else {
-        return Err(Error::new(
-            match side {
-                Side::Server => Code::InvalidArgument,
-                Side::Client => Code::Internal,
-            },
+        return Err(Error::internal(
             "protocol error: received a compressed message but no compression was negotiated",
         ));
     };

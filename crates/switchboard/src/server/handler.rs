@@ -24,6 +24,8 @@ use crate::{Code, Error};
 /// Everything a handler needs about one incoming call.
 pub(crate) struct ServerCall {
     pub(crate) spec: Spec,
+    pub(crate) method: http::Method,
+    pub(crate) uri: http::Uri,
     pub(crate) headers: HeaderMap,
     pub(crate) extensions: Extensions,
     pub(crate) peer: Peer,
@@ -54,6 +56,8 @@ async fn start(
 ) -> Result<Started, (Error, Option<Arc<CallObserver>>)> {
     let ServerCall {
         spec,
+        method,
+        uri,
         mut headers,
         extensions,
         peer,
@@ -80,6 +84,8 @@ async fn start(
             spec,
             peer,
             deadline,
+            method,
+            uri,
         },
         deadline,
     })
@@ -91,9 +97,11 @@ async fn single<Req: Message>(stream: WireStream) -> Result<Req, Error> {
     let first = stream
         .message()
         .await?
-        .ok_or_else(|| Error::invalid_argument("protocol error: missing request message"))?;
+        .ok_or_else(|| Error::unimplemented("protocol error: missing request message"))?;
     if stream.message().await?.is_some() {
-        return Err(Error::invalid_argument(
+        // connect-go answers `unimplemented` here too: the peer is not speaking this method's
+        // stream type.
+        return Err(Error::unimplemented(
             "protocol error: received more than one request message for a method that takes one",
         ));
     }

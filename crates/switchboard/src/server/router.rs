@@ -196,6 +196,9 @@ impl RouterInner {
         B::Error: Into<BoxError>,
     {
         let (parts, body) = request.into_parts();
+        // Wrapped at once: a body left unread by an early answer is drained in the background
+        // when the reader is dropped, so an HTTP/1.1 peer still sending can read the answer.
+        let reader = BodyReader::new(box_body(body), Side::Server);
         let protocol = classify(&parts);
         let Some(route) = self.routes.routes.get(parts.uri.path()) else {
             return protocol.unimplemented(&parts);
@@ -205,7 +208,6 @@ impl RouterInner {
             Ok(setup) => setup,
             Err(response) => return *response,
         };
-        let reader = BodyReader::new(box_body(body), Side::Server);
         let source = protocol.request_source(&mut setup, reader, config);
         let mut peer = Peer::new(
             protocol.protocol(),
@@ -217,6 +219,8 @@ impl RouterInner {
         let deadline = setup.timeout.and_then(|t| Instant::now().checked_add(t));
         let call = ServerCall {
             spec: route.spec.clone(),
+            method: parts.method,
+            uri: parts.uri,
             headers: parts.headers,
             extensions: parts.extensions,
             peer,

@@ -1,0 +1,132 @@
+//! `cargo xtask conformance`: the official Connect conformance suite against switchboard's
+//! server and client.
+//!
+//! Installs the pinned `connectconformance` runner with `go install` into a tools directory
+//! outside the repository, builds `conformance-server` and `conformance-client` in release
+//! mode, runs each mode with its config file, and fails on any failing case. No test is
+//! skipped and no known-failing list is passed.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::{run as run_command, workspace_root};
+
+/// The conformance release the runner and the protos are pinned to.
+const RUNNER: &str = "connectrpc.com/conformance/cmd/connectconformance@v1.0.5";
+const RUNNER_VERSION: &str = "v1.0.5";
+
+/// Where tools are installed: `$SWITCHBOARD_TOOLS`, else `~/.cache/switchboard/tools`.
+fn tools_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("SWITCHBOARD_TOOLS") {
+        return PathBuf::from(dir);
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    cache.join("switchboard").join("tools")
+}
+
+/// Installs the runner unless the pinned version is already there.
+fn install_runner() -> Result<PathBuf> {
+    let dir = tools_dir().join(format!("connectconformance-{RUNNER_VERSION}"));
+    let binary = dir.join("connectconformance");
+    if binary.exists() {
+        return Ok(binary);
+    }
+    std::fs::create_dir_all(&dir)?;
+    eprintln!("==> go install {RUNNER} (into {})", dir.display());
+    let status = Command::new("go")
+        .args(["install", RUNNER])
+        .env("GOBIN", &dir)
+        .status()
+        .context("could not start `go` (is Go installed?)")?;
+    if !status.success() {
+        bail!("go install {RUNNER} failed with {status}");
+    }
+    Ok(binary)
+}
+
+/// The cargo target directory: `$CARGO_TARGET_DIR`, else the workspace's `target/`.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+fn build_binaries() -> Result<PathBuf> {
+    let target = target_dir();
+    let manifest = workspace_root().join("conformance").join("Cargo.toml");
+    run_command(
+        "cargo",
+        &[
+            "build",
+            "--release",
+            "--manifest-path",
+            manifest.to_str().context("path is not UTF-8")?,
+            "--target-dir",
+            target.to_str().context("path is not UTF-8")?,
+            "--bins",
+        ],
+    )?;
+    Ok(target.join("release"))
+}
+
+fn run_mode(runner: &Path, bins: &Path, mode: &str, extra: &[String]) -> Result<()> {
+    let root = workspace_root();
+    let config = root.join("conformance").join(format!("{mode}-config.yaml"));
+    let program = bins.join(format!("conformance-{mode}"));
+    eprintln!("==> conformance, {mode} mode");
+    let status = Command::new(runner)
+        .arg("--mode")
+        .arg(mode)
+        .arg("--conf")
+        .arg(&config)
+        .args(extra)
+        .arg("--")
+        .arg(&program)
+        .current_dir(&root)
+        .status()
+        .with_context(|| format!("could not start {}", runner.display()))?;
+    if !status.success() {
+        bail!("conformance {mode} mode failed ({status})");
+    }
+    Ok(())
+}
+
+/// Entry point: `[server|client] [-- runner args]`.
+pub(crate) fn run(args: &[String]) -> Result<()> {
+    let (modes, extra): (Vec<&str>, Vec<String>) = {
+        let split = args.iter().position(|a| a == "--");
+        let (head, tail) = match split {
+            Some(i) => (&args[..i], args[i + 1..].to_vec()),
+            None => (args, Vec::new()),
+        };
+        let modes = if head.is_empty() {
+            vec!["server", "client"]
+        } else {
+            head.iter().map(String::as_str).collect()
+        };
+        (modes, tail)
+    };
+    for mode in &modes {
+        if !matches!(*mode, "server" | "client") {
+            bail!("unknown conformance mode {mode:?}: use server or client");
+        }
+    }
+    let runner = install_runner()?;
+    let bins = build_binaries()?;
+    let mut failed = Vec::new();
+    for mode in modes {
+        if let Err(error) = run_mode(&runner, &bins, mode, &extra) {
+            eprintln!("{error:#}");
+            failed.push(mode);
+        }
+    }
+    if !failed.is_empty() {
+        bail!("conformance failed in mode(s): {}", failed.join(", "));
+    }
+    Ok(())
+}
