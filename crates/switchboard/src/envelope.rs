@@ -108,6 +108,15 @@ impl BodyReader {
         }
     }
 
+    /// Puts a layer around the body not yet read (e.g. base64 decoding for gRPC-Web text).
+    pub(crate) fn map_body(&mut self, layer: impl FnOnce(DynBody) -> DynBody) {
+        let body = std::mem::replace(
+            &mut self.body,
+            crate::body::box_body(http_body_util::Empty::<Bytes>::new()),
+        );
+        self.body = layer(body);
+    }
+
     /// Polls the next data chunk into `self.chunk`; `false` at end of body.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<Result<bool, Error>> {
         loop {

@@ -3,6 +3,7 @@
 //! status travels — lives there and nowhere else.
 
 pub(crate) mod connect;
+pub(crate) mod grpc;
 mod stream_body;
 
 use std::pin::Pin;
@@ -155,9 +156,20 @@ pub(crate) trait ClientProtocol: Send + Sync + 'static {
     ) -> crate::interceptor::BoxFuture<'static, Result<IncomingResponse, Error>>;
 }
 
-/// Picks the protocol of a request from its content type.
-pub(crate) fn classify(_parts: &http::request::Parts) -> &'static dyn ServerProtocol {
-    &connect::ConnectServer
+/// Picks the protocol of a request from its content type: gRPC and gRPC-Web announce
+/// themselves; everything else is Connect (which answers unknown types with 415).
+pub(crate) fn classify(parts: &http::request::Parts) -> &'static dyn ServerProtocol {
+    let content_type = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    match grpc::Variant::from_content_type(content_type) {
+        Some((grpc::Variant::Grpc, _)) => &grpc::server::GRPC,
+        Some((grpc::Variant::Web, _)) => &grpc::server::GRPC_WEB,
+        Some((grpc::Variant::WebText, _)) => &grpc::server::GRPC_WEB_TEXT,
+        None => &connect::ConnectServer,
+    }
 }
 
 /// Decompresses a received payload, bounded by `limit`.
@@ -218,4 +230,46 @@ pub(crate) fn parse_timeout_ms(value: &HeaderValue) -> Result<Duration, Error> {
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| Error::invalid_argument("protocol error: invalid timeout"))?;
     Ok(Duration::from_millis(ms))
+}
+
+/// The messages of an enveloped request stream (Connect streaming, gRPC, gRPC-Web): only the
+/// compression flag may be set on a request envelope.
+pub(crate) struct RequestEnvelopes {
+    pub(crate) body: BodyReader,
+    pub(crate) compression: Option<Arc<dyn Compressor>>,
+    pub(crate) limit: usize,
+}
+
+impl MessageSource for RequestEnvelopes {
+    fn poll_message(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Bytes, Error>>> {
+        use std::task::Poll;
+        let envelope = match self.body.poll_envelope(cx, self.limit) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+            Poll::Ready(Some(Ok(envelope))) => envelope,
+        };
+        if envelope.flags & !crate::envelope::FLAG_COMPRESSED != 0 {
+            return Poll::Ready(Some(Err(Error::internal(format!(
+                "protocol error: invalid envelope flags {:#04x} in a request",
+                envelope.flags
+            )))));
+        }
+        if envelope.is_compressed() {
+            return Poll::Ready(Some(decompress(
+                self.compression.as_ref(),
+                envelope.data,
+                self.limit,
+                Side::Server,
+            )));
+        }
+        Poll::Ready(Some(Ok(envelope.data)))
+    }
+
+    fn trailers(&self) -> Option<&HeaderMap> {
+        None
+    }
 }

@@ -17,6 +17,7 @@ use crate::body::{Body, SourceBody};
 use crate::codec::Codec;
 use crate::compression::Compressor;
 use crate::envelope::{BodyReader, FLAG_END_STREAM, Side, frame};
+use crate::protocol::RequestEnvelopes;
 use crate::protocol::{
     CallSetup, Outbound, Reply, ServerProtocol, StreamEnd, StreamingBody, compress, decompress,
     parse_timeout_ms,
@@ -124,7 +125,7 @@ impl ServerProtocol for ConnectServer {
                 state: UnaryState::Reading,
             })
         } else {
-            Box::new(StreamSource {
+            Box::new(RequestEnvelopes {
                 body,
                 compression,
                 limit,
@@ -566,38 +567,4 @@ impl MessageSource for UnarySource {
     }
 }
 
-/// The messages of a streaming request.
-struct StreamSource {
-    body: BodyReader,
-    compression: Option<Arc<dyn Compressor>>,
-    limit: usize,
-}
 
-impl MessageSource for StreamSource {
-    fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Error>>> {
-        let envelope = match self.body.poll_envelope(cx, self.limit) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(None) => return Poll::Ready(None),
-            Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
-            Poll::Ready(Some(Ok(envelope))) => envelope,
-        };
-        if envelope.flags & FLAG_END_STREAM != 0 {
-            return Poll::Ready(Some(Err(Error::invalid_argument(
-                "protocol error: a request stream must not carry an end-of-stream message",
-            ))));
-        }
-        if envelope.is_compressed() {
-            return Poll::Ready(Some(decompress(
-                self.compression.as_ref(),
-                envelope.data,
-                self.limit,
-                Side::Server,
-            )));
-        }
-        Poll::Ready(Some(Ok(envelope.data)))
-    }
-
-    fn trailers(&self) -> Option<&HeaderMap> {
-        None
-    }
-}
