@@ -16,9 +16,13 @@ fn main() -> Result<()> {
         }
         _ => {
             eprintln!("usage: cargo xtask <task>");
-            eprintln!("  test                     formatting, clippy (warnings are errors) and the whole test suite");
+            eprintln!(
+                "  test                     formatting, clippy (warnings are errors) and the whole test suite"
+            );
             eprintln!("  conformance [server|client] [-- RUNNER ARGS]");
-            eprintln!("                           the Connect conformance suite, both modes by default");
+            eprintln!(
+                "                           the Connect conformance suite, both modes by default"
+            );
             bail!("unknown task {task:?}")
         }
     }

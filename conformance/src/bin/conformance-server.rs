@@ -363,9 +363,6 @@ impl ConformanceService for Conformance {
 async fn main() -> anyhow::Result<()> {
     let request: ServerCompatRequest = read_message(&mut std::io::stdin().lock())?
         .ok_or_else(|| anyhow::anyhow!("no ServerCompatRequest on stdin"))?;
-    if request.use_tls {
-        anyhow::bail!("TLS is not supported by this conformance server yet");
-    }
     let mut config = ServerConfig::default();
     if request.message_receive_limit > 0 {
         config = config.read_max_bytes(request.message_receive_limit as usize);
@@ -375,16 +372,29 @@ async fn main() -> anyhow::Result<()> {
     let router = Router::new()
         .with_config(config)
         .add_service(ConformanceServiceServer::new(Conformance));
+    let mut server = Server::new(router);
+    let mut pem_cert = Vec::new();
+    if request.use_tls {
+        let creds = request
+            .server_creds
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("use_tls without server_creds"))?;
+        let client_roots =
+            (!request.client_tls_cert.is_empty()).then_some(&request.client_tls_cert[..]);
+        let tls = switchboard::server::tls::server_config(&creds.cert, &creds.key, client_roots)?;
+        server = server.with_tls(tls);
+        pem_cert = creds.cert.clone();
+    }
     let (listener, addr) = switchboard::server::bind("127.0.0.1:0".parse()?).await?;
     write_message(
         &mut std::io::stdout().lock(),
         &ServerCompatResponse {
             host: addr.ip().to_string(),
             port: u32::from(addr.port()),
-            pem_cert: Vec::new(),
+            pem_cert,
         },
     )?;
-    Server::new(router)
+    server
         .serve_with_shutdown(listener, std::future::pending())
         .await?;
     Ok(())

@@ -318,7 +318,10 @@ impl Drop for BodyReader {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let body = std::mem::replace(&mut self.body, crate::body::box_body(http_body_util::Empty::<Bytes>::new()));
+        let body = std::mem::replace(
+            &mut self.body,
+            crate::body::box_body(http_body_util::Empty::<Bytes>::new()),
+        );
         runtime.spawn(async move {
             // A client-side reader: it must not drain again when it is dropped in turn.
             let mut reader = BodyReader::new(body, Side::Client);

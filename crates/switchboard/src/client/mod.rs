@@ -501,13 +501,15 @@ fn transport_error(error: crate::body::BoxError) -> Error {
 }
 
 /// Reads the one response message of a unary-response call and checks there is no other.
+///
+/// A successful response with no message or with several is `unimplemented`, as gRPC and
+/// Connect clients report it: the server does not implement the method as declared.
 async fn single_response<Res: Message>(stream: &mut Streaming<Res>) -> Result<Res, Error> {
-    let message = stream
-        .message()
-        .await?
-        .ok_or_else(|| Error::internal("protocol error: the response has no message"))?;
+    let message = stream.message().await?.ok_or_else(|| {
+        Error::unimplemented("protocol error: the response has no message (expected one)")
+    })?;
     if stream.message().await?.is_some() {
-        return Err(Error::internal(
+        return Err(Error::unimplemented(
             "protocol error: more than one response message for a unary-response method",
         ));
     }

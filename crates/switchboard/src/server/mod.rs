@@ -4,6 +4,7 @@ mod config;
 pub(crate) mod handler;
 mod router;
 mod serve;
+pub mod tls;
 
 pub use config::{DEFAULT_READ_MAX_BYTES, ServerConfig};
 pub use router::{Router, Routes, RpcService};

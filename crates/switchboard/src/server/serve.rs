@@ -10,9 +10,17 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio_util::either::Either;
 
 use crate::server::Router;
-use crate::spec::RemoteAddr;
+use crate::spec::{PeerCertificates, RemoteAddr};
+
+/// How long a TLS handshake may take.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A plain or TLS connection, so one connection loop serves both.
+type Io =
+    Either<tokio::net::TcpStream, Box<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>>;
 
 /// How long a connection may take to send a complete HTTP/1 request head.
 const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -27,6 +35,7 @@ const KEEP_ALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(
 pub struct Server {
     router: Router,
     builder: auto::Builder<TokioExecutor>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl Server {
@@ -46,7 +55,18 @@ impl Server {
             .keep_alive_timeout(KEEP_ALIVE_INTERVAL)
             .max_concurrent_streams(None)
             .adaptive_window(true);
-        Server { router, builder }
+        Server {
+            router,
+            builder,
+            tls: None,
+        }
+    }
+
+    /// Serves over TLS with this configuration (see [`crate::server::tls::server_config`]).
+    /// HTTP/2 and HTTP/1.1 are chosen by ALPN.
+    pub fn with_tls(mut self, config: std::sync::Arc<rustls::ServerConfig>) -> Self {
+        self.tls = Some(tokio_rustls::TlsAcceptor::from(config));
+        self
     }
 
     /// hyper's connection builder, to tune HTTP/1 and HTTP/2 settings.
@@ -84,18 +104,53 @@ impl Server {
             };
             let _ = stream.set_nodelay(true);
             let router = self.router.clone();
-            let service =
-                hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
-                    let router = router.clone();
-                    request.extensions_mut().insert(RemoteAddr(remote));
-                    async move { Ok::<_, Infallible>(router.handle(request).await) }
-                });
-            let connection = self
-                .builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), service);
-            let connection = graceful.watch(connection.into_owned());
+            let builder = self.builder.clone();
+            let tls = self.tls.clone();
+            let watcher = graceful.watcher();
             tokio::spawn(async move {
-                if let Err(error) = connection.await {
+                let mut certificates = None;
+                let io = match tls {
+                    None => Either::Left(stream),
+                    Some(acceptor) => {
+                        let handshake =
+                            tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+                        match handshake.await {
+                            Ok(Ok(tls_stream)) => {
+                                certificates =
+                                    tls_stream.get_ref().1.peer_certificates().map(|chain| {
+                                        PeerCertificates(
+                                            chain
+                                                .iter()
+                                                .map(|cert| {
+                                                    bytes::Bytes::copy_from_slice(cert.as_ref())
+                                                })
+                                                .collect(),
+                                        )
+                                    });
+                                Either::Right(Box::new(tls_stream))
+                            }
+                            Ok(Err(error)) => {
+                                tracing::debug!(%error, %remote, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(%remote, "TLS handshake timed out");
+                                return;
+                            }
+                        }
+                    }
+                };
+                let service =
+                    hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
+                        let router = router.clone();
+                        request.extensions_mut().insert(RemoteAddr(remote));
+                        if let Some(certificates) = &certificates {
+                            request.extensions_mut().insert(certificates.clone());
+                        }
+                        async move { Ok::<_, Infallible>(router.handle(request).await) }
+                    });
+                let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+                if let Err(error) = watcher.watch(connection.into_owned()).await {
                     tracing::debug!(%error, %remote, "connection ended with an error");
                 }
             });

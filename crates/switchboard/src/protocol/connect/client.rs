@@ -111,14 +111,18 @@ impl ClientProtocol for ConnectClient {
             } else {
                 if parts.status != StatusCode::OK {
                     reader.drain(limit).await;
-                    return Err(error_from_status(parts.status, &parts.headers));
+                    let mut error = error_from_status(parts.status);
+                    append_metadata(error.metadata_mut(), &user_headers(&parts.headers));
+                    return Err(error);
                 }
-                check_content_type(&parts.headers, &stream_content_type(codec))?;
+                check_content_type(&parts.headers, STREAM_PREFIX, codec)?;
                 let compression =
                     response_compression(&parts.headers, STREAM_ENCODING_HEADER, &registry)?;
+                let headers = user_headers(&parts.headers);
                 Ok(IncomingResponse {
-                    headers: user_headers(&parts.headers),
+                    headers: headers.clone(),
                     messages: Box::new(StreamResponseSource {
+                        headers,
                         reader,
                         compression,
                         limit,
@@ -227,14 +231,17 @@ async fn read_unary(
             }
             _ => body,
         };
-        let mut error = parse_error_body(&body)
-            .unwrap_or_else(|| error_from_status(parts.status, &parts.headers));
+        // Error bodies are JSON; anything else tells only the HTTP status.
+        let mut error = is_json(&parts.headers)
+            .then(|| parse_unary_error(&body, Code::from_http_status(parts.status)))
+            .flatten()
+            .unwrap_or_else(|| error_from_status(parts.status));
         let (headers, trailers) = split_unary_headers(&parts.headers);
-        error.metadata_mut().extend(headers);
-        error.metadata_mut().extend(trailers);
+        append_metadata(error.metadata_mut(), &headers);
+        append_metadata(error.metadata_mut(), &trailers);
         return Err(error);
     }
-    check_content_type(&parts.headers, &unary_content_type(codec))?;
+    check_content_type(&parts.headers, UNARY_PREFIX, codec)?;
     let compression = compression?;
     let body = reader.read_to_end(limit).await?;
     let payload = match compression {
@@ -249,6 +256,64 @@ async fn read_unary(
             trailers: Some(trailers),
         }),
     })
+}
+
+/// Appends every entry of `from` to `to`, keeping what `to` already holds (unlike
+/// `HeaderMap::extend`, which replaces values of names present in both).
+fn append_metadata(to: &mut HeaderMap, from: &HeaderMap) {
+    for (name, value) in from {
+        to.append(name.clone(), value.clone());
+    }
+}
+
+/// Whether a unary error response is JSON, as the protocol requires of error bodies.
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|base| base.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// Reads a unary error body. A code that is missing, null or not one the protocol defines
+/// reads as `fallback` (the code the HTTP status implies), keeping the message and details.
+/// `None` when the body is not a JSON object.
+fn parse_unary_error(body: &[u8], fallback: Code) -> Option<Error> {
+    let mut document: serde_json::Value = serde_json::from_slice(body).ok()?;
+    normalize_code(document.as_object_mut()?, fallback);
+    parse_error_body(&serde_json::to_vec(&document).ok()?)
+}
+
+/// Reads an end-of-stream message; the error's code, if missing, null or unrecognised, reads
+/// as `unknown`.
+fn parse_stream_end(body: &[u8]) -> Result<(HeaderMap, Option<Error>), Error> {
+    let Ok(mut document) = serde_json::from_slice::<serde_json::Value>(body) else {
+        // Let the strict parser describe what is wrong.
+        return parse_end_stream(body);
+    };
+    match document.get_mut("error").and_then(|e| e.as_object_mut()) {
+        Some(error) => {
+            normalize_code(error, Code::Unknown);
+            let body = serde_json::to_vec(&document)
+                .map_err(|e| Error::internal(format!("re-encode end-of-stream message: {e}")))?;
+            parse_end_stream(&body)
+        }
+        None => parse_end_stream(body),
+    }
+}
+
+/// Replaces an error document's code with `fallback` unless it names a known code.
+fn normalize_code(error: &mut serde_json::Map<String, serde_json::Value>, fallback: Code) {
+    let known = error
+        .get("code")
+        .and_then(|c| c.as_str())
+        .is_some_and(|name| Code::ALL.iter().any(|code| code.as_str() == name));
+    if !known {
+        error.insert(
+            "code".to_owned(),
+            serde_json::Value::String(fallback.as_str().to_owned()),
+        );
+    }
 }
 
 /// Splits unary response headers into user headers and `trailer-`-prefixed trailers.
@@ -277,40 +342,41 @@ fn user_headers(all: &HeaderMap) -> HeaderMap {
     headers
 }
 
-fn error_from_status(status: StatusCode, headers: &HeaderMap) -> Error {
-    let mut error = Error::wire(
+/// The error a response tells only by its HTTP status.
+fn error_from_status(status: StatusCode) -> Error {
+    Error::wire(
         Code::from_http_status(status),
         format!("HTTP status {status}"),
-    );
-    error.metadata_mut().extend(user_headers(headers));
-    error
+    )
 }
 
-fn check_content_type(headers: &HeaderMap, expected: &HeaderValue) -> Result<(), Error> {
-    let got = headers.get(header::CONTENT_TYPE);
-    let matches = got.is_some_and(|got| {
-        got == expected
-            || got
-                .to_str()
-                .ok()
-                .and_then(|g| g.split(';').next())
-                .is_some_and(|base| {
-                    base.trim()
-                        .eq_ignore_ascii_case(expected.to_str().unwrap_or(""))
-                })
-    });
-    if matches {
-        Ok(())
-    } else {
-        Err(Error::new(
-            Code::Internal,
-            format!(
-                "invalid content-type {:?}; expecting {:?}",
-                got.and_then(|g| g.to_str().ok()).unwrap_or(""),
-                expected.to_str().unwrap_or("")
-            ),
-        ))
+/// Checks a response's content type against the codec requested. A content type that is not
+/// the protocol's at all reads as `unknown` (the peer is probably not a Connect server); one
+/// of the protocol with another codec is an `internal` error.
+fn check_content_type(headers: &HeaderMap, prefix: &str, codec: Codec) -> Result<(), Error> {
+    let got = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    let expected = format!("{prefix}{}", codec.name());
+    let base = got
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if base == expected {
+        return Ok(());
     }
+    let code = if base.starts_with(prefix) {
+        Code::Internal
+    } else {
+        Code::Unknown
+    };
+    Err(Error::new(
+        code,
+        format!("invalid content-type {got:?}; expecting {expected:?}"),
+    ))
 }
 
 fn response_compression(
@@ -406,6 +472,9 @@ enum StreamState {
 
 /// The messages of a streamed response, ending with the end-of-stream message.
 struct StreamResponseSource {
+    /// The response headers, which an error at the end of the stream carries in its metadata
+    /// along with the trailers.
+    headers: HeaderMap,
     reader: BodyReader,
     compression: Option<Arc<dyn Compressor>>,
     limit: usize,
@@ -468,13 +537,17 @@ impl MessageSource for StreamResponseSource {
             if envelope.flags & FLAG_END_STREAM == 0 {
                 return Poll::Ready(Some(Ok(data)));
             }
-            match parse_end_stream(&data) {
+            match parse_stream_end(&data) {
                 Ok((trailers, error)) => {
-                    self.trailers = Some(trailers);
-                    if let Some(error) = error {
+                    if let Some(mut error) = error {
+                        let mut metadata = std::mem::take(&mut self.headers);
+                        append_metadata(&mut metadata, &trailers);
+                        *error.metadata_mut() = metadata;
+                        self.trailers = Some(trailers);
                         self.state = StreamState::Done;
                         return Poll::Ready(Some(Err(error)));
                     }
+                    self.trailers = Some(trailers);
                     self.state = StreamState::CheckEof;
                 }
                 Err(e) => {
@@ -487,5 +560,94 @@ impl MessageSource for StreamResponseSource {
 
     fn trailers(&self) -> Option<&HeaderMap> {
         self.trailers.as_ref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn content_type(value: &'static str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(value));
+        headers
+    }
+
+    #[test]
+    fn content_type_mismatches_are_unknown_or_internal() {
+        let check = |value, prefix, codec| {
+            check_content_type(&content_type(value), prefix, codec).map_err(|e| e.code())
+        };
+        assert_eq!(
+            check("application/proto", UNARY_PREFIX, Codec::Proto),
+            Ok(())
+        );
+        assert_eq!(
+            check("Application/JSON; charset=utf-8", UNARY_PREFIX, Codec::Json),
+            Ok(())
+        );
+        assert_eq!(
+            check("application/json", UNARY_PREFIX, Codec::Proto),
+            Err(Code::Internal)
+        );
+        assert_eq!(
+            check("image/jpeg", UNARY_PREFIX, Codec::Proto),
+            Err(Code::Unknown)
+        );
+        assert_eq!(
+            check("application/connect+json", STREAM_PREFIX, Codec::Proto),
+            Err(Code::Internal)
+        );
+        assert_eq!(
+            check("application/proto", STREAM_PREFIX, Codec::Proto),
+            Err(Code::Unknown)
+        );
+    }
+
+    #[test]
+    fn unary_errors_without_a_known_code_take_the_status_code() {
+        for body in [
+            &br#"{"message":"oops"}"#[..],
+            br#"{"code":null,"message":"oops"}"#,
+            br#"{"code":"foobar","message":"oops"}"#,
+        ] {
+            let error = parse_unary_error(body, Code::Unavailable).unwrap();
+            assert_eq!(error.code(), Code::Unavailable);
+            assert_eq!(error.message(), "oops");
+        }
+        let error = parse_unary_error(br#"{"code":"out_of_range"}"#, Code::Unknown).unwrap();
+        assert_eq!(error.code(), Code::OutOfRange);
+        assert!(parse_unary_error(b"null", Code::Unknown).is_none());
+        assert!(parse_unary_error(b"\x0a\x00", Code::Unknown).is_none());
+    }
+
+    #[test]
+    fn end_stream_errors_without_a_known_code_are_unknown() {
+        for body in [
+            &br#"{"error":{"message":"oops"}}"#[..],
+            br#"{"error":{"code":null,"message":"oops"}}"#,
+            br#"{"error":{"code":"foobar","message":"oops"}}"#,
+        ] {
+            let (_, error) = parse_stream_end(body).unwrap();
+            let error = error.unwrap();
+            assert_eq!(error.code(), Code::Unknown);
+            assert_eq!(error.message(), "oops");
+        }
+        let (trailers, error) =
+            parse_stream_end(br#"{"error":null,"metadata":{"a":["1","2"]}}"#).unwrap();
+        assert!(error.is_none());
+        assert_eq!(trailers.get_all("a").iter().count(), 2);
+        assert!(parse_stream_end(b"{").is_err());
+    }
+
+    #[test]
+    fn appending_metadata_keeps_both_values() {
+        let mut to = HeaderMap::new();
+        to.append("x-a", HeaderValue::from_static("1"));
+        let mut from = HeaderMap::new();
+        from.append("x-a", HeaderValue::from_static("2"));
+        append_metadata(&mut to, &from);
+        let values: Vec<_> = to.get_all("x-a").iter().collect();
+        assert_eq!(values, ["1", "2"]);
     }
 }

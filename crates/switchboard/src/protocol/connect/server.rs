@@ -566,5 +566,3 @@ impl MessageSource for UnarySource {
         None
     }
 }
-
-

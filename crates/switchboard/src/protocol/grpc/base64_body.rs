@@ -6,8 +6,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 
@@ -172,7 +172,10 @@ mod tests {
     #[tokio::test]
     async fn decodes_split_and_individually_padded_chunks() {
         // "hello" = aGVsbG8= ; "world!" = d29ybGQh ; "a" = YQ==
-        assert_eq!(decode(vec!["aGVs", "bG8=d29y", "bGQhYQ=="]).await.unwrap(), b"helloworld!a");
+        assert_eq!(
+            decode(vec!["aGVs", "bG8=d29y", "bGQhYQ=="]).await.unwrap(),
+            b"helloworld!a"
+        );
         assert_eq!(decode(vec!["aG", "VsbG8", "="]).await.unwrap(), b"hello");
         assert_eq!(decode(vec!["aGVsbG8"]).await.unwrap(), b"hello");
         assert!(decode(vec!["a*b="]).await.is_err());

@@ -166,13 +166,22 @@ mod tests {
             ("7u", Duration::from_micros(7)),
             ("99999999n", Duration::from_nanos(99_999_999)),
         ] {
-            assert_eq!(parse_timeout(&HeaderValue::from_static(text)).unwrap(), expected);
+            assert_eq!(
+                parse_timeout(&HeaderValue::from_static(text)).unwrap(),
+                expected
+            );
         }
         for bad in ["", "S", "123456789S", "10x", "-1S", "1.5S"] {
-            assert!(parse_timeout(&HeaderValue::from_static(bad)).is_err(), "{bad}");
+            assert!(
+                parse_timeout(&HeaderValue::from_static(bad)).is_err(),
+                "{bad}"
+            );
         }
         let formatted = format_timeout(Duration::from_millis(1500));
-        assert_eq!(parse_timeout(&formatted).unwrap(), Duration::from_millis(1500));
+        assert_eq!(
+            parse_timeout(&formatted).unwrap(),
+            Duration::from_millis(1500)
+        );
         let long = format_timeout(Duration::from_secs(86_400 * 365));
         assert!(parse_timeout(&long).unwrap() >= Duration::from_secs(86_400 * 365));
     }

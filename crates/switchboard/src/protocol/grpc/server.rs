@@ -9,7 +9,10 @@ use http_body::Frame;
 
 use super::base64_body::{DecodeBody, EncodeBody};
 use super::status::write_status;
-use super::{ACCEPT_ENCODING_HEADER, ENCODING_HEADER, FLAG_TRAILERS, TIMEOUT_HEADER, Variant, parse_timeout};
+use super::{
+    ACCEPT_ENCODING_HEADER, ENCODING_HEADER, FLAG_TRAILERS, TIMEOUT_HEADER, Variant, parse_timeout,
+};
+use crate::Error;
 use crate::body::{Body, SourceBody};
 use crate::compression::Compressor;
 use crate::envelope::{BodyReader, put_prefix};
@@ -19,7 +22,6 @@ use crate::protocol::{
 use crate::server::ServerConfig;
 use crate::spec::{Protocol, Spec};
 use crate::stream::MessageSource;
-use crate::Error;
 
 /// gRPC, gRPC-Web or gRPC-Web text, server side.
 pub(crate) struct GrpcServer {
@@ -27,9 +29,15 @@ pub(crate) struct GrpcServer {
 }
 
 /// The three variants, as the router picks them by content type.
-pub(crate) static GRPC: GrpcServer = GrpcServer { variant: Variant::Grpc };
-pub(crate) static GRPC_WEB: GrpcServer = GrpcServer { variant: Variant::Web };
-pub(crate) static GRPC_WEB_TEXT: GrpcServer = GrpcServer { variant: Variant::WebText };
+pub(crate) static GRPC: GrpcServer = GrpcServer {
+    variant: Variant::Grpc,
+};
+pub(crate) static GRPC_WEB: GrpcServer = GrpcServer {
+    variant: Variant::Web,
+};
+pub(crate) static GRPC_WEB_TEXT: GrpcServer = GrpcServer {
+    variant: Variant::WebText,
+};
 
 type EarlyResponse = Box<http::Response<Body>>;
 
@@ -118,7 +126,12 @@ impl ServerProtocol for GrpcServer {
         })
     }
 
-    fn respond(&self, setup: CallSetup, reply: Reply, config: &ServerConfig) -> http::Response<Body> {
+    fn respond(
+        &self,
+        setup: CallSetup,
+        reply: Reply,
+        config: &ServerConfig,
+    ) -> http::Response<Body> {
         let (headers, outbound) = match reply {
             Reply::Unary(Err(error)) | Reply::Stream(Err(error)) => {
                 return self.trailers_only(&setup, &error, config);
@@ -128,7 +141,7 @@ impl ServerProtocol for GrpcServer {
                 unary.headers,
                 Outbound {
                     messages: Box::pin(futures_util::stream::once(std::future::ready(Ok(
-                        unary.payload,
+                        unary.payload
                     )))),
                     trailers: unary.trailers,
                     deadline: None,
@@ -188,7 +201,12 @@ impl GrpcServer {
 
     /// An error before any message: the status travels in the response headers and the body
     /// is empty ("trailers-only").
-    fn trailers_only(&self, setup: &CallSetup, error: &Error, config: &ServerConfig) -> http::Response<Body> {
+    fn trailers_only(
+        &self,
+        setup: &CallSetup,
+        error: &Error,
+        config: &ServerConfig,
+    ) -> http::Response<Body> {
         let mut response = http::Response::new(Body::empty());
         self.protocol_headers(setup, response.headers_mut(), config);
         write_status(response.headers_mut(), Some(error));
@@ -222,7 +240,12 @@ fn negotiate_compression(
         Some(c) => Some(c.clone()),
         None => config
             .compression
-            .negotiate(headers.get_all(ACCEPT_ENCODING_HEADER).iter().filter_map(|v| v.to_str().ok()))
+            .negotiate(
+                headers
+                    .get_all(ACCEPT_ENCODING_HEADER)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok()),
+            )
             .cloned(),
     };
     Ok((request, response))

@@ -133,7 +133,10 @@ mod tests {
     #[test]
     fn status_round_trips_with_details_and_metadata() {
         let error = Error::new(Code::NotFound, "no such 🦀 at 100%")
-            .with_detail(ErrorDetail::from_parts("google.protobuf.Duration", vec![8, 1]))
+            .with_detail(ErrorDetail::from_parts(
+                "google.protobuf.Duration",
+                vec![8, 1],
+            ))
             .with_metadata(
                 HeaderName::from_static("x-meta"),
                 HeaderValue::from_static("1"),

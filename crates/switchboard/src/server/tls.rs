@@ -1,0 +1,77 @@
+//! TLS for the built-in server, with rustls: HTTP/2 and HTTP/1.1 negotiated by ALPN, and
+//! optional client-certificate verification (mutual TLS).
+
+use std::sync::Arc;
+
+use rustls::RootCertStore;
+use rustls::server::WebPkiClientVerifier;
+use rustls_pki_types::pem::PemObject as _;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::Error;
+
+/// Reads a PEM certificate chain (leaf first).
+pub fn certificates_from_pem(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, Error> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Error::invalid_argument(format!("invalid PEM certificate: {e}")))?;
+    if certs.is_empty() {
+        return Err(Error::invalid_argument("no certificate in PEM input"));
+    }
+    Ok(certs)
+}
+
+/// Reads a PEM private key (PKCS#8, PKCS#1 or SEC1).
+pub fn private_key_from_pem(pem: &[u8]) -> Result<PrivateKeyDer<'static>, Error> {
+    PrivateKeyDer::from_pem_slice(pem)
+        .map_err(|e| Error::invalid_argument(format!("invalid PEM private key: {e}")))
+}
+
+/// A root store from PEM certificates, to verify peers against.
+pub fn roots_from_pem(pem: &[u8]) -> Result<RootCertStore, Error> {
+    let mut roots = RootCertStore::empty();
+    for cert in certificates_from_pem(pem)? {
+        roots
+            .add(cert)
+            .map_err(|e| Error::invalid_argument(format!("unusable root certificate: {e}")))?;
+    }
+    Ok(roots)
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A server TLS configuration from a PEM certificate chain and key, offering `h2` and
+/// `http/1.1` by ALPN. With `client_roots`, clients must present a certificate signed by one
+/// of them (mutual TLS); the verified chain then reaches handlers through
+/// [`crate::Peer::certificates`].
+pub fn server_config(
+    cert_chain_pem: &[u8],
+    key_pem: &[u8],
+    client_roots_pem: Option<&[u8]>,
+) -> Result<Arc<rustls::ServerConfig>, Error> {
+    let builder = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::internal(format!("TLS setup: {e}")))?;
+    let builder = match client_roots_pem {
+        None => builder.with_no_client_auth(),
+        Some(pem) => {
+            let verifier = WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots_from_pem(pem)?),
+                provider(),
+            )
+            .build()
+            .map_err(|e| Error::invalid_argument(format!("client verifier: {e}")))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder
+        .with_single_cert(
+            certificates_from_pem(cert_chain_pem)?,
+            private_key_from_pem(key_pem)?,
+        )
+        .map_err(|e| Error::invalid_argument(format!("certificate and key: {e}")))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
