@@ -108,6 +108,11 @@ impl BodyReader {
         }
     }
 
+    /// Takes the HTTP trailers received at the end of the body (gRPC's status travels there).
+    pub(crate) fn take_trailers(&mut self) -> Option<HeaderMap> {
+        self.trailers.take()
+    }
+
     /// Puts a layer around the body not yet read (e.g. base64 decoding for gRPC-Web text).
     pub(crate) fn map_body(&mut self, layer: impl FnOnce(DynBody) -> DynBody) {
         let body = std::mem::replace(

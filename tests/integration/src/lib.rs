@@ -58,7 +58,12 @@ fn respond_to<T>(request: &EchoRequest, message: T) -> Response<T> {
 }
 
 fn echo_of<T>(request: &Request<T>, message: &EchoRequest, count: u32) -> EchoResponse {
-    echo_with(request.headers(), request.timeout(), message, count)
+    let mut response = echo_with(request.headers(), request.timeout(), message, count);
+    if let Some(peer) = request.peer() {
+        response.peer_certificates = peer.certificates().map_or(0, |c| c.len() as u32);
+        response.protocol = format!("{:?}", peer.protocol());
+    }
+    response
 }
 
 fn echo_with(
@@ -83,6 +88,7 @@ fn echo_with(
         request_headers,
         count,
         timeout_ms: timeout.map_or(-1, |t| t.as_millis() as i64),
+        ..Default::default()
     }
 }
 
@@ -220,14 +226,24 @@ pub async fn start(config: switchboard::server::ServerConfig) -> Running {
     start_router(router).await
 }
 
+/// Starts the test service on 127.0.0.1 over TLS.
+pub async fn start_tls(tls: std::sync::Arc<switchboard::server::tls::ServerTlsConfig>) -> Running {
+    let router = switchboard::server::Router::new().add_service(TestServiceServer::new(TestServer));
+    start_server(switchboard::server::Server::new(router).with_tls(tls)).await
+}
+
 /// Starts any router on 127.0.0.1.
 pub async fn start_router(router: switchboard::server::Router) -> Running {
+    start_server(switchboard::server::Server::new(router)).await
+}
+
+async fn start_server(server: switchboard::server::Server) -> Running {
     let (listener, addr) = switchboard::server::bind("127.0.0.1:0".parse().unwrap())
         .await
         .expect("bind");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        switchboard::server::Server::new(router)
+        server
             .serve_with_shutdown(listener, async {
                 let _ = rx.await;
             })

@@ -1,5 +1,6 @@
 //! Calling services: [`Client`] over any [`Transport`].
 
+pub mod tls;
 mod transport;
 
 use std::pin::Pin;
@@ -12,13 +13,14 @@ use futures_core::Stream;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use prost_reflect::MessageDescriptor;
 
-pub use transport::{HttpTransport, Transport};
+pub use transport::{Connector, HttpTransport, Transport};
 
 use crate::body::box_body;
 use crate::codec::{Codec, Message};
 use crate::compression::{CompressionPolicy, CompressionRegistry};
 use crate::interceptor::{CallObserver, Direction, Interceptor, Interceptors, Side};
 use crate::protocol::connect::client::ConnectClient;
+use crate::protocol::grpc::client as grpc_client;
 use crate::protocol::{ClientProtocol, IncomingResponse, OutgoingBody, OutgoingCall};
 use crate::request::{Request, Response};
 use crate::server::DEFAULT_READ_MAX_BYTES;
@@ -29,6 +31,8 @@ use crate::{Code, Error};
 /// Client-wide settings; per-call [`crate::CallOptions`] override them.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
+    protocol: Protocol,
+    grpc_web_text: bool,
     codec: Codec,
     compression: CompressionRegistry,
     send_compression: Option<&'static str>,
@@ -44,6 +48,8 @@ pub struct ClientConfig {
 impl Default for ClientConfig {
     fn default() -> Self {
         ClientConfig {
+            protocol: Protocol::Connect,
+            grpc_web_text: false,
             codec: Codec::Proto,
             compression: CompressionRegistry::with_defaults(),
             send_compression: None,
@@ -59,6 +65,29 @@ impl Default for ClientConfig {
 }
 
 impl ClientConfig {
+    /// The wire protocol (default: Connect). gRPC needs HTTP/2 (an h2c or TLS transport).
+    pub fn protocol(mut self, protocol: Protocol) -> Self {
+        self.protocol = protocol;
+        self
+    }
+
+    /// With [`Protocol::GrpcWeb`], send and expect `application/grpc-web-text` (base64), the
+    /// default mode of Google's grpc-web JavaScript client.
+    pub fn grpc_web_text(mut self, text: bool) -> Self {
+        self.grpc_web_text = text;
+        self
+    }
+
+    /// The client half of the configured protocol.
+    fn wire_protocol(&self) -> &'static dyn ClientProtocol {
+        match (self.protocol, self.grpc_web_text) {
+            (Protocol::Connect, _) => &ConnectClient,
+            (Protocol::Grpc, _) => &grpc_client::GRPC,
+            (Protocol::GrpcWeb, false) => &grpc_client::GRPC_WEB,
+            (Protocol::GrpcWeb, true) => &grpc_client::GRPC_WEB_TEXT,
+        }
+    }
+
     /// The wire codec (default: binary protobuf).
     pub fn codec(mut self, codec: Codec) -> Self {
         self.codec = codec;
@@ -183,6 +212,7 @@ impl<T: Transport> Client<T> {
     /// Replaces the settings.
     pub fn with_config(mut self, config: ClientConfig) -> Self {
         let shared = Arc::make_mut_shared(&mut self.shared);
+        shared.protocol = config.wire_protocol();
         shared.config = config;
         self
     }
@@ -312,7 +342,7 @@ impl<T: Transport> Client<T> {
             .interceptors
             .start(
                 &spec,
-                Some(Peer::new(Protocol::Connect, None)),
+                Some(Peer::new(config.protocol, None)),
                 Side::Client,
                 &mut headers,
             )

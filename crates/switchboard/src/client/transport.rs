@@ -62,11 +62,14 @@ where
     }
 }
 
-/// The default transport: hyper's pooled client over plain TCP, speaking HTTP/1.1 or
-/// HTTP/2 with prior knowledge (h2c).
+/// The connector under the default transport: plain TCP for `http://`, rustls for `https://`.
+pub type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+
+/// The default transport: hyper's pooled client, speaking HTTP/1.1 or HTTP/2 with prior
+/// knowledge (h2c) over plain TCP, or either over TLS (chosen by ALPN).
 #[derive(Clone, Debug)]
 pub struct HttpTransport {
-    client: HyperClient<HttpConnector, Body>,
+    client: HyperClient<Connector, Body>,
 }
 
 impl HttpTransport {
@@ -81,21 +84,59 @@ impl HttpTransport {
     }
 
     fn build(http2: bool) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.enforce_http(true);
-        let mut builder = HyperClient::builder(TokioExecutor::new());
-        builder.pool_idle_timeout(std::time::Duration::from_secs(90));
-        if http2 {
-            builder.http2_only(true).http2_adaptive_window(true);
+        // Plain connections only: with no roots, every `https://` server is refused.
+        let tls = super::tls::client_config(None, None)
+            .expect("a configuration with no roots and no identity always builds");
+        HttpTransport::assemble(tls, http2, true, true)
+    }
+
+    /// TLS with this configuration (see [`super::tls::client_config`]); HTTP/2 and HTTP/1.1
+    /// are offered by ALPN and the server picks.
+    pub fn tls(config: std::sync::Arc<rustls::ClientConfig>) -> Self {
+        HttpTransport::assemble(config, false, true, true)
+    }
+
+    /// TLS offering only HTTP/1.1.
+    pub fn tls_http1(config: std::sync::Arc<rustls::ClientConfig>) -> Self {
+        HttpTransport::assemble(config, false, true, false)
+    }
+
+    /// TLS offering only HTTP/2.
+    pub fn tls_http2(config: std::sync::Arc<rustls::ClientConfig>) -> Self {
+        HttpTransport::assemble(config, true, false, true)
+    }
+
+    fn assemble(
+        tls: std::sync::Arc<rustls::ClientConfig>,
+        http2_only: bool,
+        offer_http1: bool,
+        offer_http2: bool,
+    ) -> Self {
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        let builder = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config((*tls).clone())
+            .https_or_http();
+        let connector = match (offer_http1, offer_http2) {
+            (true, true) => builder.enable_http1().enable_http2().wrap_connector(http),
+            (false, true) => builder.enable_http2().wrap_connector(http),
+            _ => builder.enable_http1().wrap_connector(http),
+        };
+        let mut client = HyperClient::builder(TokioExecutor::new());
+        client
+            .pool_idle_timeout(std::time::Duration::from_secs(90))
+            .http2_adaptive_window(true);
+        if http2_only {
+            client.http2_only(true);
         }
         HttpTransport {
-            client: builder.build(connector),
+            client: client.build(connector),
         }
     }
 
     /// Wraps a hyper client you configured yourself.
-    pub fn from_client(client: HyperClient<HttpConnector, Body>) -> Self {
+    pub fn from_client(client: HyperClient<Connector, Body>) -> Self {
         HttpTransport { client }
     }
 }

@@ -2,6 +2,7 @@
 //! counterpart); everything protocol-specific — content types, headers, framing, how a
 //! status travels — lives there and nowhere else.
 
+pub(crate) mod client_shared;
 pub(crate) mod connect;
 pub(crate) mod grpc;
 mod stream_body;

@@ -18,10 +18,6 @@ use crate::spec::{PeerCertificates, RemoteAddr};
 /// How long a TLS handshake may take.
 const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// A plain or TLS connection, so one connection loop serves both.
-type Io =
-    Either<tokio::net::TcpStream, Box<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>>;
-
 /// How long a connection may take to send a complete HTTP/1 request head.
 const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// How often an idle HTTP/2 connection is pinged, and how long the answer may take.

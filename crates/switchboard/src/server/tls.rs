@@ -38,6 +38,9 @@ pub fn roots_from_pem(pem: &[u8]) -> Result<RootCertStore, Error> {
     Ok(roots)
 }
 
+/// rustls' server configuration, re-exported so users need no direct rustls dependency.
+pub type ServerTlsConfig = rustls::ServerConfig;
+
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }

@@ -5,19 +5,21 @@ use std::task::{Context, Poll};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
-use http_body::Frame;
 
 use super::json::{parse_end_stream, parse_error_body};
 use super::*;
-use crate::body::{Body, FrameSource, SourceBody};
+use crate::body::{Body, SourceBody};
 use crate::codec::Codec;
-use crate::compression::{CompressionPolicy, CompressionRegistry, Compressor};
-use crate::envelope::{BodyReader, FLAG_COMPRESSED, FLAG_END_STREAM, PREFIX_LEN, Side, put_prefix};
+use crate::compression::{CompressionRegistry, Compressor};
+use crate::envelope::{BodyReader, FLAG_END_STREAM, Side};
 use crate::interceptor::BoxFuture;
 use crate::metadata::is_reserved_header;
+use crate::protocol::client_shared::{
+    RequestFrames, error_from_status, response_compression, user_headers,
+};
 use crate::protocol::{
     ClientProtocol, DynBody, IncomingResponse, OutgoingBody, OutgoingCall, compress, decompress,
 };
@@ -332,24 +334,6 @@ fn split_unary_headers(all: &HeaderMap) -> (HeaderMap, HeaderMap) {
     (headers, trailers)
 }
 
-fn user_headers(all: &HeaderMap) -> HeaderMap {
-    let mut headers = HeaderMap::with_capacity(all.len());
-    for (name, value) in all {
-        if !is_reserved_header(name) {
-            headers.append(name.clone(), value.clone());
-        }
-    }
-    headers
-}
-
-/// The error a response tells only by its HTTP status.
-fn error_from_status(status: StatusCode) -> Error {
-    Error::wire(
-        Code::from_http_status(status),
-        format!("HTTP status {status}"),
-    )
-}
-
 /// Checks a response's content type against the codec requested. A content type that is not
 /// the protocol's at all reads as `unknown` (the peer is probably not a Connect server); one
 /// of the protocol with another codec is an `internal` error.
@@ -377,70 +361,6 @@ fn check_content_type(headers: &HeaderMap, prefix: &str, codec: Codec) -> Result
         code,
         format!("invalid content-type {got:?}; expecting {expected:?}"),
     ))
-}
-
-fn response_compression(
-    headers: &HeaderMap,
-    name: &str,
-    registry: &CompressionRegistry,
-) -> Result<Option<Arc<dyn Compressor>>, Error> {
-    match headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-    {
-        None | Some("") | Some("identity") => Ok(None),
-        Some(encoding) => registry.get(encoding).cloned().map(Some).ok_or_else(|| {
-            Error::new(
-                Code::Internal,
-                format!(
-                    "the server used compression {encoding:?}, which this client does not support"
-                ),
-            )
-        }),
-    }
-}
-
-/// Frames request messages as they are produced.
-struct RequestFrames {
-    messages: std::pin::Pin<Box<dyn futures_core::Stream<Item = Result<Bytes, Error>> + Send>>,
-    compression: Option<Arc<dyn Compressor>>,
-    policy: CompressionPolicy,
-}
-
-impl FrameSource for RequestFrames {
-    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Frame<Bytes>>> {
-        loop {
-            return match self.messages.as_mut().poll_next(cx) {
-                Poll::Pending => Poll::Pending,
-                Poll::Ready(None) => Poll::Ready(None),
-                Poll::Ready(Some(Err(error))) => {
-                    // The request cannot go on; end the body and let the response tell.
-                    tracing::debug!(%error, "request message could not be sent");
-                    Poll::Ready(None)
-                }
-                Poll::Ready(Some(Ok(payload))) => {
-                    let Ok((compressed, payload)) =
-                        compress(self.compression.as_ref(), self.policy, payload)
-                    else {
-                        continue;
-                    };
-                    let mut buf = BytesMut::with_capacity(PREFIX_LEN + payload.len());
-                    if put_prefix(
-                        &mut buf,
-                        if compressed { FLAG_COMPRESSED } else { 0 },
-                        payload.len(),
-                    )
-                    .is_err()
-                    {
-                        return Poll::Ready(None);
-                    }
-                    buf.extend_from_slice(&payload);
-                    Poll::Ready(Some(Frame::data(buf.freeze())))
-                }
-            };
-        }
-    }
 }
 
 /// A unary response's single message.

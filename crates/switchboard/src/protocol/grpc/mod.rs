@@ -4,6 +4,7 @@
 //! layer over the body.
 
 pub(crate) mod base64_body;
+pub(crate) mod client;
 pub(crate) mod server;
 pub(crate) mod status;
 

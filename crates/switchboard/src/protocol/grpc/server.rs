@@ -214,13 +214,16 @@ impl GrpcServer {
     }
 }
 
+/// A negotiated compression; `None` is identity.
+type Compression = Option<Arc<dyn Compressor>>;
+
 /// gRPC's request/response compression rules (as connect-go applies them): the request's
 /// compression must be known; the response uses the request's compression, or else the first
 /// algorithm the client accepts that the server has.
 fn negotiate_compression(
     headers: &HeaderMap,
     config: &ServerConfig,
-) -> Result<(Option<Arc<dyn Compressor>>, Option<Arc<dyn Compressor>>), Error> {
+) -> Result<(Compression, Compression), Error> {
     let sent = headers
         .get(ENCODING_HEADER)
         .and_then(|v| v.to_str().ok())

@@ -1,0 +1,274 @@
+//! One handler, every protocol: our client calls our server with Connect, gRPC, gRPC-Web
+//! and gRPC-Web text, over h2c, HTTP/1.1 (where the protocol allows) and TLS; mutual TLS
+//! refuses a wrong certificate and shows the right one to the handler.
+
+use futures_util::StreamExt as _;
+use switchboard::client::tls::client_config;
+use switchboard::client::{Client, ClientConfig, HttpTransport};
+use switchboard::codec::Codec;
+use switchboard::server::ServerConfig;
+use switchboard::server::tls::server_config;
+use switchboard::{Code, Protocol, Request};
+use switchboard_integration_tests::proto::*;
+use switchboard_integration_tests::{start, start_tls};
+
+/// (protocol, gRPC-Web text?)
+const PROTOCOLS: [(Protocol, bool); 4] = [
+    (Protocol::Connect, false),
+    (Protocol::Grpc, false),
+    (Protocol::GrpcWeb, false),
+    (Protocol::GrpcWeb, true),
+];
+
+fn config(protocol: Protocol, text: bool, codec: Codec) -> ClientConfig {
+    ClientConfig::default()
+        .protocol(protocol)
+        .grpc_web_text(text)
+        .codec(codec)
+}
+
+async fn exercise(client: &TestServiceClient<HttpTransport>, what: &str, expected_protocol: &str) {
+    let unary = client
+        .echo(EchoRequest {
+            text: "hi".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert_eq!(unary.message().text, "hi", "{what}");
+    assert_eq!(unary.message().protocol, expected_protocol, "{what}");
+
+    let mut message = EchoRequest {
+        repeat: 3,
+        text: "s".into(),
+        ..Default::default()
+    };
+    message
+        .response_trailers
+        .insert("x-tail".into(), "t".into());
+    let mut stream = client.server_stream(message).await.unwrap().into_message();
+    let mut n = 0;
+    while let Some(item) = stream
+        .message()
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"))
+    {
+        assert_eq!(item.count, n);
+        n += 1;
+    }
+    assert_eq!(n, 3, "{what}");
+    assert_eq!(
+        stream.trailers().unwrap().get("x-tail").unwrap(),
+        "t",
+        "{what}"
+    );
+
+    let upload = futures_util::stream::iter(vec![
+        EchoRequest {
+            text: "a".into(),
+            ..Default::default()
+        },
+        EchoRequest {
+            text: "b".into(),
+            ..Default::default()
+        },
+    ]);
+    assert_eq!(
+        client
+            .client_stream(Request::new(upload))
+            .await
+            .unwrap()
+            .message()
+            .text,
+        "ab",
+        "{what}"
+    );
+
+    let chat = futures_util::stream::iter(vec![EchoRequest {
+        text: "x".into(),
+        ..Default::default()
+    }]);
+    let replies: Vec<_> = client
+        .bidi(Request::new(chat))
+        .await
+        .unwrap()
+        .into_message()
+        .collect()
+        .await;
+    assert_eq!(replies.len(), 1, "{what}");
+
+    let failing = EchoRequest {
+        fail_code: Code::AlreadyExists.as_i32(),
+        fail_message: "taken: 100% ✓".into(),
+        fail_with_detail: true,
+        ..Default::default()
+    };
+    let err = client.echo(failing.clone()).await.unwrap_err();
+    assert_eq!(err.code(), Code::AlreadyExists, "{what}");
+    assert_eq!(err.message(), "taken: 100% ✓", "{what}");
+    assert_eq!(err.details().len(), 1, "{what}");
+    assert_eq!(err.metadata().get("x-error-meta").unwrap(), "yes", "{what}");
+    let mut stream = client
+        .server_stream(EchoRequest {
+            repeat: 1,
+            fail_after_stream: true,
+            ..failing
+        })
+        .await
+        .unwrap()
+        .into_message();
+    assert!(stream.message().await.unwrap().is_some());
+    assert_eq!(
+        stream.message().await.unwrap_err().code(),
+        Code::AlreadyExists,
+        "{what}"
+    );
+}
+
+fn protocol_name(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::Connect => "Connect",
+        Protocol::Grpc => "Grpc",
+        Protocol::GrpcWeb => "GrpcWeb",
+    }
+}
+
+#[tokio::test]
+async fn every_protocol_over_h2c_and_http1() {
+    let server = start(ServerConfig::default()).await;
+    for (protocol, text) in PROTOCOLS {
+        for codec in [Codec::Proto, Codec::Json] {
+            for h2c in [true, false] {
+                if protocol == Protocol::Grpc && !h2c {
+                    continue; // gRPC needs HTTP/2
+                }
+                let what = format!("{protocol:?} text={text} {codec:?} h2c={h2c}");
+                let base = if h2c {
+                    Client::h2c(&server.url())
+                } else {
+                    Client::http1(&server.url())
+                }
+                .unwrap();
+                let client =
+                    TestServiceClient::new(base.with_config(config(protocol, text, codec)));
+                exercise(&client, &what, protocol_name(protocol)).await;
+            }
+        }
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_procedures_are_unimplemented_in_every_protocol() {
+    let server = start(ServerConfig::default()).await;
+    for (protocol, text) in PROTOCOLS {
+        let client =
+            Client::h2c(&server.url())
+                .unwrap()
+                .with_config(config(protocol, text, Codec::Proto));
+        let spec = switchboard::Spec::new(
+            "/switchboard.test.v1.TestService/Missing",
+            switchboard::StreamType::Unary,
+            switchboard::Idempotency::Unknown,
+        );
+        let err = client
+            .unary::<EchoRequest, EchoResponse>(spec, Request::new(EchoRequest::default()))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::Unimplemented, "{protocol:?} text={text}");
+    }
+    server.stop().await;
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, all PEM.
+struct Pki {
+    ca: String,
+    server: (String, String),
+    client: (String, String),
+}
+
+fn pki() -> Pki {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let leaf = |names: Vec<String>| {
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(names)
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        (cert.pem(), key.serialize_pem())
+    };
+    Pki {
+        ca: ca.pem(),
+        server: leaf(vec!["127.0.0.1".into(), "localhost".into()]),
+        client: leaf(vec!["client.test".into()]),
+    }
+}
+
+#[tokio::test]
+async fn every_protocol_over_tls_with_alpn() {
+    let pki = pki();
+    let tls = server_config(pki.server.0.as_bytes(), pki.server.1.as_bytes(), None).unwrap();
+    let server = start_tls(tls).await;
+    let url = format!("https://127.0.0.1:{}", server.addr.port());
+    let roots = client_config(Some(pki.ca.as_bytes()), None).unwrap();
+    for (protocol, text) in PROTOCOLS {
+        let transports = [
+            ("alpn", HttpTransport::tls(roots.clone())),
+            ("http/1.1", HttpTransport::tls_http1(roots.clone())),
+            ("h2", HttpTransport::tls_http2(roots.clone())),
+        ];
+        for (name, transport) in transports {
+            if protocol == Protocol::Grpc && name == "http/1.1" {
+                continue; // gRPC needs HTTP/2 trailers
+            }
+            let what = format!("{protocol:?} text={text} tls {name}");
+            let client =
+                TestServiceClient::new(Client::new(&url, transport).unwrap().with_config(config(
+                    protocol,
+                    text,
+                    Codec::Proto,
+                )));
+            exercise(&client, &what, protocol_name(protocol)).await;
+        }
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn mutual_tls_refuses_strangers_and_shows_the_certificate() {
+    let pki = pki();
+    let stranger = self::pki();
+    let tls = server_config(
+        pki.server.0.as_bytes(),
+        pki.server.1.as_bytes(),
+        Some(pki.ca.as_bytes()),
+    )
+    .unwrap();
+    let server = start_tls(tls).await;
+    let url = format!("https://127.0.0.1:{}", server.addr.port());
+    let call = |identity: Option<(&str, &str)>| {
+        let config = client_config(
+            Some(pki.ca.as_bytes()),
+            identity.map(|(c, k)| (c.as_bytes(), k.as_bytes())),
+        )
+        .unwrap();
+        let client = TestServiceClient::new(Client::new(&url, HttpTransport::tls(config)).unwrap());
+        async move { client.echo(EchoRequest::default()).await }
+    };
+    let accepted = call(Some((&pki.client.0, &pki.client.1)))
+        .await
+        .expect("a trusted client certificate is accepted");
+    assert_eq!(accepted.message().peer_certificates, 1);
+    let wrong = call(Some((&stranger.client.0, &stranger.client.1)))
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.code(), Code::Unavailable, "{wrong}");
+    let none = call(None).await.unwrap_err();
+    assert_eq!(none.code(), Code::Unavailable, "{none}");
+    server.stop().await;
+}
