@@ -59,6 +59,27 @@ fn target_dir() -> PathBuf {
 fn build_binaries() -> Result<PathBuf> {
     let target = target_dir();
     let manifest = workspace_root().join("conformance").join("Cargo.toml");
+    let manifest_str = manifest.to_str().context("path is not UTF-8")?;
+    let target_str = target.to_str().context("path is not UTF-8")?;
+    // The crate is outside the main workspace, so lint it here.
+    run_command(
+        "cargo",
+        &["fmt", "--manifest-path", manifest_str, "--all", "--check"],
+    )?;
+    run_command(
+        "cargo",
+        &[
+            "clippy",
+            "--manifest-path",
+            manifest_str,
+            "--target-dir",
+            target_str,
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
     run_command(
         "cargo",
         &[

@@ -1,27 +1,45 @@
-//! Project automation: `cargo xtask test` runs every check CI runs.
+//! Project automation: `cargo xtask test` runs every check CI runs; `cargo xtask check` is
+//! the quick loop (lints and the workspace's own tests).
 
 use std::process::Command;
 
 use anyhow::{Context as _, Result, bail};
 
 mod conformance;
+mod peers;
 
 fn main() -> Result<()> {
     let task = std::env::args().nth(1).unwrap_or_default();
     match task.as_str() {
-        "test" => test(),
+        "test" => {
+            check()?;
+            conformance::run(&[])?;
+            peers::run(&[])
+        }
+        "check" => check(),
         "conformance" => {
             let args: Vec<String> = std::env::args().skip(2).collect();
             conformance::run(&args)
         }
+        "peers" => {
+            let args: Vec<String> = std::env::args().skip(2).collect();
+            peers::run(&args)
+        }
         _ => {
             eprintln!("usage: cargo xtask <task>");
             eprintln!(
-                "  test                     formatting, clippy (warnings are errors) and the whole test suite"
+                "  test                     everything CI runs: check, conformance and peers"
+            );
+            eprintln!(
+                "  check                    formatting, clippy (warnings are errors) and the workspace tests"
             );
             eprintln!("  conformance [server|client] [-- RUNNER ARGS]");
             eprintln!(
                 "                           the Connect conformance suite, both modes by default"
+            );
+            eprintln!("  peers [grpcurl] [connect-node] [grpcio]");
+            eprintln!(
+                "                           the Eliza demo against real third-party clients, all by default"
             );
             bail!("unknown task {task:?}")
         }
@@ -49,7 +67,7 @@ pub(crate) fn workspace_root() -> std::path::PathBuf {
         .to_path_buf()
 }
 
-fn test() -> Result<()> {
+fn check() -> Result<()> {
     // A fresh machine may have a minimal toolchain; make sure the linters are there.
     let _ = Command::new("rustup")
         .args(["component", "add", "rustfmt", "clippy"])

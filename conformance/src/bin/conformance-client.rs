@@ -213,25 +213,35 @@ async fn call(request: &ClientCompatRequest, transports: &Transports) -> Result<
 
 /// A client configured as the request says: HTTP version, codec, compression, limits.
 fn make_client(request: &ClientCompatRequest, transports: &Transports) -> Result<Client, String> {
-    if request.protocol != Protocol::Connect as i32 {
-        return Err(format!(
-            "only the Connect protocol is supported, not {}",
-            Protocol::try_from(request.protocol)
-                .map(|p| p.as_str_name())
-                .unwrap_or("an unknown protocol")
-        ));
-    }
-    if !request.server_tls_cert.is_empty() || request.client_tls_creds.is_some() {
-        return Err("TLS is not supported by this client".into());
-    }
+    let protocol = match Protocol::try_from(request.protocol) {
+        Ok(Protocol::Connect) => switchboard::Protocol::Connect,
+        Ok(Protocol::Grpc) => switchboard::Protocol::Grpc,
+        Ok(Protocol::GrpcWeb) => switchboard::Protocol::GrpcWeb,
+        _ => return Err(format!("unsupported protocol {}", request.protocol)),
+    };
     if request.raw_request.is_some() {
         return Err("raw HTTP requests are only for the reference client".into());
     }
-    let transport = match HttpVersion::try_from(request.http_version) {
-        Ok(HttpVersion::HttpVersion1) => transports.http1.clone(),
-        Ok(HttpVersion::HttpVersion2) => transports.h2c.clone(),
-        _ => {
-            return Err(format!("unsupported HTTP version {}", request.http_version));
+    let version = HttpVersion::try_from(request.http_version);
+    let tls = !request.server_tls_cert.is_empty();
+    let transport = if tls {
+        let identity = request
+            .client_tls_creds
+            .as_ref()
+            .map(|creds| (&creds.cert[..], &creds.key[..]));
+        let config =
+            switchboard::client::tls::client_config(Some(&request.server_tls_cert), identity)
+                .map_err(|e| format!("TLS configuration: {e}"))?;
+        match version {
+            Ok(HttpVersion::HttpVersion1) => HttpTransport::tls_http1(config),
+            Ok(HttpVersion::HttpVersion2) => HttpTransport::tls_http2(config),
+            _ => return Err(format!("unsupported HTTP version {}", request.http_version)),
+        }
+    } else {
+        match version {
+            Ok(HttpVersion::HttpVersion1) => transports.http1.clone(),
+            Ok(HttpVersion::HttpVersion2) => transports.h2c.clone(),
+            _ => return Err(format!("unsupported HTTP version {}", request.http_version)),
         }
     };
     let codec = match Codec::try_from(request.codec) {
@@ -241,6 +251,7 @@ fn make_client(request: &ClientCompatRequest, transports: &Transports) -> Result
     };
     // Compress every message, however small, so that compression is always exercised.
     let mut config = ClientConfig::default()
+        .protocol(protocol)
         .codec(codec)
         .compression_policy(CompressionPolicy { min_bytes: 0 });
     let compression = match Compression::try_from(request.compression) {
@@ -263,7 +274,8 @@ fn make_client(request: &ClientCompatRequest, transports: &Transports) -> Result
     } else {
         request.host.clone()
     };
-    let base = format!("http://{host}:{}", request.port);
+    let scheme = if tls { "https" } else { "http" };
+    let base = format!("{scheme}://{host}:{}", request.port);
     Client::new(&base, transport)
         .map(|client| client.with_config(config))
         .map_err(|e| format!("creating a client for {base}: {e}"))

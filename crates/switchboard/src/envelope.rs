@@ -108,6 +108,12 @@ impl BodyReader {
         }
     }
 
+    /// Whether the body is known to be empty from here on without reading it (an HTTP/2
+    /// HEADERS frame that ended the stream, or `content-length: 0`).
+    pub(crate) fn is_end_stream(&self) -> bool {
+        self.chunk.is_empty() && self.partial.is_empty() && (self.eof || self.body.is_end_stream())
+    }
+
     /// Takes the HTTP trailers received at the end of the body (gRPC's status travels there).
     pub(crate) fn take_trailers(&mut self) -> Option<HeaderMap> {
         self.trailers.take()

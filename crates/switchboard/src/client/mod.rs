@@ -468,6 +468,7 @@ impl<T: Transport> Client<T> {
             Ok(incoming) => {
                 let source: Box<dyn MessageSource> = Box::new(ClientStreamSource {
                     inner: incoming.messages,
+                    deadline,
                     sleep: deadline.map(|d| Box::pin(tokio::time::sleep_until(d.into()))),
                     observer: observer.clone(),
                     finished: false,
@@ -516,9 +517,23 @@ async fn with_timeout<T>(
 ) -> Result<T, Error> {
     match timeout {
         None => work.await,
-        Some(timeout) => tokio::time::timeout(timeout, work)
-            .await
-            .unwrap_or_else(|_| Err(deadline_exceeded())),
+        Some(timeout) => {
+            let deadline = deadline_of(Some(timeout));
+            match tokio::time::timeout(timeout, work).await {
+                Ok(result) => result.map_err(|e| past_deadline(e, deadline)),
+                Err(_) => Err(deadline_exceeded()),
+            }
+        }
+    }
+}
+
+/// A local failure (a reset stream, a closed connection) once the deadline has passed is the
+/// deadline's doing: the peer gave up on the call, often a moment before our own timer
+/// fired. Errors the peer reported stay as they are.
+fn past_deadline(error: Error, deadline: Option<Instant>) -> Error {
+    match deadline {
+        Some(deadline) if !error.is_wire() && Instant::now() >= deadline => deadline_exceeded(),
+        _ => error,
     }
 }
 
@@ -592,6 +607,7 @@ impl<Req: Message> Stream for EncodeRequests<Req> {
 /// to interceptors.
 struct ClientStreamSource {
     inner: Box<dyn MessageSource>,
+    deadline: Option<Instant>,
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
     observer: Option<Arc<CallObserver>>,
     finished: bool,
@@ -627,6 +643,7 @@ impl MessageSource for ClientStreamSource {
                 Poll::Ready(None)
             }
             Poll::Ready(Some(Err(error))) => {
+                let error = past_deadline(error, self.deadline);
                 self.finish(Some(&error));
                 Poll::Ready(Some(Err(error)))
             }

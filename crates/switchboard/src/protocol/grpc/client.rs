@@ -114,18 +114,31 @@ impl ClientProtocol for GrpcClient {
                 error.metadata_mut().extend(user_headers(&parts.headers));
                 return Err(error);
             }
-            let headers = user_headers(&parts.headers);
-            // Trailers-only: the status came in the headers and there is no body.
-            if let Some(status) = read_status(&parts.headers) {
-                reader.drain(limit).await;
-                return match status {
-                    Err(error) => Err(error),
-                    Ok(()) => Ok(IncomingResponse {
+            // Trailers-only: the status came in the headers and the body is empty. The header
+            // block then is the trailers, and there are no response headers.
+            if parts.headers.contains_key(super::STATUS_HEADER) && reader.is_end_stream() {
+                return Ok(IncomingResponse {
+                    headers: HeaderMap::new(),
+                    messages: Box::new(GrpcResponseSource {
+                        reader,
+                        variant,
+                        compression: None,
+                        limit,
                         headers: HeaderMap::new(),
-                        messages: Box::new(EndedSource { trailers: headers }),
+                        header_status: None,
+                        trailers: None,
+                        received: 0,
+                        state: State::TrailersOnly(Some(parts.headers)),
                     }),
-                };
+                });
             }
+            let headers = user_headers(&parts.headers);
+            // A status in the headers of a response that has a body is not trailers-only; it
+            // only counts if the body turns out empty and no trailers carry a status.
+            let header_status = parts
+                .headers
+                .contains_key(super::STATUS_HEADER)
+                .then(|| parts.headers.clone());
             check_content_type(&parts.headers, variant, codec)?;
             let compression = response_compression(&parts.headers, ENCODING_HEADER, &registry)?;
             if variant == Variant::WebText {
@@ -139,7 +152,9 @@ impl ClientProtocol for GrpcClient {
                     compression,
                     limit,
                     headers,
+                    header_status,
                     trailers: None,
+                    received: 0,
                     state: State::Messages,
                 }),
             })
@@ -170,22 +185,9 @@ fn check_content_type(
     }
 }
 
-/// A stream that ended before it began (trailers-only success).
-struct EndedSource {
-    trailers: HeaderMap,
-}
-
-impl MessageSource for EndedSource {
-    fn poll_message(&mut self, _cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Error>>> {
-        Poll::Ready(None)
-    }
-
-    fn trailers(&self) -> Option<&HeaderMap> {
-        Some(&self.trailers)
-    }
-}
-
 enum State {
+    /// A trailers-only response: these headers are its trailers.
+    TrailersOnly(Option<HeaderMap>),
     Messages,
     /// gRPC-Web: the trailers envelope was read; the body must end now.
     CheckEof,
@@ -200,25 +202,28 @@ struct GrpcResponseSource {
     limit: usize,
     /// Response headers, added to an error's metadata.
     headers: HeaderMap,
+    /// The headers, when they carried a status although the response was not trailers-only.
+    header_status: Option<HeaderMap>,
     trailers: Option<HeaderMap>,
+    /// Messages received so far.
+    received: u64,
     state: State,
 }
 
 impl GrpcResponseSource {
     /// Settles the call from its trailers: the end of the stream, or its error.
-    fn finish(&mut self, trailers: HeaderMap) -> Option<Result<Bytes, Error>> {
+    fn finish(&mut self, mut trailers: HeaderMap) -> Option<Result<Bytes, Error>> {
         self.state = State::Done;
-        let status = read_status(&trailers);
-        let mut user_trailers = HeaderMap::new();
-        for (name, value) in &trailers {
-            let name_str = name.as_str();
-            if name_str != super::STATUS_HEADER
-                && name_str != super::MESSAGE_HEADER
-                && name_str != super::DETAILS_HEADER
-            {
-                user_trailers.append(name.clone(), value.clone());
+        if !trailers.contains_key(super::STATUS_HEADER) && self.received == 0 {
+            if let Some(headers) = self.header_status.take() {
+                // An empty body after all: the headers were trailers-only.
+                trailers = headers;
             }
         }
+        let status = read_status(&trailers);
+        // What users see as trailers: no protocol fields (which also leaves out the
+        // content-type of a trailers-only header block).
+        let user_trailers = user_headers(&trailers);
         self.trailers = Some(user_trailers);
         match status {
             None => Some(Err(Error::internal(
@@ -227,7 +232,7 @@ impl GrpcResponseSource {
             Some(Ok(())) => None,
             Some(Err(mut error)) => {
                 let mut metadata = self.headers.clone();
-                for (name, value) in error.metadata() {
+                for (name, value) in self.trailers.iter().flatten() {
                     metadata.append(name.clone(), value.clone());
                 }
                 *error.metadata_mut() = metadata;
@@ -261,8 +266,12 @@ fn parse_web_trailers(block: &[u8]) -> Result<HeaderMap, Error> {
 impl MessageSource for GrpcResponseSource {
     fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Error>>> {
         loop {
-            match self.state {
+            match &mut self.state {
                 State::Done => return Poll::Ready(None),
+                State::TrailersOnly(headers) => {
+                    let headers = headers.take().unwrap_or_default();
+                    return Poll::Ready(self.finish(headers));
+                }
                 State::CheckEof => {
                     return match self.reader.poll_envelope(cx, self.limit) {
                         Poll::Pending => Poll::Pending,
@@ -330,6 +339,7 @@ impl MessageSource for GrpcResponseSource {
                     envelope.flags
                 )))));
             }
+            self.received += 1;
             return Poll::Ready(Some(Ok(data)));
         }
     }

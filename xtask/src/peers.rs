@@ -1,0 +1,991 @@
+//! `cargo xtask peers`: the Eliza demo against real third-party clients.
+//!
+//! Installs pinned peers into the tools cache outside the repository (`$SWITCHBOARD_TOOLS`,
+//! else `~/.cache/switchboard/tools`), reusing what is already there:
+//!
+//! - `grpcurl` with `go install` (GOBIN in the cache);
+//! - connect-node (connect-es v2) with `npm install --prefix <cache>/node-peers` from
+//!   `interop/peers/package.json`, code generated with buf and protoc-gen-es from that install;
+//! - grpcio in a virtualenv (`<cache>/pyenv`) from `interop/peers/requirements.txt`, stubs
+//!   generated with `python -m grpc_tools.protoc`.
+//!
+//! Then builds the demo, generates a throwaway CA and server certificate (for `localhost` and
+//! `127.0.0.1`) with openssl, starts one cleartext (HTTP/1.1 + h2c) and one TLS instance on free
+//! loopback ports, runs every peer against both and asserts on the actual responses. Every
+//! subprocess writes to a log file in a temporary directory and has a time limit; the logs of
+//! whatever failed are printed, the servers are killed however the run ends, and the run ends
+//! with a table of checks and a non-zero exit on any failure.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::workspace_root;
+
+/// The grpcurl release `go install` builds.
+const GRPCURL_VERSION: &str = "v1.9.3";
+const GRPCURL_MODULE: &str = "github.com/fullstorydev/grpcurl/cmd/grpcurl";
+
+/// The peers this task knows, in the order they run.
+const PEERS: [&str; 3] = ["grpcurl", "connect-node", "grpcio"];
+
+const SERVICE: &str = "connectrpc.eliza.v1.ElizaService";
+/// The schema, relative to [`PROTO_ROOT`].
+const PROTO_FILE: &str = "connectrpc/eliza/v1/eliza.proto";
+const PROTO_ROOT: &str = "examples/eliza/proto";
+
+const SAY: (&str, &str) = ("I feel happy.", "When do you usually feel happy?");
+const NAME: &str = "Ada";
+const INTRODUCTION: [&str; 4] = [
+    "Hi Ada. I'm Eliza.",
+    "Before we begin, let me tell you something about myself.",
+    "I was created by Joseph Weizenbaum at MIT in the 1960s.",
+    "I listen, and I ask questions. How are you feeling today?",
+];
+const CONVERSATION: [(&str, &str); 3] = [
+    ("Hello", "Hi there... how are you today?"),
+    ("I feel happy.", "When do you usually feel happy?"),
+    ("Goodbye", "Goodbye. It was nice talking to you."),
+];
+
+const INSTALL_TIMEOUT: Duration = Duration::from_secs(600);
+const BUILD_TIMEOUT: Duration = Duration::from_secs(1200);
+const SHORT_TIMEOUT: Duration = Duration::from_secs(60);
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(180);
+const SERVER_START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where tools are installed: `$SWITCHBOARD_TOOLS`, else `~/.cache/switchboard/tools`.
+fn tools_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("SWITCHBOARD_TOOLS") {
+        return PathBuf::from(dir);
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    cache.join("switchboard").join("tools")
+}
+
+/// The cargo target directory: `$CARGO_TARGET_DIR`, else the workspace's `target/`.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Subprocesses: every one logs to files and has a time limit.
+
+/// How a logged step ended.
+struct Step {
+    name: String,
+    outcome: Outcome,
+    stdout: String,
+    logs: Vec<PathBuf>,
+}
+
+enum Outcome {
+    Exited(ExitStatus),
+    /// Ran out of time (this many seconds) and was killed.
+    TimedOut(u64),
+    /// Could not be started at all.
+    NotStarted(String),
+}
+
+impl Step {
+    fn success(&self) -> bool {
+        matches!(self.outcome, Outcome::Exited(status) if status.success())
+    }
+
+    /// Why the step failed, for the table.
+    fn failure(&self) -> String {
+        match &self.outcome {
+            Outcome::Exited(status) => format!("exited with {status}"),
+            Outcome::TimedOut(seconds) => format!("timed out after {seconds}s"),
+            Outcome::NotStarted(why) => why.clone(),
+        }
+    }
+
+    /// Fails unless the step succeeded, printing its logs.
+    fn check(self) -> Result<Step> {
+        if self.success() {
+            return Ok(self);
+        }
+        print_logs(&self.logs);
+        bail!("{} {}", self.name, self.failure())
+    }
+}
+
+/// A file name from a step name.
+fn slug(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect()
+}
+
+/// Runs `command` with its stdout and stderr in `<logs>/<name>.{stdout,stderr}.log`, killed
+/// after `timeout`.
+fn run_step(logs: &Path, name: &str, command: &mut Command, timeout: Duration) -> Result<Step> {
+    eprintln!("==> {name}");
+    let base = logs.join(slug(name));
+    let out_path = base.with_extension("stdout.log");
+    let err_path = base.with_extension("stderr.log");
+    let started = Instant::now();
+    let spawned = command
+        .stdin(Stdio::null())
+        .stdout(File::create(&out_path)?)
+        .stderr(File::create(&err_path)?)
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(error) => {
+            let why = format!("could not start {:?}: {error}", command.get_program());
+            std::fs::write(&err_path, format!("{why}\n"))?;
+            return Ok(Step {
+                name: name.to_owned(),
+                outcome: Outcome::NotStarted(why),
+                stdout: String::new(),
+                logs: vec![err_path],
+            });
+        }
+    };
+    let outcome = match wait_with_timeout(&mut child, timeout)? {
+        Some(status) => Outcome::Exited(status),
+        None => Outcome::TimedOut(timeout.as_secs()),
+    };
+    if started.elapsed() > Duration::from_secs(2) {
+        eprintln!("    {name}: {:.1}s", started.elapsed().as_secs_f64());
+    }
+    Ok(Step {
+        name: name.to_owned(),
+        outcome,
+        stdout: std::fs::read_to_string(&out_path).unwrap_or_default(),
+        logs: vec![out_path, err_path],
+    })
+}
+
+/// Waits for `child`, killing it after `timeout` (then `None`).
+fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Result<Option<ExitStatus>> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(None);
+        }
+        thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// Prints log files that have something in them.
+fn print_logs(logs: &[PathBuf]) {
+    for path in logs {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.trim().is_empty() {
+            continue;
+        }
+        eprintln!("----- {} -----", path.display());
+        eprintln!("{}", text.trim_end());
+        eprintln!("----- end of {} -----", path.display());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Results.
+
+struct Row {
+    check: String,
+    passed: bool,
+    detail: String,
+    logs: Vec<PathBuf>,
+}
+
+#[derive(Default)]
+struct Report {
+    rows: Vec<Row>,
+}
+
+impl Report {
+    fn pass(&mut self, check: impl Into<String>) {
+        self.rows.push(Row {
+            check: check.into(),
+            passed: true,
+            detail: String::new(),
+            logs: Vec::new(),
+        });
+    }
+
+    fn fail(&mut self, check: impl Into<String>, detail: impl Into<String>, logs: &[PathBuf]) {
+        self.rows.push(Row {
+            check: check.into(),
+            passed: false,
+            detail: detail.into(),
+            logs: logs.to_vec(),
+        });
+    }
+
+    fn record(&mut self, check: impl Into<String>, outcome: Result<(), String>, logs: &[PathBuf]) {
+        match outcome {
+            Ok(()) => self.pass(check),
+            Err(detail) => self.fail(check, detail, logs),
+        }
+    }
+
+    /// Adds the `PASS <check>` / `FAIL <check>: <why>` lines a peer script printed; the script
+    /// itself fails if it exited badly or reported nothing.
+    fn script(&mut self, peer: &str, step: &Step) {
+        let before = self.rows.len();
+        for line in step.stdout.lines() {
+            if let Some(check) = line.strip_prefix("PASS ") {
+                self.pass(check.trim());
+            } else if let Some(rest) = line.strip_prefix("FAIL ") {
+                let (check, why) = rest.split_once(": ").unwrap_or((rest, "failed"));
+                self.fail(check.trim(), why.trim(), &step.logs);
+            }
+        }
+        let reported = self.rows.len() - before;
+        let failed = self.rows[before..].iter().any(|row| !row.passed);
+        if reported == 0 {
+            self.fail(
+                format!("{peer} script"),
+                format!("reported no check ({})", step.failure()),
+                &step.logs,
+            );
+        } else if !step.success() && !failed {
+            self.fail(format!("{peer} script"), step.failure(), &step.logs);
+        }
+    }
+
+    fn failures(&self) -> usize {
+        self.rows.iter().filter(|row| !row.passed).count()
+    }
+
+    fn print(&self) {
+        let width = self
+            .rows
+            .iter()
+            .map(|row| row.check.len())
+            .max()
+            .unwrap_or(5)
+            .max("check".len());
+        let mut printed_logs: Vec<&PathBuf> = Vec::new();
+        for row in self.rows.iter().filter(|row| !row.passed) {
+            for log in &row.logs {
+                if !printed_logs.contains(&log) {
+                    printed_logs.push(log);
+                    print_logs(std::slice::from_ref(log));
+                }
+            }
+        }
+        println!();
+        println!("{:width$}  result", "check");
+        println!("{:-<width$}  ------", "");
+        for row in &self.rows {
+            if row.passed {
+                println!("{:width$}  pass", row.check);
+            } else {
+                // The whole story is in the logs printed above; keep the table readable.
+                let mut detail: String = row.detail.chars().take(150).collect();
+                if detail.len() < row.detail.len() {
+                    detail.push_str("...");
+                }
+                println!("{:width$}  FAIL  {detail}", row.check);
+            }
+        }
+        println!();
+        println!(
+            "peers: {} passed, {} failed",
+            self.rows.len() - self.failures(),
+            self.failures()
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Servers.
+
+/// A running demo, killed when dropped, whichever way the run ends.
+struct Server {
+    name: &'static str,
+    child: Child,
+    addr: String,
+    logs: Vec<PathBuf>,
+}
+
+impl Server {
+    /// Starts `eliza` on a free loopback port and waits for its banner.
+    fn start(
+        logs: &Path,
+        name: &'static str,
+        binary: &Path,
+        tls: Option<&Certificates>,
+    ) -> Result<Server> {
+        eprintln!("==> start {name}");
+        let out_path = logs.join(format!("{name}.stdout.log"));
+        let err_path = logs.join(format!("{name}.stderr.log"));
+        let mut command = Command::new(binary);
+        command.args(["--addr", "127.0.0.1:0"]);
+        if let Some(certs) = tls {
+            command
+                .arg("--tls-cert")
+                .arg(&certs.server_cert)
+                .arg("--tls-key")
+                .arg(&certs.server_key);
+        }
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(File::create(&out_path)?)
+            .stderr(File::create(&err_path)?)
+            .spawn()
+            .with_context(|| format!("could not start {}", binary.display()))?;
+        let mut server = Server {
+            name,
+            child,
+            addr: String::new(),
+            logs: vec![out_path.clone(), err_path],
+        };
+        let scheme = if tls.is_some() { "https://" } else { "http://" };
+        let deadline = Instant::now() + SERVER_START_TIMEOUT;
+        loop {
+            let banner = std::fs::read_to_string(&out_path).unwrap_or_default();
+            if let Some(line) = banner.lines().next().filter(|_| banner.contains('\n')) {
+                let Some(addr) = line
+                    .split(scheme)
+                    .nth(1)
+                    .and_then(|rest| rest.split_whitespace().next())
+                else {
+                    print_logs(&server.logs);
+                    bail!("{name}: unexpected banner {line:?} (wanted {scheme}ADDR)");
+                };
+                server.addr = addr.to_owned();
+                eprintln!("    {line}");
+                return Ok(server);
+            }
+            if let Some(status) = server.child.try_wait()? {
+                print_logs(&server.logs);
+                bail!("{name} exited with {status} before listening");
+            }
+            if Instant::now() >= deadline {
+                print_logs(&server.logs);
+                bail!(
+                    "{name} printed no banner within {}s",
+                    SERVER_START_TIMEOUT.as_secs()
+                );
+            }
+            thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    fn port(&self) -> &str {
+        self.addr.rsplit(':').next().unwrap_or_default()
+    }
+
+    /// Whether the server is still serving (it must survive every peer).
+    fn check_alive(&mut self, report: &mut Report) {
+        let check = format!("{} still running after the peers", self.name);
+        match self.child.try_wait() {
+            Ok(None) => report.pass(check),
+            Ok(Some(status)) => report.fail(check, format!("exited with {status}"), &self.logs),
+            Err(error) => report.fail(check, error.to_string(), &self.logs),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Certificates.
+
+struct Certificates {
+    ca: PathBuf,
+    server_cert: PathBuf,
+    server_key: PathBuf,
+}
+
+/// Makes sure `openssl` is there, installing Debian's package when it is not.
+fn ensure_openssl(logs: &Path) -> Result<()> {
+    if Command::new("openssl")
+        .arg("version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        return Ok(());
+    }
+    run_step(
+        logs,
+        "apt-get update",
+        Command::new("apt-get").arg("update"),
+        INSTALL_TIMEOUT,
+    )?
+    .check()?;
+    run_step(
+        logs,
+        "apt-get install openssl",
+        Command::new("apt-get").args(["install", "-y", "openssl"]),
+        INSTALL_TIMEOUT,
+    )?
+    .check()
+    .context("openssl is needed to make the test certificates")?;
+    Ok(())
+}
+
+/// A throwaway CA and a server certificate it signed, for `localhost` and `127.0.0.1`.
+fn make_certificates(logs: &Path, dir: &Path) -> Result<Certificates> {
+    ensure_openssl(logs)?;
+    std::fs::create_dir_all(dir)?;
+    let openssl = |name: &str, args: &[&str]| -> Result<()> {
+        run_step(
+            logs,
+            name,
+            Command::new("openssl").args(args).current_dir(dir),
+            SHORT_TIMEOUT,
+        )?
+        .check()?;
+        Ok(())
+    };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
+    openssl(
+        "openssl CA",
+        &[
+            &["req", "-x509", "-nodes"],
+            &ec[..],
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=switchboard peers test CA",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ],
+        ]
+        .concat(),
+    )?;
+    openssl(
+        "openssl server key",
+        &[
+            &["req", "-nodes"],
+            &ec[..],
+            &[
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=localhost",
+            ],
+        ]
+        .concat(),
+    )?;
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n\
+         basicConstraints=critical,CA:FALSE\n\
+         keyUsage=critical,digitalSignature\n\
+         extendedKeyUsage=serverAuth\n",
+    )?;
+    openssl(
+        "openssl server certificate",
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-set_serial",
+            "2",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.pem",
+        ],
+    )?;
+    Ok(Certificates {
+        ca: dir.join("ca.pem"),
+        server_cert: dir.join("server.pem"),
+        server_key: dir.join("server.key"),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Installing the peers.
+
+/// Whether `stamp` records exactly `content` (the install it guards is current).
+fn stamp_matches(stamp: &Path, content: &str) -> bool {
+    std::fs::read_to_string(stamp).is_ok_and(|s| s == content)
+}
+
+fn install_grpcurl(logs: &Path) -> Result<PathBuf> {
+    let dir = tools_dir().join(format!("grpcurl-{GRPCURL_VERSION}"));
+    let binary = dir.join("grpcurl");
+    if binary.exists() {
+        eprintln!("==> grpcurl {GRPCURL_VERSION}: cached in {}", dir.display());
+        return Ok(binary);
+    }
+    std::fs::create_dir_all(&dir)?;
+    run_step(
+        logs,
+        &format!("go install grpcurl@{GRPCURL_VERSION}"),
+        Command::new("go")
+            .args(["install", &format!("{GRPCURL_MODULE}@{GRPCURL_VERSION}")])
+            .env("GOBIN", &dir),
+        INSTALL_TIMEOUT,
+    )?
+    .check()?;
+    Ok(binary)
+}
+
+/// `npm install` of `interop/peers/package.json` into `<tools>/node-peers`.
+fn install_node(logs: &Path) -> Result<PathBuf> {
+    let dir = tools_dir().join("node-peers");
+    let manifest = std::fs::read_to_string(peers_dir().join("package.json"))
+        .context("reading interop/peers/package.json")?;
+    let stamp = dir.join("node_modules").join(".switchboard-stamp");
+    if stamp_matches(&stamp, &manifest) {
+        eprintln!("==> connect-node packages: cached in {}", dir.display());
+        return Ok(dir);
+    }
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("package.json"), &manifest)?;
+    run_step(
+        logs,
+        "npm install connect-node peers",
+        Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&dir),
+        INSTALL_TIMEOUT,
+    )?
+    .check()?;
+    std::fs::write(&stamp, &manifest)?;
+    Ok(dir)
+}
+
+/// A virtualenv at `<tools>/pyenv` with `interop/peers/requirements.txt`; returns its python.
+fn install_python(logs: &Path) -> Result<PathBuf> {
+    let dir = tools_dir().join("pyenv");
+    let python = dir.join("bin").join("python");
+    let requirements_path = peers_dir().join("requirements.txt");
+    let requirements = std::fs::read_to_string(&requirements_path)
+        .context("reading interop/peers/requirements.txt")?;
+    let stamp = dir.join(".switchboard-stamp");
+    let python_works = || {
+        Command::new(&python)
+            .args(["-c", "import grpc, grpc_tools"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if stamp_matches(&stamp, &requirements) && python_works() {
+        eprintln!("==> grpcio virtualenv: cached in {}", dir.display());
+        return Ok(python);
+    }
+    if !python.exists() {
+        if let Some(parent) = dir.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        run_step(
+            logs,
+            "python3 -m venv",
+            Command::new("python3").args(["-m", "venv"]).arg(&dir),
+            SHORT_TIMEOUT,
+        )?
+        .check()?;
+    }
+    run_step(
+        logs,
+        "pip install grpcio peers",
+        Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--no-input",
+                "-r",
+            ])
+            .arg(&requirements_path),
+        INSTALL_TIMEOUT,
+    )?
+    .check()?;
+    std::fs::write(&stamp, &requirements)?;
+    Ok(python)
+}
+
+fn peers_dir() -> PathBuf {
+    workspace_root().join("interop").join("peers")
+}
+
+/// Builds the demo (debug, sharing `target/` with the test suite) and returns the binary.
+fn build_eliza(logs: &Path) -> Result<PathBuf> {
+    let target = target_dir();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    run_step(
+        logs,
+        "cargo build -p eliza",
+        Command::new(cargo)
+            .args(["build", "-p", "eliza", "--bin", "eliza", "--target-dir"])
+            .arg(&target)
+            .current_dir(workspace_root()),
+        BUILD_TIMEOUT,
+    )?
+    .check()?;
+    Ok(target.join("debug").join("eliza"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The checks.
+
+/// The `"sentence"` values in grpcurl's JSON output, in order.
+fn sentences(json: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut rest = json;
+    while let Some(at) = rest.find("\"sentence\"") {
+        rest = &rest[at + "\"sentence\"".len()..];
+        let Some(value) = rest.trim_start().strip_prefix(':') else {
+            continue;
+        };
+        let Some(value) = value.trim_start().strip_prefix('"') else {
+            continue;
+        };
+        let mut text = String::new();
+        let mut chars = value.char_indices();
+        let mut end = value.len();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '"' => {
+                    end = i + 1;
+                    break;
+                }
+                '\\' => match chars.next().map(|(_, c)| c) {
+                    Some('n') => text.push('\n'),
+                    Some('t') => text.push('\t'),
+                    Some('u') => {
+                        let hex: String = chars.by_ref().take(4).map(|(_, c)| c).collect();
+                        if let Some(c) = u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32)
+                        {
+                            text.push(c);
+                        }
+                    }
+                    Some(other) => text.push(other),
+                    None => {}
+                },
+                c => text.push(c),
+            }
+        }
+        found.push(text);
+        rest = &value[end..];
+    }
+    found
+}
+
+fn expect_sentences(step: &Step, want: &[&str]) -> Result<(), String> {
+    if !step.success() {
+        return Err(step.failure());
+    }
+    let got = sentences(&step.stdout);
+    if got != want {
+        return Err(format!("got {got:?}, want {want:?}"));
+    }
+    Ok(())
+}
+
+fn grpcurl_checks(
+    report: &mut Report,
+    logs: &Path,
+    grpcurl: &Path,
+    h2c: &Server,
+    tls: &Server,
+    certs: &Certificates,
+) -> Result<()> {
+    let root = workspace_root();
+    let proto = ["-import-path", PROTO_ROOT, "-proto", PROTO_FILE];
+    let say = format!("{{\"sentence\":{:?}}}", SAY.0);
+    let introduce = format!("{{\"name\":{NAME:?}}}");
+    let converse = CONVERSATION
+        .iter()
+        .map(|(sentence, _)| format!("{{\"sentence\":{sentence:?}}}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let replies: Vec<&str> = CONVERSATION.iter().map(|(_, reply)| *reply).collect();
+    let ca = certs.ca.to_str().context("path is not UTF-8")?;
+    let cases: [(&str, &Server, &str, &str, &[&str]); 5] = [
+        ("h2c Say", h2c, "Say", &say, &[SAY.1]),
+        ("h2c Introduce", h2c, "Introduce", &introduce, &INTRODUCTION),
+        ("h2c Converse", h2c, "Converse", &converse, &replies),
+        ("TLS Say", tls, "Say", &say, &[SAY.1]),
+        ("TLS Introduce", tls, "Introduce", &introduce, &INTRODUCTION),
+    ];
+    for (label, server, method, data, want) in cases {
+        let mut command = Command::new(grpcurl);
+        command.current_dir(&root).args(proto);
+        if std::ptr::eq(server, tls) {
+            command.args(["-cacert", ca]);
+        } else {
+            command.arg("-plaintext");
+        }
+        command
+            .args(["-max-time", "20", "-d", data])
+            .arg(&server.addr)
+            .arg(format!("{SERVICE}/{method}"));
+        let check = format!("grpcurl {label}");
+        let step = run_step(logs, &check, &mut command, CALL_TIMEOUT)?;
+        report.record(check, expect_sentences(&step, want), &step.logs);
+    }
+    Ok(())
+}
+
+/// Generates the connect-es code with buf + protoc-gen-es and runs the connect-node script.
+fn connect_node_checks(
+    report: &mut Report,
+    logs: &Path,
+    node_dir: &Path,
+    h2c: &Server,
+    tls: &Server,
+    certs: &Certificates,
+) -> Result<()> {
+    let generated = node_dir.join("gen");
+    if generated.exists() {
+        std::fs::remove_dir_all(&generated)?;
+    }
+    let bin = node_dir.join("node_modules").join(".bin");
+    let template = format!(
+        r#"{{"version":"v2","plugins":[{{"local":{:?},"out":{:?},"opt":["target=js"]}}]}}"#,
+        bin.join("protoc-gen-es")
+            .to_str()
+            .context("path is not UTF-8")?,
+        generated.to_str().context("path is not UTF-8")?,
+    );
+    let step = run_step(
+        logs,
+        "buf generate (protoc-gen-es)",
+        Command::new(bin.join("buf"))
+            .args(["generate", PROTO_ROOT, "--template", &template])
+            .env("BUF_CACHE_DIR", tools_dir().join("buf-cache"))
+            .current_dir(workspace_root()),
+        SHORT_TIMEOUT,
+    )?;
+    if !step.success() {
+        report.fail("connect-node codegen", step.failure(), &step.logs);
+        return Ok(());
+    }
+    // The script imports its packages, so it runs from the install, not from the repo.
+    let script = node_dir.join("connect-node.mjs");
+    std::fs::copy(peers_dir().join("connect-node.mjs"), &script)?;
+    let step = run_step(
+        logs,
+        "connect-node checks",
+        Command::new("node")
+            .arg(&script)
+            .arg("--h2c")
+            .arg(format!("http://{}", h2c.addr))
+            .arg("--tls")
+            .arg(format!("https://localhost:{}", tls.port()))
+            .arg("--ca")
+            .arg(&certs.ca)
+            .current_dir(node_dir),
+        SCRIPT_TIMEOUT,
+    )?;
+    report.script("connect-node", &step);
+    Ok(())
+}
+
+/// Generates the grpcio stubs with grpc_tools.protoc and runs the grpcio script.
+fn grpcio_checks(
+    report: &mut Report,
+    logs: &Path,
+    python: &Path,
+    h2c: &Server,
+    tls: &Server,
+    certs: &Certificates,
+) -> Result<()> {
+    let stubs = tools_dir().join("grpcio-stubs");
+    if stubs.exists() {
+        std::fs::remove_dir_all(&stubs)?;
+    }
+    std::fs::create_dir_all(&stubs)?;
+    let step = run_step(
+        logs,
+        "grpc_tools.protoc",
+        Command::new(python)
+            .args(["-m", "grpc_tools.protoc", "-I", PROTO_ROOT])
+            .arg(format!("--python_out={}", stubs.display()))
+            .arg(format!("--grpc_python_out={}", stubs.display()))
+            .arg(PROTO_FILE)
+            .current_dir(workspace_root()),
+        SHORT_TIMEOUT,
+    )?;
+    if !step.success() {
+        report.fail("grpcio codegen", step.failure(), &step.logs);
+        return Ok(());
+    }
+    let step = run_step(
+        logs,
+        "grpcio checks",
+        Command::new(python)
+            .arg(peers_dir().join("grpcio_eliza.py"))
+            .arg("--stubs")
+            .arg(&stubs)
+            .args(["--h2c", &h2c.addr])
+            .arg("--tls")
+            .arg(format!("localhost:{}", tls.port()))
+            .arg("--ca")
+            .arg(&certs.ca)
+            .env("PYTHONDONTWRITEBYTECODE", "1"),
+        SCRIPT_TIMEOUT,
+    )?;
+    report.script("grpcio", &step);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Entry point.
+
+/// What each selected peer needs, installed (or why it could not be).
+struct Installed {
+    grpcurl: Option<Result<PathBuf>>,
+    node: Option<Result<PathBuf>>,
+    python: Option<Result<PathBuf>>,
+}
+
+/// `cargo xtask peers [grpcurl] [connect-node] [grpcio]`: all peers by default.
+pub(crate) fn run(args: &[String]) -> Result<()> {
+    for arg in args {
+        if !PEERS.contains(&arg.as_str()) {
+            bail!("unknown peer {arg:?}: use any of {}", PEERS.join(", "));
+        }
+    }
+    let wanted = |peer: &str| args.is_empty() || args.iter().any(|a| a == peer);
+    let started = Instant::now();
+    let work = std::env::temp_dir().join(format!("switchboard-peers-{}", std::process::id()));
+    if work.exists() {
+        std::fs::remove_dir_all(&work)?;
+    }
+    let logs = work.join("logs");
+    std::fs::create_dir_all(&logs)?;
+    eprintln!("==> logs in {}", logs.display());
+
+    let report = checks(&logs, &work, &wanted)?;
+    report.print();
+    eprintln!("peers took {:.1}s", started.elapsed().as_secs_f64());
+    if report.failures() > 0 {
+        bail!(
+            "{} peer check(s) failed; logs kept in {}",
+            report.failures(),
+            logs.display()
+        );
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(())
+}
+
+fn checks(logs: &Path, work: &Path, wanted: &dyn Fn(&str) -> bool) -> Result<Report> {
+    let certs = make_certificates(logs, &work.join("certs"))?;
+
+    // The installs are independent: run them side by side.
+    let installed = thread::scope(|scope| {
+        let grpcurl = wanted("grpcurl").then(|| scope.spawn(|| install_grpcurl(logs)));
+        let node = wanted("connect-node").then(|| scope.spawn(|| install_node(logs)));
+        let python = wanted("grpcio").then(|| scope.spawn(|| install_python(logs)));
+        let join = |handle: thread::ScopedJoinHandle<'_, Result<PathBuf>>| {
+            handle
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("install thread panicked")))
+        };
+        Installed {
+            grpcurl: grpcurl.map(join),
+            node: node.map(join),
+            python: python.map(join),
+        }
+    });
+
+    let eliza = build_eliza(logs)?;
+    let mut h2c = Server::start(logs, "eliza-h2c", &eliza, None)?;
+    let mut tls = Server::start(logs, "eliza-tls", &eliza, Some(&certs))?;
+
+    let mut report = Report::default();
+    let install_failed = |report: &mut Report, peer: &str, error: anyhow::Error| {
+        report.fail(format!("{peer} install"), format!("{error:#}"), &[]);
+    };
+    match installed.grpcurl {
+        Some(Ok(grpcurl)) => grpcurl_checks(&mut report, logs, &grpcurl, &h2c, &tls, &certs)?,
+        Some(Err(error)) => install_failed(&mut report, "grpcurl", error),
+        None => {}
+    }
+    match installed.node {
+        Some(Ok(dir)) => connect_node_checks(&mut report, logs, &dir, &h2c, &tls, &certs)?,
+        Some(Err(error)) => install_failed(&mut report, "connect-node", error),
+        None => {}
+    }
+    match installed.python {
+        Some(Ok(python)) => grpcio_checks(&mut report, logs, &python, &h2c, &tls, &certs)?,
+        Some(Err(error)) => install_failed(&mut report, "grpcio", error),
+        None => {}
+    }
+    h2c.check_alive(&mut report);
+    tls.check_alive(&mut report);
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_time_out_and_report_programs_that_do_not_start() {
+        let logs = std::env::temp_dir().join(format!("peers-test-{}", std::process::id()));
+        std::fs::create_dir_all(&logs).unwrap();
+        let slow = run_step(
+            &logs,
+            "slow",
+            Command::new("sh").args(["-c", "echo started; sleep 10"]),
+            Duration::from_millis(300),
+        )
+        .unwrap();
+        assert!(!slow.success());
+        assert_eq!(slow.failure(), "timed out after 0s");
+        assert_eq!(slow.stdout, "started\n");
+        let missing = run_step(
+            &logs,
+            "missing",
+            &mut Command::new("no-such-program-here"),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        assert!(matches!(missing.outcome, Outcome::NotStarted(_)));
+        assert!(missing.check().is_err());
+        std::fs::remove_dir_all(&logs).unwrap();
+    }
+
+    #[test]
+    fn sentences_reads_grpcurl_output() {
+        let out = "{\n  \"sentence\": \"Hi Ada. I'm Eliza.\"\n}\n{\n  \"sentence\": \"a \\\"b\\\" \\u00e9\"\n}\n";
+        assert_eq!(sentences(out), ["Hi Ada. I'm Eliza.", "a \"b\" é"]);
+        assert!(sentences("{}").is_empty());
+    }
+}
