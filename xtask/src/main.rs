@@ -6,6 +6,7 @@ use std::process::Command;
 use anyhow::{Context as _, Result, bail};
 
 mod conformance;
+mod interop;
 mod peers;
 
 fn main() -> Result<()> {
@@ -25,6 +26,10 @@ fn main() -> Result<()> {
             let args: Vec<String> = std::env::args().skip(2).collect();
             peers::run(&args)
         }
+        "interop" => {
+            let args: Vec<String> = std::env::args().skip(2).collect();
+            interop::run(&args)
+        }
         _ => {
             eprintln!("usage: cargo xtask <task>");
             eprintln!(
@@ -37,9 +42,13 @@ fn main() -> Result<()> {
             eprintln!(
                 "                           the Connect conformance suite, both modes by default"
             );
-            eprintln!("  peers [grpcurl] [connect-node] [grpcio]");
+            eprintln!("  peers [grpcurl] [connect-node] [grpcio] [grpc-health-probe] [reflection]");
             eprintln!(
                 "                           the Eliza demo against real third-party clients, all by default"
+            );
+            eprintln!("  interop [DIRECTION|CASE...]");
+            eprintln!(
+                "                           gRPC's interop cases against grpc-go, both ways, and every protocol"
             );
             bail!("unknown task {task:?}")
         }

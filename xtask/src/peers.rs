@@ -4,10 +4,17 @@
 //! else `~/.cache/switchboard/tools`), reusing what is already there:
 //!
 //! - `grpcurl` with `go install` (GOBIN in the cache);
+//! - `grpc-health-probe` built with `go build` in a scratch module under the cache (`go install
+//!   module@version` fails there: the module proxy refuses its version list, which `go install`
+//!   reads for deprecations), then run against the health service, with SIGUSR1 to the demo
+//!   flipping it to NOT_SERVING and back;
 //! - connect-node (connect-es v2) with `npm install --prefix <cache>/node-peers` from
 //!   `interop/peers/package.json`, code generated with buf and protoc-gen-es from that install;
 //! - grpcio in a virtualenv (`<cache>/pyenv`) from `interop/peers/requirements.txt`, stubs
 //!   generated with `python -m grpc_tools.protoc`.
+//! - server reflection (the `reflection` group): grpcurl `list`, `describe` and calls, and
+//!   `buf curl --reflect` (from the connect-node install) over Connect, gRPC and gRPC-Web, with
+//!   no schema but what the demo describes.
 //!
 //! Then builds the demo, generates a throwaway CA and server certificate (for `localhost` and
 //! `127.0.0.1`) with openssl, starts one cleartext (HTTP/1.1 + h2c) and one TLS instance on free
@@ -30,8 +37,18 @@ use crate::workspace_root;
 const GRPCURL_VERSION: &str = "v1.9.3";
 const GRPCURL_MODULE: &str = "github.com/fullstorydev/grpcurl/cmd/grpcurl";
 
+/// The grpc-health-probe release built from the module proxy.
+const HEALTH_PROBE_VERSION: &str = "v0.4.38";
+const HEALTH_PROBE_MODULE: &str = "github.com/grpc-ecosystem/grpc-health-probe";
+
 /// The peers this task knows, in the order they run.
-const PEERS: [&str; 3] = ["grpcurl", "connect-node", "grpcio"];
+const PEERS: &[&str] = &[
+    "grpcurl",
+    "connect-node",
+    "grpcio",
+    "grpc-health-probe",
+    "reflection",
+];
 
 const SERVICE: &str = "connectrpc.eliza.v1.ElizaService";
 /// The schema, relative to [`PROTO_ROOT`].
@@ -560,6 +577,55 @@ fn install_grpcurl(logs: &Path) -> Result<PathBuf> {
     Ok(binary)
 }
 
+/// Builds grpc-health-probe into `<tools>/grpc-health-probe-<version>`: `go get` of the pinned
+/// release in a scratch module (so the dependency versions are the release's own), then
+/// `go build`.
+fn install_health_probe(logs: &Path) -> Result<PathBuf> {
+    let dir = tools_dir().join(format!("grpc-health-probe-{HEALTH_PROBE_VERSION}"));
+    let binary = dir.join("grpc-health-probe");
+    if binary.exists() {
+        eprintln!(
+            "==> grpc-health-probe {HEALTH_PROBE_VERSION}: cached in {}",
+            dir.display()
+        );
+        return Ok(binary);
+    }
+    let module = dir.join("build");
+    if module.exists() {
+        std::fs::remove_dir_all(&module)?;
+    }
+    std::fs::create_dir_all(&module)?;
+    std::fs::write(
+        module.join("go.mod"),
+        "module switchboard.invalid/health-probe\n\ngo 1.22\n",
+    )?;
+    let go = |name: &str, args: &[&str]| -> Result<()> {
+        run_step(
+            logs,
+            name,
+            Command::new("go")
+                .args(args)
+                .current_dir(&module)
+                .env("GOWORK", "off"),
+            INSTALL_TIMEOUT,
+        )?
+        .check()?;
+        Ok(())
+    };
+    let pinned = format!("{HEALTH_PROBE_MODULE}@{HEALTH_PROBE_VERSION}");
+    go(
+        &format!("go get grpc-health-probe@{HEALTH_PROBE_VERSION}"),
+        &["get", &pinned],
+    )?;
+    let output = binary.to_str().context("path is not UTF-8")?;
+    go(
+        &format!("go build grpc-health-probe@{HEALTH_PROBE_VERSION}"),
+        &["build", "-o", output, HEALTH_PROBE_MODULE],
+    )?;
+    let _ = std::fs::remove_dir_all(&module);
+    Ok(binary)
+}
+
 /// `npm install` of `interop/peers/package.json` into `<tools>/node-peers`.
 fn install_node(logs: &Path) -> Result<PathBuf> {
     let dir = tools_dir().join("node-peers");
@@ -864,6 +930,287 @@ fn grpcio_checks(
 }
 
 // ---------------------------------------------------------------------------------------------
+// grpc-health-probe: the health service, flipped with SIGUSR1.
+
+/// Everything a step wrote, stdout and stderr (grpc-health-probe logs to stderr).
+fn step_output(step: &Step) -> String {
+    step.logs
+        .iter()
+        .map(|path| std::fs::read_to_string(path).unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// What a probe should end with: its exit status and a piece of its output.
+struct Expect {
+    status: i32,
+    output: &'static str,
+}
+
+const SERVING: Expect = Expect {
+    status: 0,
+    output: "status: SERVING",
+};
+const NOT_SERVING: Expect = Expect {
+    status: 4,
+    output: "NOT_SERVING",
+};
+const NOT_FOUND: Expect = Expect {
+    status: 3,
+    output: "NotFound",
+};
+
+/// Runs grpc-health-probe against `server` (over TLS with the test CA when `certs` is given),
+/// about `service` (`None`: the server as a whole), and records whether it ended as `want`.
+fn probe_health(
+    report: &mut Report,
+    logs: &Path,
+    probe: &Path,
+    (server, certs): (&Server, Option<&Certificates>),
+    service: Option<&str>,
+    check: String,
+    want: Expect,
+) -> Result<()> {
+    let mut command = Command::new(probe);
+    command
+        .arg(format!("-addr={}", server.addr))
+        .args(["-connect-timeout=10s", "-rpc-timeout=10s"]);
+    if let Some(certs) = certs {
+        command.arg("-tls").arg("-tls-ca-cert").arg(&certs.ca);
+    }
+    if let Some(service) = service {
+        command.arg(format!("-service={service}"));
+    }
+    let step = run_step(logs, &check, &mut command, CALL_TIMEOUT)?;
+    let outcome = match step.outcome {
+        Outcome::Exited(status) if status.code() == Some(want.status) => {
+            if step_output(&step).contains(want.output) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "exited with {} but printed no {:?}",
+                    want.status, want.output
+                ))
+            }
+        }
+        _ => Err(format!(
+            "{}, want exit status {} and {:?}",
+            step.failure(),
+            want.status,
+            want.output
+        )),
+    };
+    report.record(check, outcome, &step.logs);
+    Ok(())
+}
+
+/// Sends SIGUSR1 to `server` and waits for it to print that its health is now `status`.
+fn toggle_health(logs: &Path, server: &Server, status: &str) -> Result<(), String> {
+    let line = format!("health: {status} ");
+    let printed = || {
+        std::fs::read_to_string(&server.logs[0])
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with(&line))
+            .count()
+    };
+    let before = printed();
+    let step = run_step(
+        logs,
+        &format!("kill -USR1 {}", server.name),
+        Command::new("kill")
+            .arg("-USR1")
+            .arg(server.child.id().to_string()),
+        SHORT_TIMEOUT,
+    )
+    .map_err(|error| format!("{error:#}"))?;
+    if !step.success() {
+        return Err(step.failure());
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while printed() == before {
+        if Instant::now() >= deadline {
+            return Err(format!("{} printed no {line:?} within 10s", server.name));
+        }
+        thread::sleep(Duration::from_millis(25));
+    }
+    Ok(())
+}
+
+/// grpc-health-probe against both instances: SERVING, NOT_SERVING after SIGUSR1 (exit status
+/// 4), SERVING again after a second SIGUSR1; NOT_FOUND (exit status 3) for an unknown service.
+fn health_probe_checks(
+    report: &mut Report,
+    logs: &Path,
+    probe: &Path,
+    h2c: &Server,
+    tls: &Server,
+    certs: &Certificates,
+) -> Result<()> {
+    for (label, target) in [("h2c", (h2c, None)), ("TLS", (tls, Some(certs)))] {
+        let server = target.0;
+        let check = |what: &str| format!("grpc-health-probe {label} {what}");
+        probe_health(report, logs, probe, target, None, check("SERVING"), SERVING)?;
+        let eliza = Some(SERVICE);
+        probe_health(
+            report,
+            logs,
+            probe,
+            target,
+            eliza,
+            check("Eliza SERVING"),
+            SERVING,
+        )?;
+        let unknown = Some("no.such.v1.Service");
+        probe_health(
+            report,
+            logs,
+            probe,
+            target,
+            unknown,
+            check("unknown service"),
+            NOT_FOUND,
+        )?;
+
+        let toggled = toggle_health(logs, server, "NOT_SERVING");
+        let failed = toggled.is_err();
+        report.record(check("SIGUSR1 to NOT_SERVING"), toggled, &server.logs);
+        if failed {
+            continue;
+        }
+        let what = check("NOT_SERVING after SIGUSR1");
+        probe_health(report, logs, probe, target, None, what, NOT_SERVING)?;
+        let what = check("Eliza NOT_SERVING after SIGUSR1");
+        probe_health(report, logs, probe, target, eliza, what, NOT_SERVING)?;
+
+        // Back to SERVING, as the other peers found it.
+        let toggled = toggle_health(logs, server, "SERVING");
+        let failed = toggled.is_err();
+        report.record(check("SIGUSR1 back to SERVING"), toggled, &server.logs);
+        if !failed {
+            let what = check("SERVING after second SIGUSR1");
+            probe_health(report, logs, probe, target, None, what, SERVING)?;
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server reflection: grpcurl and buf curl with no schema but what the server describes.
+
+/// The services `grpcurl list` must show (the demo may serve more, e.g. health).
+const REFLECTED_SERVICES: [&str; 3] = [
+    SERVICE,
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+];
+
+/// Fails unless `step` succeeded and printed every piece of `want`.
+fn expect_output(step: &Step, want: &[&str]) -> Result<(), String> {
+    if !step.success() {
+        return Err(step.failure());
+    }
+    let missing: Vec<&str> = want
+        .iter()
+        .copied()
+        .filter(|piece| !step.stdout.contains(piece))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("output lacks {missing:?}"))
+    }
+}
+
+/// grpcurl (`list`, `describe`, calls) and `buf curl` (Connect, gRPC and gRPC-Web, both
+/// reflection versions, HTTP/2 and HTTP/1.1) against both instances with nothing but server
+/// reflection: no `-proto`, no `--schema`. Uses the grpcurl and buf the other peers install.
+fn reflection_checks(
+    report: &mut Report,
+    logs: &Path,
+    h2c: &Server,
+    tls: &Server,
+    certs: &Certificates,
+) -> Result<()> {
+    let say = format!("{{\"sentence\":{:?}}}", SAY.0);
+    let introduce = format!("{{\"name\":{NAME:?}}}");
+    let ca = certs.ca.to_str().context("path is not UTF-8")?;
+    match install_grpcurl(logs) {
+        Ok(grpcurl) => {
+            let plaintext = ["-plaintext"];
+            let with_ca = ["-cacert", ca];
+            let targets: [(&str, &Server, &[&str]); 2] =
+                [("h2c", h2c, &plaintext), ("TLS", tls, &with_ca)];
+            for (label, server, security) in targets {
+                let run = |check: &str, flags: &[&str], verb: &[&str]| {
+                    let mut command = Command::new(&grpcurl);
+                    command
+                        .args(security)
+                        .args(["-max-time", "20"])
+                        .args(flags)
+                        .arg(&server.addr)
+                        .args(verb);
+                    run_step(logs, check, &mut command, CALL_TIMEOUT)
+                };
+                let check = format!("reflection: grpcurl {label} list");
+                let step = run(&check, &[], &["list"])?;
+                report.record(check, expect_output(&step, &REFLECTED_SERVICES), &step.logs);
+
+                let check = format!("reflection: grpcurl {label} describe ElizaService");
+                let step = run(&check, &[], &["describe", SERVICE])?;
+                let methods = ["rpc Say", "rpc Converse", "rpc Introduce"];
+                report.record(check, expect_output(&step, &methods), &step.logs);
+
+                let check = format!("reflection: grpcurl {label} Say");
+                let step = run(&check, &["-d", &say], &[&format!("{SERVICE}/Say")])?;
+                report.record(check, expect_sentences(&step, &[SAY.1]), &step.logs);
+
+                let check = format!("reflection: grpcurl {label} Introduce");
+                let method = format!("{SERVICE}/Introduce");
+                let step = run(&check, &["-d", &introduce], &[&method])?;
+                report.record(check, expect_sentences(&step, &INTRODUCTION), &step.logs);
+            }
+        }
+        Err(error) => report.fail("reflection: grpcurl install", format!("{error:#}"), &[]),
+    }
+    match install_node(logs) {
+        Ok(node_dir) => {
+            let buf = node_dir.join("node_modules").join(".bin").join("buf");
+            let plain = format!("http://{}/{SERVICE}/Say", h2c.addr);
+            let secure = format!("https://localhost:{}/{SERVICE}/Say", tls.port());
+            let h2 = "--http2-prior-knowledge";
+            // (check, URL, protocol, reflection protocol, extra flags)
+            let cases: [(&str, &str, &str, &str, &[&str]); 6] = [
+                ("h2c Connect", &plain, "connect", "grpc-v1", &[h2]),
+                ("h2c gRPC", &plain, "grpc", "grpc-v1", &[h2]),
+                ("h2c gRPC-Web", &plain, "grpcweb", "grpc-v1", &[h2]),
+                ("h2c gRPC v1alpha", &plain, "grpc", "grpc-v1alpha", &[h2]),
+                ("HTTP/1.1 Connect", &plain, "connect", "grpc-v1", &[]),
+                ("TLS gRPC", &secure, "grpc", "grpc-v1", &["--cacert", ca]),
+            ];
+            for (label, url, protocol, reflect_protocol, flags) in cases {
+                let check = format!("reflection: buf curl {label} Say");
+                let step = run_step(
+                    logs,
+                    &check,
+                    Command::new(&buf)
+                        .args(["curl", "--reflect", "--reflect-protocol", reflect_protocol])
+                        .args(["--protocol", protocol])
+                        .args(flags)
+                        .args(["--timeout", "20s", "--data", &say])
+                        .arg(url)
+                        .env("BUF_CACHE_DIR", tools_dir().join("buf-cache")),
+                    CALL_TIMEOUT,
+                )?;
+                report.record(check, expect_sentences(&step, &[SAY.1]), &step.logs);
+            }
+        }
+        Err(error) => report.fail("reflection: buf install", format!("{error:#}"), &[]),
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
 // Entry point.
 
 /// What each selected peer needs, installed (or why it could not be).
@@ -871,6 +1218,7 @@ struct Installed {
     grpcurl: Option<Result<PathBuf>>,
     node: Option<Result<PathBuf>>,
     python: Option<Result<PathBuf>>,
+    health_probe: Option<Result<PathBuf>>,
 }
 
 /// `cargo xtask peers [grpcurl] [connect-node] [grpcio]`: all peers by default.
@@ -912,6 +1260,8 @@ fn checks(logs: &Path, work: &Path, wanted: &dyn Fn(&str) -> bool) -> Result<Rep
         let grpcurl = wanted("grpcurl").then(|| scope.spawn(|| install_grpcurl(logs)));
         let node = wanted("connect-node").then(|| scope.spawn(|| install_node(logs)));
         let python = wanted("grpcio").then(|| scope.spawn(|| install_python(logs)));
+        let health_probe =
+            wanted("grpc-health-probe").then(|| scope.spawn(|| install_health_probe(logs)));
         let join = |handle: thread::ScopedJoinHandle<'_, Result<PathBuf>>| {
             handle
                 .join()
@@ -921,6 +1271,7 @@ fn checks(logs: &Path, work: &Path, wanted: &dyn Fn(&str) -> bool) -> Result<Rep
             grpcurl: grpcurl.map(join),
             node: node.map(join),
             python: python.map(join),
+            health_probe: health_probe.map(join),
         }
     });
 
@@ -946,6 +1297,14 @@ fn checks(logs: &Path, work: &Path, wanted: &dyn Fn(&str) -> bool) -> Result<Rep
         Some(Ok(python)) => grpcio_checks(&mut report, logs, &python, &h2c, &tls, &certs)?,
         Some(Err(error)) => install_failed(&mut report, "grpcio", error),
         None => {}
+    }
+    match installed.health_probe {
+        Some(Ok(probe)) => health_probe_checks(&mut report, logs, &probe, &h2c, &tls, &certs)?,
+        Some(Err(error)) => install_failed(&mut report, "grpc-health-probe", error),
+        None => {}
+    }
+    if wanted("reflection") {
+        reflection_checks(&mut report, logs, &h2c, &tls, &certs)?;
     }
     h2c.check_alive(&mut report);
     tls.check_alive(&mut report);

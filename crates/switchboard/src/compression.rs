@@ -13,6 +13,8 @@
 //! compressing at all.
 
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use bytes::{Bytes, BytesMut};
 
@@ -124,6 +126,53 @@ impl Default for CompressionPolicy {
     }
 }
 
+/// Per-call control over which of the messages this side sends are compressed, overriding
+/// the [`CompressionPolicy`] message by message (as gRPC's `setMessageCompression` does).
+///
+/// Every call has one: [`crate::Request::message_compression`] returns it, on the server for
+/// the response messages, on the client for the request messages. Clones share the setting.
+/// It is read as each message is framed, so a setting applies to the messages produced after
+/// it; a stream that sets it just before yielding a message controls that very message.
+/// Compression still needs an algorithm for the call (negotiated, or configured on the
+/// client): without one, every message goes out uncompressed.
+#[derive(Clone, Debug, Default)]
+pub struct MessageCompression {
+    /// 0: the policy decides; 1: compress; 2: do not compress.
+    state: Arc<AtomicU8>,
+}
+
+impl MessageCompression {
+    /// A switch left to the policy.
+    pub fn new() -> Self {
+        MessageCompression::default()
+    }
+
+    /// `Some(true)` compresses the messages sent from now on whatever their size,
+    /// `Some(false)` sends them uncompressed, `None` hands the choice back to the policy.
+    pub fn set(&self, compress: Option<bool>) {
+        let state = match compress {
+            None => 0,
+            Some(true) => 1,
+            Some(false) => 2,
+        };
+        self.state.store(state, Ordering::Release);
+    }
+
+    /// The current setting, as given to [`MessageCompression::set`].
+    pub fn get(&self) -> Option<bool> {
+        match self.state.load(Ordering::Acquire) {
+            1 => Some(true),
+            2 => Some(false),
+            _ => None,
+        }
+    }
+
+    /// Whether a message of `len` bytes is compressed, under `policy` unless overridden.
+    pub(crate) fn should_compress(&self, policy: CompressionPolicy, len: usize) -> bool {
+        self.get().unwrap_or_else(|| policy.should_compress(len))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,6 +188,23 @@ mod tests {
 
         let always = CompressionPolicy { min_bytes: 0 };
         assert!(always.should_compress(0));
+    }
+
+    #[test]
+    fn message_compression_overrides_the_policy() {
+        let policy = CompressionPolicy::default();
+        let switch = MessageCompression::new();
+        assert_eq!(switch.get(), None);
+        assert!(!switch.should_compress(policy, 10));
+        assert!(switch.should_compress(policy, 4096));
+        let shared = switch.clone();
+        shared.set(Some(true));
+        assert_eq!(switch.get(), Some(true));
+        assert!(switch.should_compress(policy, 10));
+        shared.set(Some(false));
+        assert!(!switch.should_compress(policy, 4096));
+        shared.set(None);
+        assert!(switch.should_compress(policy, 4096));
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use http::{Extensions, HeaderMap};
 
+use crate::compression::MessageCompression;
 use crate::spec::{Peer, Spec};
 
 /// A request message (or stream of messages) with its metadata and call context.
@@ -20,6 +21,7 @@ pub struct Request<T> {
     extensions: Extensions,
     context: Option<Box<ServerContext>>,
     options: CallOptions,
+    message_compression: MessageCompression,
 }
 
 /// What the server knows about an incoming call.
@@ -30,6 +32,8 @@ pub(crate) struct ServerContext {
     pub(crate) deadline: Option<Instant>,
     pub(crate) method: http::Method,
     pub(crate) uri: http::Uri,
+    /// Whether the one request message (unary and server-streaming methods) arrived compressed.
+    pub(crate) request_compressed: Option<bool>,
 }
 
 impl<T> Request<T> {
@@ -41,6 +45,7 @@ impl<T> Request<T> {
             extensions: Extensions::new(),
             context: None,
             options: CallOptions::default(),
+            message_compression: MessageCompression::default(),
         }
     }
 
@@ -49,6 +54,7 @@ impl<T> Request<T> {
         headers: HeaderMap,
         extensions: Extensions,
         context: ServerContext,
+        message_compression: MessageCompression,
     ) -> Self {
         Request {
             message,
@@ -56,6 +62,7 @@ impl<T> Request<T> {
             extensions,
             context: Some(Box::new(context)),
             options: CallOptions::default(),
+            message_compression,
         }
     }
 
@@ -127,6 +134,20 @@ impl<T> Request<T> {
             .map(|d| d.saturating_duration_since(Instant::now()))
     }
 
+    /// Whether the request message arrived compressed (server side, unary and
+    /// server-streaming methods; a request stream tells it per message with
+    /// [`crate::Streaming::last_compressed`]).
+    pub fn request_compressed(&self) -> Option<bool> {
+        self.context.as_ref().and_then(|c| c.request_compressed)
+    }
+
+    /// Which of the messages this side sends on the call are compressed: the response
+    /// messages on the server, the request messages on the client. Left alone, the
+    /// compression policy decides by size.
+    pub fn message_compression(&self) -> &MessageCompression {
+        &self.message_compression
+    }
+
     /// Per-call options (client side).
     pub fn options(&self) -> &CallOptions {
         &self.options
@@ -157,6 +178,7 @@ impl<T> Request<T> {
             extensions: self.extensions,
             context: self.context,
             options: self.options,
+            message_compression: self.message_compression,
         }
     }
 

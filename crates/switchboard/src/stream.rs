@@ -25,6 +25,10 @@ pub(crate) trait MessageSource: Send + 'static {
     fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Error>>>;
     /// Trailing metadata, once the stream has ended.
     fn trailers(&self) -> Option<&HeaderMap>;
+    /// Whether the payload last returned arrived compressed; `None` when unknown.
+    fn last_compressed(&self) -> Option<bool> {
+        None
+    }
 }
 
 /// A stream of received messages: the request stream of a client- or bidi-streaming handler,
@@ -69,6 +73,16 @@ impl<T> Streaming<T> {
     pub fn trailers(&self) -> Option<&HeaderMap> {
         match &self.inner {
             Inner::Wire(wire) => wire.source.trailers(),
+            Inner::Typed(_) => None,
+        }
+    }
+
+    /// Whether the message last received arrived compressed on the wire (server side: the
+    /// request messages of a client-streaming or bidi call); `None` before the first message
+    /// or when it is not known.
+    pub fn last_compressed(&self) -> Option<bool> {
+        match &self.inner {
+            Inner::Wire(wire) => wire.source.last_compressed(),
             Inner::Typed(_) => None,
         }
     }

@@ -75,7 +75,45 @@ where
     }))
 }
 
-/// The router with the Eliza service mounted.
+/// The router with the Eliza service mounted, and the `grpc.health.v1.Health` service
+/// reporting the server (`""`) and Eliza SERVING. Server reflection (`grpc.reflection.v1` and
+/// `grpc.reflection.v1alpha`) describes every service, so grpcurl and `buf curl` need no
+/// `.proto` files.
 pub fn router() -> switchboard::server::Router {
-    switchboard::server::Router::new().add_service(ElizaServiceServer::new(Eliza))
+    router_with_health().0
+}
+
+/// The router of [`router`] with the reporter of its health service, to change what it
+/// reports (the demo's SIGUSR1 toggles the server and Eliza between SERVING and NOT_SERVING).
+///
+/// ```
+/// use switchboard_health::ServingStatus;
+///
+/// let (router, health) = eliza::router_with_health();
+/// assert!(router.procedures().any(|p| p == "/grpc.health.v1.Health/Check"));
+/// assert_eq!(health.status(""), Some(ServingStatus::Serving));
+/// let eliza = eliza::proto::ELIZA_SERVICE_NAME;
+/// assert_eq!(health.status(eliza), Some(ServingStatus::Serving));
+/// health.set_not_serving(eliza);
+/// assert_eq!(health.status(eliza), Some(ServingStatus::NotServing));
+/// ```
+pub fn router_with_health() -> (
+    switchboard::server::Router,
+    switchboard_health::HealthReporter,
+) {
+    let (reporter, health) = switchboard_health::health();
+    reporter.set_serving("");
+    reporter.set_serving(ELIZA_SERVICE_NAME);
+    let router = switchboard::server::Router::new()
+        .add_service(ElizaServiceServer::new(Eliza))
+        .add_service(health);
+    (with_reflection(router), reporter)
+}
+
+/// Mounts server reflection (`grpc.reflection.v1` and `grpc.reflection.v1alpha`) describing
+/// every service already on `router`: mount it last.
+pub fn with_reflection(router: switchboard::server::Router) -> switchboard::server::Router {
+    switchboard_reflection::Reflection::from_router(&router)
+        .expect("generated descriptor sets are valid")
+        .mount(router)
 }

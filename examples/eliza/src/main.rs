@@ -1,5 +1,8 @@
 //! Serves the Eliza demo: `cargo run -p eliza -- --addr 127.0.0.1:8080`, or over TLS with
 //! `--tls-cert cert.pem --tls-key key.pem`.
+//!
+//! It serves `grpc.health.v1.Health` too, reporting the server (`""`) and Eliza SERVING;
+//! SIGUSR1 toggles both between SERVING and NOT_SERVING (for health-check tests).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,7 +10,10 @@ use std::path::PathBuf;
 const USAGE: &str = "usage: eliza [--addr HOST:PORT] [--tls-cert PATH --tls-key PATH]
   --addr HOST:PORT   where to listen (default 127.0.0.1:8080; port 0 picks a free one)
   --tls-cert PATH    PEM certificate chain, leaf first (needs --tls-key)
-  --tls-key PATH     PEM private key (needs --tls-cert)";
+  --tls-key PATH     PEM private key (needs --tls-cert)
+
+Health: grpc.health.v1.Health reports the server (\"\") and connectrpc.eliza.v1.ElizaService
+SERVING. Send SIGUSR1 (kill -USR1 PID) to toggle both between SERVING and NOT_SERVING.";
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -46,7 +52,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         _ => return Err("--tls-cert and --tls-key go together: give both or neither".into()),
     };
     let (listener, local) = switchboard::server::bind(addr).await?;
-    let mut server = switchboard::server::Server::new(eliza::router());
+    let (router, health) = eliza::router_with_health();
+    // Listening for SIGUSR1 before the banner: from then on it toggles, never kills.
+    toggle_health_on_sigusr1(health.clone())?;
+    let mut server = switchboard::server::Server::new(router);
     match tls {
         Some(config) => {
             server = server.with_tls(config);
@@ -61,7 +70,37 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
         println!("shutting down: finishing calls in flight");
+        // Reports NOT_SERVING and ends open health watches, which would keep the server up.
+        health.shutdown();
     };
     server.serve_with_shutdown(listener, shutdown).await?;
+    Ok(())
+}
+
+/// Toggles the server's (`""`) and Eliza's health between SERVING and NOT_SERVING on each
+/// SIGUSR1, printing the new status.
+#[cfg(unix)]
+fn toggle_health_on_sigusr1(health: switchboard_health::HealthReporter) -> std::io::Result<()> {
+    use switchboard_health::ServingStatus;
+    use tokio::signal::unix::{SignalKind, signal};
+
+    let mut signals = signal(SignalKind::user_defined1())?;
+    tokio::spawn(async move {
+        while signals.recv().await.is_some() {
+            let status = match health.status("") {
+                Some(ServingStatus::Serving) => ServingStatus::NotServing,
+                _ => ServingStatus::Serving,
+            };
+            health.set_status("", status);
+            health.set_status(eliza::proto::ELIZA_SERVICE_NAME, status);
+            println!("health: {} (SIGUSR1)", status.as_str_name());
+        }
+    });
+    Ok(())
+}
+
+/// SIGUSR1 is Unix only: elsewhere the health statuses stay SERVING.
+#[cfg(not(unix))]
+fn toggle_health_on_sigusr1(_health: switchboard_health::HealthReporter) -> std::io::Result<()> {
     Ok(())
 }

@@ -597,3 +597,49 @@ async fn binary_metadata_round_trips_in_headers_and_trailers() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn shutdown_gives_up_on_streams_after_the_grace_period() {
+    use switchboard::server::{Router, Server};
+    use switchboard_integration_tests::TestServer;
+    let router = Router::new().add_service(TestServiceServer::new(TestServer));
+    let (listener, addr) = switchboard::server::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(
+        Server::new(router)
+            .shutdown_grace(Duration::from_millis(300))
+            .serve_with_shutdown(listener, async {
+                let _ = stopped.await;
+            }),
+    );
+    let client = client(&format!("http://{addr}"), true, ClientConfig::default());
+    // A stream that would run for 100 s.
+    let mut stream = client
+        .server_stream(EchoRequest {
+            repeat: 1000,
+            sleep_ms: 100,
+            ..req("long")
+        })
+        .await
+        .unwrap()
+        .into_message();
+    assert!(stream.message().await.unwrap().is_some());
+    let started = std::time::Instant::now();
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+    // The stream is cut off, not ended cleanly.
+    let end = loop {
+        match stream.message().await {
+            Ok(Some(_)) => continue,
+            other => break other,
+        }
+    };
+    assert!(end.is_err(), "{end:?}");
+}

@@ -333,6 +333,7 @@ impl<T: Transport> Client<T> {
     ) -> Result<(OutgoingCall, M, Option<Arc<CallObserver>>), Error> {
         let config = &self.shared.config;
         let options = request.options().clone();
+        let message_compression = request.message_compression().clone();
         let (user_headers, _extensions, message) = request.into_parts();
         let mut headers = config.headers.clone();
         for (name, value) in &user_headers {
@@ -381,6 +382,7 @@ impl<T: Transport> Client<T> {
                 policy: config.policy,
                 read_max_bytes: config.read_max_bytes,
                 use_get: options.use_get.unwrap_or(config.use_get),
+                message_compression,
             },
             message,
             observer,

@@ -9,7 +9,7 @@ use http::{HeaderMap, StatusCode};
 use http_body::Frame;
 
 use crate::body::FrameSource;
-use crate::compression::{CompressionPolicy, CompressionRegistry, Compressor};
+use crate::compression::{CompressionPolicy, CompressionRegistry, Compressor, MessageCompression};
 use crate::envelope::{FLAG_COMPRESSED, PREFIX_LEN, put_prefix};
 use crate::metadata::is_reserved_header;
 use crate::protocol::compress;
@@ -64,6 +64,7 @@ pub(crate) struct RequestFrames {
         std::pin::Pin<Box<dyn futures_core::Stream<Item = Result<Bytes, Error>> + Send>>,
     pub(crate) compression: Option<Arc<dyn Compressor>>,
     pub(crate) policy: CompressionPolicy,
+    pub(crate) message_compression: MessageCompression,
 }
 
 impl FrameSource for RequestFrames {
@@ -78,9 +79,12 @@ impl FrameSource for RequestFrames {
                     Poll::Ready(None)
                 }
                 Poll::Ready(Some(Ok(payload))) => {
-                    let Ok((compressed, payload)) =
-                        compress(self.compression.as_ref(), self.policy, payload)
-                    else {
+                    let Ok((compressed, payload)) = compress(
+                        self.compression.as_ref(),
+                        self.policy,
+                        &self.message_compression,
+                        payload,
+                    ) else {
                         continue;
                     };
                     let mut buf = BytesMut::with_capacity(PREFIX_LEN + payload.len());

@@ -19,7 +19,7 @@ use crate::Code;
 use crate::Error;
 use crate::body::Body;
 use crate::codec::Codec;
-use crate::compression::{CompressionPolicy, Compressor, DecompressError};
+use crate::compression::{CompressionPolicy, Compressor, DecompressError, MessageCompression};
 use crate::envelope::{BodyReader, Side};
 use crate::interceptor::CallObserver;
 use crate::server::ServerConfig;
@@ -39,6 +39,8 @@ pub(crate) struct CallSetup {
     pub(crate) stream_type: StreamType,
     /// A Connect GET request carries its message in the URL.
     pub(crate) get_message: Option<Bytes>,
+    /// The handler's say over compressing each response message.
+    pub(crate) message_compression: MessageCompression,
 }
 
 /// What a handler produced.
@@ -115,6 +117,8 @@ pub(crate) struct OutgoingCall {
     pub(crate) policy: CompressionPolicy,
     pub(crate) read_max_bytes: usize,
     pub(crate) use_get: bool,
+    /// The caller's say over compressing each request message.
+    pub(crate) message_compression: MessageCompression,
 }
 
 /// What a client sends.
@@ -199,14 +203,16 @@ pub(crate) fn decompress(
     })
 }
 
-/// Compresses an outgoing payload when the policy says it is worth it; returns whether it did.
+/// Compresses an outgoing payload when the call's [`MessageCompression`] (by default, the
+/// policy) says so; returns whether it did.
 pub(crate) fn compress(
     compression: Option<&Arc<dyn Compressor>>,
     policy: CompressionPolicy,
+    switch: &MessageCompression,
     payload: Bytes,
 ) -> Result<(bool, Bytes), Error> {
     match compression {
-        Some(compressor) if policy.should_compress(payload.len()) => {
+        Some(compressor) if switch.should_compress(policy, payload.len()) => {
             let mut out = BytesMut::with_capacity(payload.len() / 2 + 64);
             compressor
                 .compress(&payload, &mut out)
@@ -239,6 +245,8 @@ pub(crate) struct RequestEnvelopes {
     pub(crate) body: BodyReader,
     pub(crate) compression: Option<Arc<dyn Compressor>>,
     pub(crate) limit: usize,
+    /// Whether the message last returned arrived compressed.
+    pub(crate) last_compressed: Option<bool>,
 }
 
 impl MessageSource for RequestEnvelopes {
@@ -259,6 +267,7 @@ impl MessageSource for RequestEnvelopes {
                 envelope.flags
             )))));
         }
+        self.last_compressed = Some(envelope.is_compressed());
         if envelope.is_compressed() {
             return Poll::Ready(Some(decompress(
                 self.compression.as_ref(),
@@ -272,5 +281,9 @@ impl MessageSource for RequestEnvelopes {
 
     fn trailers(&self) -> Option<&HeaderMap> {
         None
+    }
+
+    fn last_compressed(&self) -> Option<bool> {
+        self.last_compressed
     }
 }

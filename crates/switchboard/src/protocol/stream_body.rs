@@ -12,7 +12,7 @@ use http_body::Frame;
 
 use super::{Outbound, compress};
 use crate::body::FrameSource;
-use crate::compression::{CompressionPolicy, Compressor};
+use crate::compression::{CompressionPolicy, Compressor, MessageCompression};
 use crate::envelope::{FLAG_COMPRESSED, PREFIX_LEN, put_prefix};
 use crate::{Code, Error};
 
@@ -26,6 +26,7 @@ pub(crate) struct StreamingBody<E> {
     outbound: Outbound,
     compression: Option<Arc<dyn Compressor>>,
     policy: CompressionPolicy,
+    message_compression: MessageCompression,
     send_max_bytes: usize,
     end: E,
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
@@ -37,6 +38,7 @@ impl<E: StreamEnd> StreamingBody<E> {
         outbound: Outbound,
         compression: Option<Arc<dyn Compressor>>,
         policy: CompressionPolicy,
+        message_compression: MessageCompression,
         send_max_bytes: usize,
         end: E,
     ) -> Self {
@@ -47,6 +49,7 @@ impl<E: StreamEnd> StreamingBody<E> {
             outbound,
             compression,
             policy,
+            message_compression,
             send_max_bytes,
             end,
             sleep,
@@ -73,7 +76,12 @@ impl<E: StreamEnd> StreamingBody<E> {
                 self.send_max_bytes
             )));
         }
-        let (compressed, payload) = compress(self.compression.as_ref(), self.policy, payload)?;
+        let (compressed, payload) = compress(
+            self.compression.as_ref(),
+            self.policy,
+            &self.message_compression,
+            payload,
+        )?;
         let mut buf = BytesMut::with_capacity(PREFIX_LEN + payload.len());
         put_prefix(
             &mut buf,

@@ -14,6 +14,7 @@ use http::{Extensions, HeaderMap};
 use prost_reflect::MessageDescriptor;
 
 use crate::codec::{Codec, Message};
+use crate::compression::MessageCompression;
 use crate::interceptor::{BoxFuture, CallObserver, Direction, Interceptors, Side};
 use crate::protocol::{Outbound, Reply, StreamReply, UnaryReply};
 use crate::request::{Request, Response, ServerContext};
@@ -33,6 +34,7 @@ pub(crate) struct ServerCall {
     pub(crate) codec: Codec,
     pub(crate) source: Box<dyn MessageSource>,
     pub(crate) interceptors: Interceptors,
+    pub(crate) message_compression: MessageCompression,
 }
 
 /// A method's handler with its types erased.
@@ -48,6 +50,7 @@ struct Started {
     extensions: Extensions,
     context: ServerContext,
     deadline: Option<Instant>,
+    message_compression: MessageCompression,
 }
 
 async fn start(
@@ -65,6 +68,7 @@ async fn start(
         codec,
         source,
         interceptors,
+        message_compression,
     } = call;
     let observer = interceptors
         .start(&spec, Some(peer.clone()), Side::Server, &mut headers)
@@ -86,18 +90,21 @@ async fn start(
             deadline,
             method,
             uri,
+            request_compressed: None,
         },
         deadline,
+        message_compression,
     })
 }
 
-/// Reads exactly one request message.
-async fn single<Req: Message>(stream: WireStream) -> Result<Req, Error> {
+/// Reads exactly one request message; with it, whether it arrived compressed.
+async fn single<Req: Message>(stream: WireStream) -> Result<(Req, Option<bool>), Error> {
     let mut stream: Streaming<Req> = Streaming::from_wire(stream);
     let first = stream
         .message()
         .await?
         .ok_or_else(|| Error::unimplemented("protocol error: missing request message"))?;
+    let compressed = stream.last_compressed();
     if stream.message().await?.is_some() {
         // connect-go answers `unimplemented` here too: the peer is not speaking this method's
         // stream type.
@@ -105,7 +112,7 @@ async fn single<Req: Message>(stream: WireStream) -> Result<Req, Error> {
             "protocol error: received more than one request message for a method that takes one",
         ));
     }
-    Ok(first)
+    Ok((first, compressed))
 }
 
 fn encode<Res: Message>(
@@ -226,7 +233,10 @@ impl<Res: Message> Stream for EncodeStream<Res> {
 pub(crate) trait RequestShape<Req>: 'static {
     /// What the user's function gets inside its [`Request`].
     type Input: Send + 'static;
-    fn input(stream: WireStream) -> impl Future<Output = Result<Self::Input, Error>> + Send;
+    /// The input, and whether a single request message arrived compressed.
+    fn input(
+        stream: WireStream,
+    ) -> impl Future<Output = Result<(Self::Input, Option<bool>), Error>> + Send;
 }
 
 /// How a method replies: one message, or a stream.
@@ -250,15 +260,19 @@ pub(crate) struct Many;
 
 impl<Req: Message> RequestShape<Req> for One {
     type Input = Req;
-    fn input(stream: WireStream) -> impl Future<Output = Result<Req, Error>> + Send {
+    fn input(
+        stream: WireStream,
+    ) -> impl Future<Output = Result<(Req, Option<bool>), Error>> + Send {
         single::<Req>(stream)
     }
 }
 
 impl<Req: Message> RequestShape<Req> for Many {
     type Input = Streaming<Req>;
-    fn input(stream: WireStream) -> impl Future<Output = Result<Streaming<Req>, Error>> + Send {
-        std::future::ready(Ok(Streaming::from_wire(stream)))
+    fn input(
+        stream: WireStream,
+    ) -> impl Future<Output = Result<(Streaming<Req>, Option<bool>), Error>> + Send {
+        std::future::ready(Ok((Streaming::from_wire(stream), None)))
     }
 }
 
@@ -339,12 +353,15 @@ where
             let observer = started.observer.clone();
             let deadline = started.deadline;
             let result = with_deadline(deadline, async move {
-                let input = I::input(started.request_stream).await?;
+                let (input, compressed) = I::input(started.request_stream).await?;
+                let mut context = started.context;
+                context.request_compressed = compressed;
                 let request = Request::from_server(
                     input,
                     started.headers,
                     started.extensions,
-                    started.context,
+                    context,
+                    started.message_compression,
                 );
                 f(request).await
             })

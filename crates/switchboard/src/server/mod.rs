@@ -8,4 +8,4 @@ pub mod tls;
 
 pub use config::{DEFAULT_READ_MAX_BYTES, ServerConfig};
 pub use router::{Router, Routes, RpcService};
-pub use serve::{Server, bind};
+pub use serve::{DEFAULT_SHUTDOWN_GRACE, Server, bind};

@@ -228,6 +228,7 @@ impl RouterInner {
             codec: setup.codec,
             source,
             interceptors: config.interceptors.clone(),
+            message_compression: setup.message_compression.clone(),
         };
         let reply = route.handler.call(call).await;
         protocol.respond(setup, reply, config)

@@ -32,7 +32,11 @@ pub struct Server {
     router: Router,
     builder: auto::Builder<TokioExecutor>,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    grace: std::time::Duration,
 }
+
+/// How long shutdown waits for calls in flight by default before closing what is left.
+pub const DEFAULT_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Server {
     /// A server for `router` with hyper's defaults.
@@ -55,7 +59,16 @@ impl Server {
             router,
             builder,
             tls: None,
+            grace: DEFAULT_SHUTDOWN_GRACE,
         }
+    }
+
+    /// How long shutdown waits for calls in flight (default 30 s). Long-lived streams — a
+    /// health `Watch`, a chat — would otherwise hold the server open forever; when the time
+    /// is up, the remaining connections are closed.
+    pub fn shutdown_grace(mut self, grace: std::time::Duration) -> Self {
+        self.grace = grace;
+        self
     }
 
     /// Serves over TLS with this configuration (see [`crate::server::tls::server_config`]).
@@ -78,13 +91,15 @@ impl Server {
     }
 
     /// Serves on `listener` until `signal` completes, then stops accepting and waits for
-    /// in-flight calls to finish.
+    /// in-flight calls to finish, for at most the shutdown grace period
+    /// ([`Server::shutdown_grace`]).
     pub async fn serve_with_shutdown(
         self,
         listener: TcpListener,
         signal: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
         let graceful = GracefulShutdown::new();
+        let mut connections = tokio::task::JoinSet::new();
         let mut signal = std::pin::pin!(signal);
         loop {
             let (stream, remote) = tokio::select! {
@@ -103,7 +118,9 @@ impl Server {
             let builder = self.builder.clone();
             let tls = self.tls.clone();
             let watcher = graceful.watcher();
-            tokio::spawn(async move {
+            // Reap finished connections so the set stays as large as the live ones.
+            while connections.try_join_next().is_some() {}
+            connections.spawn(async move {
                 let mut certificates = None;
                 let io = match tls {
                     None => Either::Left(stream),
@@ -152,7 +169,14 @@ impl Server {
             });
         }
         drop(listener);
-        graceful.shutdown().await;
+        if tokio::time::timeout(self.grace, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::info!(grace = ?self.grace, "shutdown grace period over; closing the remaining connections");
+        }
+        connections.abort_all();
+        while connections.join_next().await.is_some() {}
         Ok(())
     }
 }

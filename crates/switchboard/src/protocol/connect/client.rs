@@ -57,8 +57,12 @@ impl ClientProtocol for ConnectClient {
                 if let Some(accept) = call.registry.accept_header() {
                     headers.insert(header::ACCEPT_ENCODING, accept.clone());
                 }
-                let (compressed, payload) =
-                    compress(call.compression.as_ref(), call.policy, payload)?;
+                let (compressed, payload) = compress(
+                    call.compression.as_ref(),
+                    call.policy,
+                    &call.message_compression,
+                    payload,
+                )?;
                 if compressed {
                     if let Some(c) = &call.compression {
                         headers
@@ -85,6 +89,7 @@ impl ClientProtocol for ConnectClient {
                     messages,
                     compression: call.compression.clone(),
                     policy: call.policy,
+                    message_compression: call.message_compression.clone(),
                 };
                 build(
                     Method::POST,
@@ -171,7 +176,12 @@ fn get_request(
     mut headers: HeaderMap,
     payload: Bytes,
 ) -> Result<http::Request<Body>, Error> {
-    let (compressed, payload) = compress(call.compression.as_ref(), call.policy, payload)?;
+    let (compressed, payload) = compress(
+        call.compression.as_ref(),
+        call.policy,
+        &call.message_compression,
+        payload,
+    )?;
     let mut query = String::with_capacity(64 + payload.len() * 4 / 3);
     query.push_str("connect=v1&encoding=");
     query.push_str(call.codec.name());

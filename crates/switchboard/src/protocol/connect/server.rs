@@ -15,7 +15,7 @@ use super::*;
 use crate::Error;
 use crate::body::{Body, SourceBody};
 use crate::codec::Codec;
-use crate::compression::Compressor;
+use crate::compression::{Compressor, MessageCompression};
 use crate::envelope::{BodyReader, FLAG_END_STREAM, Side, frame};
 use crate::protocol::RequestEnvelopes;
 use crate::protocol::{
@@ -68,6 +68,7 @@ impl ServerProtocol for ConnectServer {
             timeout: None,
             stream_type: spec.stream_type(),
             get_message: None,
+            message_compression: MessageCompression::default(),
         };
         let headers = &parts.headers;
         let checked = check_protocol_version(
@@ -115,6 +116,7 @@ impl ServerProtocol for ConnectServer {
                 compression,
                 limit,
                 state: UnaryState::Ready(message),
+                compressed: None,
             });
         }
         if setup.stream_type == StreamType::Unary {
@@ -123,12 +125,14 @@ impl ServerProtocol for ConnectServer {
                 compression,
                 limit,
                 state: UnaryState::Reading,
+                compressed: None,
             })
         } else {
             Box::new(RequestEnvelopes {
                 body,
                 compression,
                 limit,
+                last_compressed: None,
             })
         }
     }
@@ -213,6 +217,7 @@ impl ConnectServer {
             timeout: None,
             stream_type: spec.stream_type(),
             get_message: None,
+            message_compression: MessageCompression::default(),
         };
         let checked =
             check_protocol_version(query.connect.as_deref().map(str::as_bytes), b"v1", config)
@@ -289,6 +294,7 @@ impl ConnectServer {
         let (compressed, payload) = match compress(
             setup.response_compression.as_ref(),
             config.compression_policy,
+            &setup.message_compression,
             reply.payload,
         ) {
             Ok(result) => result,
@@ -334,6 +340,7 @@ impl ConnectServer {
             outbound,
             setup.response_compression.clone(),
             config.compression_policy,
+            setup.message_compression.clone(),
             config.send_max_bytes,
             ConnectEnd,
         );
@@ -534,6 +541,8 @@ struct UnarySource {
     compression: Option<Arc<dyn Compressor>>,
     limit: usize,
     state: UnaryState,
+    /// Whether the message arrived compressed, once read.
+    compressed: Option<bool>,
 }
 
 impl MessageSource for UnarySource {
@@ -551,7 +560,9 @@ impl MessageSource for UnarySource {
             },
         };
         // Zero-length content is never decompressed.
-        if raw.is_empty() || self.compression.is_none() {
+        let compressed = !raw.is_empty() && self.compression.is_some();
+        self.compressed = Some(compressed);
+        if !compressed {
             return Poll::Ready(Some(Ok(raw)));
         }
         Poll::Ready(Some(decompress(
@@ -564,5 +575,9 @@ impl MessageSource for UnarySource {
 
     fn trailers(&self) -> Option<&HeaderMap> {
         None
+    }
+
+    fn last_compressed(&self) -> Option<bool> {
+        self.compressed
     }
 }

@@ -84,6 +84,7 @@ impl ClientProtocol for GrpcClient {
             messages,
             compression: call.compression.clone(),
             policy: call.policy,
+            message_compression: call.message_compression.clone(),
         });
         let body = match self.variant {
             Variant::WebText => Body::new(EncodeBody::new(frames)),

@@ -14,7 +14,7 @@ use super::{
 };
 use crate::Error;
 use crate::body::{Body, SourceBody};
-use crate::compression::Compressor;
+use crate::compression::{Compressor, MessageCompression};
 use crate::envelope::{BodyReader, put_prefix};
 use crate::protocol::{
     CallSetup, Outbound, Reply, RequestEnvelopes, ServerProtocol, StreamEnd, StreamingBody,
@@ -91,6 +91,7 @@ impl ServerProtocol for GrpcServer {
             timeout: None,
             stream_type: spec.stream_type(),
             get_message: None,
+            message_compression: MessageCompression::default(),
         };
         let headers = &parts.headers;
         let checked = headers
@@ -123,6 +124,7 @@ impl ServerProtocol for GrpcServer {
             body,
             compression: setup.request_compression.clone(),
             limit: config.read_max_bytes,
+            last_compressed: None,
         })
     }
 
@@ -161,6 +163,7 @@ impl ServerProtocol for GrpcServer {
             outbound,
             setup.response_compression.clone(),
             config.compression_policy,
+            setup.message_compression.clone(),
             config.send_max_bytes,
             GrpcEnd {
                 variant: self.variant,
