@@ -12,22 +12,11 @@ use std::process::Command;
 use anyhow::{Context as _, Result, bail};
 
 use crate::{run as run_command, workspace_root};
+use crate::{target_dir, tools_dir};
 
 /// The conformance release the runner and the protos are pinned to.
 const RUNNER: &str = "connectrpc.com/conformance/cmd/connectconformance@v1.0.5";
 const RUNNER_VERSION: &str = "v1.0.5";
-
-/// Where tools are installed: `$SWITCHBOARD_TOOLS`, else `~/.cache/switchboard/tools`.
-fn tools_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("SWITCHBOARD_TOOLS") {
-        return PathBuf::from(dir);
-    }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    cache.join("switchboard").join("tools")
-}
 
 /// Installs the runner unless the pinned version is already there.
 fn install_runner() -> Result<PathBuf> {
@@ -47,13 +36,6 @@ fn install_runner() -> Result<PathBuf> {
         bail!("go install {RUNNER} failed with {status}");
     }
     Ok(binary)
-}
-
-/// The cargo target directory: `$CARGO_TARGET_DIR`, else the workspace's `target/`.
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"))
 }
 
 fn build_binaries() -> Result<PathBuf> {

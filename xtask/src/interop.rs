@@ -31,13 +31,15 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 
+use crate::steps::{print_logs, run_step, slug};
 use crate::workspace_root;
+use crate::{target_dir, tools_dir};
 
 /// The grpc-go release whose interop client and server run, and whose descriptors and test
 /// certificates `interop/build.rs` uses (keep the two in step).
@@ -171,25 +173,6 @@ impl Direction {
 // ---------------------------------------------------------------------------------------------
 // Paths and tools.
 
-/// Where tools are installed: `$SWITCHBOARD_TOOLS`, else `~/.cache/switchboard/tools`.
-fn tools_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("SWITCHBOARD_TOOLS") {
-        return PathBuf::from(dir);
-    }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    cache.join("switchboard").join("tools")
-}
-
-/// The cargo target directory: `$CARGO_TARGET_DIR`, else the workspace's `target/`.
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"))
-}
-
 /// grpc-go's interop binaries.
 struct GrpcGo {
     client: PathBuf,
@@ -321,121 +304,6 @@ fn build_switchboard(logs: &Path) -> Result<Switchboard> {
 
 // ---------------------------------------------------------------------------------------------
 // Subprocesses: every one logs to files and has a time limit.
-
-/// How a logged step ended.
-struct Step {
-    name: String,
-    outcome: Outcome,
-    stdout: String,
-    logs: Vec<PathBuf>,
-}
-
-enum Outcome {
-    Exited(ExitStatus),
-    /// Ran out of time (this many seconds) and was killed.
-    TimedOut(u64),
-    /// Could not be started at all.
-    NotStarted(String),
-}
-
-impl Step {
-    fn success(&self) -> bool {
-        matches!(self.outcome, Outcome::Exited(status) if status.success())
-    }
-
-    fn failure(&self) -> String {
-        match &self.outcome {
-            Outcome::Exited(status) => format!("exited with {status}"),
-            Outcome::TimedOut(seconds) => format!("timed out after {seconds}s"),
-            Outcome::NotStarted(why) => why.clone(),
-        }
-    }
-
-    /// Fails unless the step succeeded, printing its logs.
-    fn check(self) -> Result<Step> {
-        if self.success() {
-            return Ok(self);
-        }
-        print_logs(&self.logs);
-        bail!("{} {}", self.name, self.failure())
-    }
-}
-
-/// A file name from a step name.
-fn slug(name: &str) -> String {
-    name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect()
-}
-
-/// Runs `command` with its output in `<logs>/<name>.{stdout,stderr}.log`, killed after
-/// `timeout`.
-fn run_step(logs: &Path, name: &str, command: &mut Command, timeout: Duration) -> Result<Step> {
-    let base = logs.join(slug(name));
-    let out_path = base.with_extension("stdout.log");
-    let err_path = base.with_extension("stderr.log");
-    let started = Instant::now();
-    let spawned = command
-        .stdin(Stdio::null())
-        .stdout(File::create(&out_path)?)
-        .stderr(File::create(&err_path)?)
-        .spawn();
-    let mut child = match spawned {
-        Ok(child) => child,
-        Err(error) => {
-            let why = format!("could not start {:?}: {error}", command.get_program());
-            std::fs::write(&err_path, format!("{why}\n"))?;
-            return Ok(Step {
-                name: name.to_owned(),
-                outcome: Outcome::NotStarted(why),
-                stdout: String::new(),
-                logs: vec![err_path],
-            });
-        }
-    };
-    let outcome = match wait_with_timeout(&mut child, timeout)? {
-        Some(status) => Outcome::Exited(status),
-        None => Outcome::TimedOut(timeout.as_secs()),
-    };
-    if started.elapsed() > Duration::from_secs(5) {
-        eprintln!("    {name}: {:.1}s", started.elapsed().as_secs_f64());
-    }
-    Ok(Step {
-        name: name.to_owned(),
-        outcome,
-        stdout: std::fs::read_to_string(&out_path).unwrap_or_default(),
-        logs: vec![out_path, err_path],
-    })
-}
-
-/// Waits for `child`, killing it after `timeout` (then `None`).
-fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Result<Option<ExitStatus>> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(status) = child.try_wait()? {
-            return Ok(Some(status));
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Ok(None);
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// Prints log files that have something in them.
-fn print_logs(logs: &[PathBuf]) {
-    for path in logs {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        if text.trim().is_empty() {
-            continue;
-        }
-        eprintln!("----- {} -----", path.display());
-        eprintln!("{}", text.trim_end());
-        eprintln!("----- end of {} -----", path.display());
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Servers.

@@ -1,6 +1,7 @@
 //! Project automation: `cargo xtask test` runs every check CI runs; `cargo xtask check` is
 //! the quick loop (lints and the workspace's own tests).
 
+use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{Context as _, Result, bail};
@@ -8,6 +9,7 @@ use anyhow::{Context as _, Result, bail};
 mod conformance;
 mod interop;
 mod peers;
+mod steps;
 
 fn main() -> Result<()> {
     let task = std::env::args().nth(1).unwrap_or_default();
@@ -15,6 +17,7 @@ fn main() -> Result<()> {
         "test" => {
             check()?;
             conformance::run(&[])?;
+            interop::run(&[])?;
             peers::run(&[])
         }
         "check" => check(),
@@ -33,7 +36,7 @@ fn main() -> Result<()> {
         _ => {
             eprintln!("usage: cargo xtask <task>");
             eprintln!(
-                "  test                     everything CI runs: check, conformance and peers"
+                "  test                     everything CI runs: check, conformance, interop and peers"
             );
             eprintln!(
                 "  check                    formatting, clippy (warnings are errors) and the workspace tests"
@@ -95,4 +98,23 @@ fn check() -> Result<()> {
     )?;
     run("cargo", &["test", "--workspace"])?;
     Ok(())
+}
+
+/// Where tools are installed: `$SWITCHBOARD_TOOLS`, else `~/.cache/switchboard/tools`.
+pub(crate) fn tools_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("SWITCHBOARD_TOOLS") {
+        return PathBuf::from(dir);
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    cache.join("switchboard").join("tools")
+}
+
+/// The cargo target directory: `$CARGO_TARGET_DIR`, else the workspace's `target/`.
+pub(crate) fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
 }
