@@ -103,10 +103,7 @@ pub(crate) fn run_step(
 }
 
 /// Waits for `child`, killing it after `timeout` (then `None`).
-fn wait_with_timeout(
-    child: &mut Child,
-    timeout: Duration,
-) -> Result<Option<ExitStatus>> {
+fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Result<Option<ExitStatus>> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(status) = child.try_wait()? {

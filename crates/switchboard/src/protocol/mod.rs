@@ -203,6 +203,20 @@ pub(crate) fn decompress(
     })
 }
 
+/// The payload of a received envelope, decompressed when its flag says so.
+pub(crate) fn envelope_payload(
+    envelope: crate::envelope::Envelope,
+    compression: Option<&Arc<dyn Compressor>>,
+    limit: usize,
+    side: Side,
+) -> Result<Bytes, Error> {
+    if envelope.is_compressed() {
+        decompress(compression, envelope.data, limit, side)
+    } else {
+        Ok(envelope.data)
+    }
+}
+
 /// Compresses an outgoing payload when the call's [`MessageCompression`] (by default, the
 /// policy) says so; returns whether it did.
 pub(crate) fn compress(
@@ -268,15 +282,12 @@ impl MessageSource for RequestEnvelopes {
             )))));
         }
         self.last_compressed = Some(envelope.is_compressed());
-        if envelope.is_compressed() {
-            return Poll::Ready(Some(decompress(
-                self.compression.as_ref(),
-                envelope.data,
-                self.limit,
-                Side::Server,
-            )));
-        }
-        Poll::Ready(Some(Ok(envelope.data)))
+        Poll::Ready(Some(envelope_payload(
+            envelope,
+            self.compression.as_ref(),
+            self.limit,
+            Side::Server,
+        )))
     }
 
     fn trailers(&self) -> Option<&HeaderMap> {

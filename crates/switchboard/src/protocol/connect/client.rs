@@ -22,6 +22,7 @@ use crate::protocol::client_shared::{
 };
 use crate::protocol::{
     ClientProtocol, DynBody, IncomingResponse, OutgoingBody, OutgoingCall, compress, decompress,
+    envelope_payload,
 };
 use crate::spec::{Idempotency, Protocol, StreamType};
 use crate::stream::MessageSource;
@@ -448,23 +449,20 @@ impl MessageSource for StreamResponseSource {
                 }
                 Poll::Ready(Some(Ok(envelope))) => envelope,
             };
-            let data = if envelope.is_compressed() {
-                match decompress(
-                    self.compression.as_ref(),
-                    envelope.data,
-                    self.limit,
-                    Side::Client,
-                ) {
-                    Ok(data) => data,
-                    Err(e) => {
-                        self.state = StreamState::Done;
-                        return Poll::Ready(Some(Err(e)));
-                    }
+            let flags = envelope.flags;
+            let data = match envelope_payload(
+                envelope,
+                self.compression.as_ref(),
+                self.limit,
+                Side::Client,
+            ) {
+                Ok(data) => data,
+                Err(e) => {
+                    self.state = StreamState::Done;
+                    return Poll::Ready(Some(Err(e)));
                 }
-            } else {
-                envelope.data
             };
-            if envelope.flags & FLAG_END_STREAM == 0 {
+            if flags & FLAG_END_STREAM == 0 {
                 return Poll::Ready(Some(Ok(data)));
             }
             match parse_stream_end(&data) {

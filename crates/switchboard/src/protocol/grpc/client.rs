@@ -20,7 +20,7 @@ use crate::protocol::client_shared::{
     RequestFrames, error_from_status, response_compression, user_headers,
 };
 use crate::protocol::{
-    ClientProtocol, DynBody, IncomingResponse, OutgoingBody, OutgoingCall, decompress,
+    ClientProtocol, DynBody, IncomingResponse, OutgoingBody, OutgoingCall, envelope_payload,
 };
 use crate::spec::Protocol;
 use crate::stream::MessageSource;
@@ -304,23 +304,20 @@ impl MessageSource for GrpcResponseSource {
                 }
                 Poll::Ready(Some(Ok(envelope))) => envelope,
             };
-            let data = if envelope.is_compressed() {
-                match decompress(
-                    self.compression.as_ref(),
-                    envelope.data,
-                    self.limit,
-                    Side::Client,
-                ) {
-                    Ok(data) => data,
-                    Err(e) => {
-                        self.state = State::Done;
-                        return Poll::Ready(Some(Err(e)));
-                    }
+            let flags = envelope.flags;
+            let data = match envelope_payload(
+                envelope,
+                self.compression.as_ref(),
+                self.limit,
+                Side::Client,
+            ) {
+                Ok(data) => data,
+                Err(e) => {
+                    self.state = State::Done;
+                    return Poll::Ready(Some(Err(e)));
                 }
-            } else {
-                envelope.data
             };
-            if envelope.flags & FLAG_TRAILERS != 0 && self.variant != Variant::Grpc {
+            if flags & FLAG_TRAILERS != 0 && self.variant != Variant::Grpc {
                 match parse_web_trailers(&data) {
                     Ok(trailers) => {
                         self.trailers = Some(trailers);
@@ -333,11 +330,11 @@ impl MessageSource for GrpcResponseSource {
                     }
                 }
             }
-            if envelope.flags & !crate::envelope::FLAG_COMPRESSED != 0 {
+            if flags & !crate::envelope::FLAG_COMPRESSED != 0 {
                 self.state = State::Done;
                 return Poll::Ready(Some(Err(Error::internal(format!(
                     "protocol error: invalid envelope flags {:#04x}",
-                    envelope.flags
+                    flags
                 )))));
             }
             self.received += 1;
