@@ -43,6 +43,23 @@ pub(crate) struct CallSetup {
     pub(crate) message_compression: MessageCompression,
 }
 
+impl CallSetup {
+    /// A call with its codec settled and nothing else negotiated yet (identity compression,
+    /// no timeout).
+    pub(crate) fn new(codec: Codec, content_type: HeaderValue, stream_type: StreamType) -> Self {
+        CallSetup {
+            codec,
+            content_type,
+            request_compression: None,
+            response_compression: None,
+            timeout: None,
+            stream_type,
+            get_message: None,
+            message_compression: crate::compression::MessageCompression::default(),
+        }
+    }
+}
+
 /// What a handler produced.
 pub(crate) enum Reply {
     /// One message (unary and client-streaming methods).

@@ -15,7 +15,7 @@ use super::*;
 use crate::Error;
 use crate::body::{Body, SourceBody};
 use crate::codec::Codec;
-use crate::compression::{Compressor, MessageCompression};
+use crate::compression::Compressor;
 use crate::envelope::{BodyReader, FLAG_END_STREAM, Side, frame};
 use crate::protocol::RequestEnvelopes;
 use crate::protocol::{
@@ -60,16 +60,7 @@ impl ServerProtocol for ConnectServer {
             .ok()
             .and_then(|ct| codec_of(ct, unary))
             .ok_or_else(|| Box::new(unsupported_media_type(unary)))?;
-        let mut setup = CallSetup {
-            codec,
-            content_type,
-            request_compression: None,
-            response_compression: None,
-            timeout: None,
-            stream_type: spec.stream_type(),
-            get_message: None,
-            message_compression: MessageCompression::default(),
-        };
+        let mut setup = CallSetup::new(codec, content_type, spec.stream_type());
         let headers = &parts.headers;
         let checked = check_protocol_version(
             headers
@@ -206,19 +197,11 @@ impl ConnectServer {
             .as_deref()
             .and_then(Codec::from_name)
             .ok_or_else(|| Box::new(unsupported_media_type(true)))?;
-        let mut setup = CallSetup {
-            codec,
-            content_type: HeaderValue::from_static(match codec {
-                Codec::Proto => "application/proto",
-                Codec::Json => "application/json",
-            }),
-            request_compression: None,
-            response_compression: None,
-            timeout: None,
-            stream_type: spec.stream_type(),
-            get_message: None,
-            message_compression: MessageCompression::default(),
-        };
+        let content_type = HeaderValue::from_static(match codec {
+            Codec::Proto => "application/proto",
+            Codec::Json => "application/json",
+        });
+        let mut setup = CallSetup::new(codec, content_type, spec.stream_type());
         let checked =
             check_protocol_version(query.connect.as_deref().map(str::as_bytes), b"v1", config)
                 .and_then(|()| read_timeout(&parts.headers))

@@ -14,7 +14,7 @@ use super::{
 };
 use crate::Error;
 use crate::body::{Body, SourceBody};
-use crate::compression::{Compressor, MessageCompression};
+use crate::compression::Compressor;
 use crate::envelope::{BodyReader, put_prefix};
 use crate::protocol::{
     CallSetup, Outbound, Reply, RequestEnvelopes, ServerProtocol, StreamEnd, StreamingBody,
@@ -83,16 +83,7 @@ impl ServerProtocol for GrpcServer {
             );
             return Err(Box::new(response));
         };
-        let mut setup = CallSetup {
-            codec,
-            content_type,
-            request_compression: None,
-            response_compression: None,
-            timeout: None,
-            stream_type: spec.stream_type(),
-            get_message: None,
-            message_compression: MessageCompression::default(),
-        };
+        let mut setup = CallSetup::new(codec, content_type, spec.stream_type());
         let headers = &parts.headers;
         let checked = headers
             .get(TIMEOUT_HEADER)
