@@ -18,8 +18,12 @@ use crate::spec::{PeerCertificates, RemoteAddr};
 /// How long a TLS handshake may take.
 const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// How long a connection may take to send a complete HTTP/1 request head.
-const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long a connection may take to send a complete HTTP/1 request head. hyper also applies
+/// it to idle keep-alive connections waiting for their next request, so it must outlast the
+/// idle timeouts of common clients (Go's transport and switchboard's pool: 90 s): otherwise a
+/// client can send a request on a connection the server is closing at that very moment, and a
+/// non-idempotent call fails with an unexpected EOF.
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 /// How often an idle HTTP/2 connection is pinged, and how long the answer may take.
 const KEEP_ALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 
