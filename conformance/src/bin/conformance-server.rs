@@ -373,6 +373,12 @@ async fn main() -> anyhow::Result<()> {
         .with_config(config)
         .add_service(ConformanceServiceServer::new(Conformance));
     let mut server = Server::new(router);
+    // The runner's reference client uses a Go transport with no idle timeout, so it may reuse
+    // an HTTP/1.1 connection after any pause. hyper's header-read timeout also closes idle
+    // keep-alive connections, and a POST sent on one at the moment it closes fails with an
+    // unexpected EOF (Go never retries POSTs). Like connect-go's reference server, this test
+    // server therefore keeps idle connections open; the runner closes them at the end.
+    server.http().http1().header_read_timeout(None);
     let mut pem_cert = Vec::new();
     if request.use_tls {
         let creds = request
