@@ -56,6 +56,77 @@ pub mod codegen {
     }
 }
 
+/// Crate-private hot paths exposed for the crate's own Criterion benchmarks (`benches/`)
+/// only, behind the `bench-internals` feature, which is off by default: the envelope
+/// framing and the outgoing-compression decision are internal, and measuring them only
+/// through a whole call would bury their cost under routing and codecs. Thin wrappers, no
+/// logic of their own; not a stable API.
+#[cfg(feature = "bench-internals")]
+#[doc(hidden)]
+pub mod __bench {
+    use std::sync::Arc;
+    use std::task::{Context, Poll};
+
+    use bytes::{Bytes, BytesMut};
+
+    use crate::Error;
+    use crate::body::BoxError;
+    use crate::compression::{CompressionPolicy, Compressor, MessageCompression};
+    use crate::envelope::{BodyReader, Side};
+
+    /// Length of the envelope prefix (flags byte and big-endian `u32` length).
+    pub const PREFIX_LEN: usize = crate::envelope::PREFIX_LEN;
+    /// Envelope flag: the payload is compressed.
+    pub const FLAG_COMPRESSED: u8 = crate::envelope::FLAG_COMPRESSED;
+
+    /// Frames `payload` into a fresh buffer (the internal `envelope::frame`).
+    pub fn frame(flags: u8, payload: &[u8]) -> Result<Bytes, Error> {
+        crate::envelope::frame(flags, payload)
+    }
+
+    /// Writes a 5-byte prefix for `len` bytes (the internal `envelope::put_prefix`).
+    pub fn put_prefix(buf: &mut BytesMut, flags: u8, len: usize) -> Result<(), Error> {
+        crate::envelope::put_prefix(buf, flags, len)
+    }
+
+    /// The server's envelope reader over a request body.
+    pub struct EnvelopeReader(BodyReader);
+
+    impl EnvelopeReader {
+        /// Reads envelopes from `body` as the server does.
+        pub fn new<B>(body: B) -> Self
+        where
+            B: http_body::Body + Send + 'static,
+            B::Data: Send,
+            B::Error: Into<BoxError>,
+        {
+            EnvelopeReader(BodyReader::new(crate::body::box_body(body), Side::Server))
+        }
+
+        /// The next envelope's flags and payload; `None` at a clean end of body.
+        pub fn poll_envelope(
+            &mut self,
+            cx: &mut Context<'_>,
+            limit: usize,
+        ) -> Poll<Option<Result<(u8, Bytes), Error>>> {
+            self.0
+                .poll_envelope(cx, limit)
+                .map(|next| next.map(|result| result.map(|e| (e.flags, e.data))))
+        }
+    }
+
+    /// The decision and work of compressing one outgoing payload (the internal
+    /// `protocol::compress`): `(compressed, bytes)`.
+    pub fn compress(
+        compressor: Option<&Arc<dyn Compressor>>,
+        policy: CompressionPolicy,
+        switch: &MessageCompression,
+        payload: Bytes,
+    ) -> Result<(bool, Bytes), Error> {
+        crate::protocol::compress(compressor, policy, switch, payload)
+    }
+}
+
 /// Includes the code `switchboard-build` generated for a protobuf package:
 /// `switchboard::include_proto!("connectrpc.eliza.v1")` in the module that should hold it.
 #[macro_export]
