@@ -23,6 +23,12 @@ pub struct Body {
 enum Kind {
     Empty,
     Full(Option<Bytes>),
+    /// A whole message followed by one last frame (trailers, or gRPC-Web's trailers
+    /// envelope): a unary gRPC reply, with no stream machinery and no boxing.
+    Framed {
+        data: Option<Bytes>,
+        end: Option<Frame<Bytes>>,
+    },
     Dyn(DynBody),
 }
 
@@ -40,6 +46,16 @@ impl Body {
         }
         Body {
             kind: Kind::Full(Some(bytes)),
+        }
+    }
+
+    /// A body of `data`, then `end` (trailers or a last chunk).
+    pub(crate) fn framed(data: Bytes, end: Frame<Bytes>) -> Self {
+        Body {
+            kind: Kind::Framed {
+                data: Some(data),
+                end: Some(end),
+            },
         }
     }
 
@@ -116,6 +132,9 @@ impl http_body::Body for Body {
         match &mut self.get_mut().kind {
             Kind::Empty => Poll::Ready(None),
             Kind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Kind::Framed { data, end } => {
+                Poll::Ready(data.take().map(Frame::data).or_else(|| end.take()).map(Ok))
+            }
             Kind::Dyn(body) => body.as_mut().poll_frame(cx),
         }
     }
@@ -124,6 +143,7 @@ impl http_body::Body for Body {
         match &self.kind {
             Kind::Empty => true,
             Kind::Full(bytes) => bytes.is_none(),
+            Kind::Framed { data, end } => data.is_none() && end.is_none(),
             Kind::Dyn(body) => body.is_end_stream(),
         }
     }
@@ -132,6 +152,22 @@ impl http_body::Body for Body {
         match &self.kind {
             Kind::Empty => SizeHint::with_exact(0),
             Kind::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
+            Kind::Framed { data, end } => {
+                let len = |bytes: &Bytes| bytes.len() as u64;
+                let data = data.as_ref().map_or(0, len);
+                match end {
+                    // Trailers follow: no exact size, so no `content-length` is derived
+                    // for a gRPC response.
+                    Some(end) if end.is_trailers() => {
+                        let mut hint = SizeHint::new();
+                        hint.set_lower(data);
+                        hint
+                    }
+                    end => SizeHint::with_exact(
+                        data + end.as_ref().and_then(Frame::data_ref).map_or(0, len),
+                    ),
+                }
+            }
             Kind::Dyn(body) => body.size_hint(),
         }
     }
@@ -151,6 +187,11 @@ impl fmt::Debug for Body {
                 f,
                 "Body::Full({} bytes)",
                 bytes.as_ref().map_or(0, Bytes::len)
+            ),
+            Kind::Framed { data, .. } => write!(
+                f,
+                "Body::Framed({} bytes)",
+                data.as_ref().map_or(0, Bytes::len)
             ),
             Kind::Dyn(_) => f.write_str("Body::Stream"),
         }

@@ -37,6 +37,62 @@ impl Envelope {
     }
 }
 
+/// An encoded outgoing message with [`PREFIX_LEN`] bytes of headroom in front of it, so
+/// that framing an uncompressed message writes its prefix in place instead of copying the
+/// message into a new buffer (the common case: most messages are below the compression
+/// threshold).
+#[derive(Debug)]
+pub(crate) struct Encoded {
+    /// `PREFIX_LEN` bytes of headroom, then the message.
+    buf: BytesMut,
+}
+
+impl Encoded {
+    /// An empty message with room reserved for `capacity` bytes of it.
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
+        let mut buf = BytesMut::with_capacity(PREFIX_LEN + capacity);
+        buf.put_bytes(0, PREFIX_LEN);
+        Encoded { buf }
+    }
+
+    /// A copy of an already encoded message.
+    #[cfg(test)]
+    pub(crate) fn copy_from(message: &[u8]) -> Self {
+        let mut encoded = Encoded::with_capacity(message.len());
+        encoded.buf.extend_from_slice(message);
+        encoded
+    }
+
+    /// The buffer an encoder appends the message to (the headroom is already in it).
+    pub(crate) fn buf_mut(&mut self) -> &mut BytesMut {
+        &mut self.buf
+    }
+
+    /// The message's length.
+    pub(crate) fn len(&self) -> usize {
+        self.buf.len() - PREFIX_LEN
+    }
+
+    /// The message.
+    pub(crate) fn message(&self) -> &[u8] {
+        &self.buf[PREFIX_LEN..]
+    }
+
+    /// The message alone, without copying it.
+    pub(crate) fn into_message(mut self) -> Bytes {
+        self.buf.advance(PREFIX_LEN);
+        self.buf.freeze()
+    }
+
+    /// The message in its envelope, the prefix written into the headroom.
+    pub(crate) fn into_frame(mut self, flags: u8) -> Result<Bytes, Error> {
+        let len = self.len();
+        let mut prefix = &mut self.buf[..PREFIX_LEN];
+        put_prefix(&mut prefix, flags, len)?;
+        Ok(self.buf.freeze())
+    }
+}
+
 /// Writes the 5-byte prefix for a payload of `len` bytes.
 pub(crate) fn put_prefix(buf: &mut impl BufMut, flags: u8, len: usize) -> Result<(), Error> {
     let len = u32::try_from(len).map_err(|_| {
@@ -380,6 +436,18 @@ mod tests {
             .map(|c| Ok::<_, BoxError>(Frame::data(Bytes::from_static(c))));
         let body = StreamBody::new(futures_util::stream::iter(frames));
         BodyReader::new(crate::body::box_body(body), Side::Server)
+    }
+
+    #[test]
+    fn encoded_frames_in_place_and_unframes_without_the_headroom() {
+        let encoded = Encoded::copy_from(b"hello");
+        assert_eq!(encoded.len(), 5);
+        assert_eq!(encoded.message(), b"hello");
+        let framed = encoded.into_frame(FLAG_COMPRESSED).unwrap();
+        assert_eq!(&framed[..], b"\x01\x00\x00\x00\x05hello");
+        assert_eq!(&Encoded::copy_from(b"hi").into_message()[..], b"hi");
+        let empty = Encoded::with_capacity(0).into_frame(0).unwrap();
+        assert_eq!(&empty[..], b"\x00\x00\x00\x00\x00");
     }
 
     #[tokio::test]

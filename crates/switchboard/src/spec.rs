@@ -212,12 +212,14 @@ impl Peer {
     }
 }
 
-/// The remote address of a connection, put in request extensions by the built-in server
-/// (and by anything else that wants `Peer::addr` filled in).
+/// The remote address of a connection, for servers that mount the [`Router`](crate::server::Router)
+/// themselves: put it in the request's extensions and `Peer::addr` is filled in. (The
+/// built-in server hands the address to the router directly; handlers read it from `Peer`.)
 #[derive(Clone, Copy, Debug)]
 pub struct RemoteAddr(pub SocketAddr);
 
-/// The verified client certificate chain of a TLS connection (DER, leaf first), put in
-/// request extensions by a TLS acceptor.
+/// The verified client certificate chain of a TLS connection (DER, leaf first), for servers
+/// that mount the router themselves and terminate TLS: put it in the request's extensions and
+/// `Peer::certificates` is filled in. (The built-in server hands it over directly.)
 #[derive(Clone, Debug)]
 pub struct PeerCertificates(pub Arc<[Bytes]>);

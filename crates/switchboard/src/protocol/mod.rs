@@ -11,7 +11,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use futures_core::Stream;
 use http::{HeaderMap, HeaderValue};
 
@@ -20,13 +20,13 @@ use crate::Error;
 use crate::body::Body;
 use crate::codec::Codec;
 use crate::compression::{CompressionPolicy, Compressor, DecompressError, MessageCompression};
-use crate::envelope::{BodyReader, Side};
+use crate::envelope::{BodyReader, Encoded, FLAG_COMPRESSED, PREFIX_LEN, Side, put_prefix};
 use crate::interceptor::CallObserver;
 use crate::server::ServerConfig;
 use crate::spec::{Protocol, Spec, StreamType};
 use crate::stream::MessageSource;
 
-pub(crate) use stream_body::{StreamEnd, StreamingBody};
+pub(crate) use stream_body::{StreamEnd, StreamingBody, check_send_limit};
 
 /// What negotiation settled for one call.
 pub(crate) struct CallSetup {
@@ -70,7 +70,7 @@ pub(crate) enum Reply {
 
 pub(crate) struct UnaryReply {
     pub(crate) headers: HeaderMap,
-    pub(crate) payload: Bytes,
+    pub(crate) payload: Encoded,
     pub(crate) trailers: HeaderMap,
 }
 
@@ -81,7 +81,7 @@ pub(crate) struct StreamReply {
 
 /// Encoded messages on their way out, with what ends the stream.
 pub(crate) struct Outbound {
-    pub(crate) messages: Pin<Box<dyn Stream<Item = Result<Bytes, Error>> + Send>>,
+    pub(crate) messages: Pin<Box<dyn Stream<Item = Result<Encoded, Error>> + Send>>,
     pub(crate) trailers: HeaderMap,
     pub(crate) deadline: Option<Instant>,
     pub(crate) observer: Option<Arc<CallObserver>>,
@@ -244,13 +244,58 @@ pub(crate) fn compress(
 ) -> Result<(bool, Bytes), Error> {
     match compression {
         Some(compressor) if switch.should_compress(policy, payload.len()) => {
-            let mut out = BytesMut::with_capacity(payload.len() / 2 + 64);
-            compressor
-                .compress(&payload, &mut out)
-                .map_err(|e| Error::internal(format!("compress {}: {e}", compressor.name())))?;
-            Ok((true, out.freeze()))
+            Ok((true, compress_with(compressor, &payload, 0)?.freeze()))
         }
         _ => Ok((false, payload)),
+    }
+}
+
+/// Like [`compress`], for a message encoded with envelope headroom (a unary body: no prefix).
+pub(crate) fn compress_encoded(
+    compression: Option<&Arc<dyn Compressor>>,
+    policy: CompressionPolicy,
+    switch: &MessageCompression,
+    message: Encoded,
+) -> Result<(bool, Bytes), Error> {
+    match compression {
+        Some(compressor) if switch.should_compress(policy, message.len()) => Ok((
+            true,
+            compress_with(compressor, message.message(), 0)?.freeze(),
+        )),
+        _ => Ok((false, message.into_message())),
+    }
+}
+
+/// Compresses `input` into a new buffer that starts with `headroom` zero bytes.
+fn compress_with(
+    compressor: &Arc<dyn Compressor>,
+    input: &[u8],
+    headroom: usize,
+) -> Result<BytesMut, Error> {
+    let mut out = BytesMut::with_capacity(headroom + input.len() / 2 + 64);
+    out.put_bytes(0, headroom);
+    compressor
+        .compress(input, &mut out)
+        .map_err(|e| Error::internal(format!("compress {}: {e}", compressor.name())))?;
+    Ok(out)
+}
+
+/// Compresses one outgoing message when the policy and the handler's switch say so, and
+/// frames it: an uncompressed message gets its prefix written in place, without a copy.
+pub(crate) fn frame_encoded(
+    compression: Option<&Arc<dyn Compressor>>,
+    policy: CompressionPolicy,
+    switch: &MessageCompression,
+    message: Encoded,
+) -> Result<Bytes, Error> {
+    match compression {
+        Some(compressor) if switch.should_compress(policy, message.len()) => {
+            let mut out = compress_with(compressor, message.message(), PREFIX_LEN)?;
+            let len = out.len() - PREFIX_LEN;
+            put_prefix(&mut &mut out[..PREFIX_LEN], FLAG_COMPRESSED, len)?;
+            Ok(out.freeze())
+        }
+        _ => message.into_frame(0),
     }
 }
 

@@ -6,14 +6,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::HeaderMap;
 use http_body::Frame;
 
-use super::{Outbound, compress};
+use super::{Outbound, frame_encoded};
 use crate::body::FrameSource;
 use crate::compression::{CompressionPolicy, Compressor, MessageCompression};
-use crate::envelope::{FLAG_COMPRESSED, PREFIX_LEN, put_prefix};
+use crate::envelope::Encoded;
 use crate::{Code, Error};
 
 /// How a protocol ends a stream: Connect writes an end-of-stream envelope, gRPC writes HTTP
@@ -68,28 +68,14 @@ impl<E: StreamEnd> StreamingBody<E> {
         self.end.end(error.as_ref(), trailers)
     }
 
-    fn frame_message(&self, payload: Bytes) -> Result<Bytes, Error> {
-        if payload.len() > self.send_max_bytes {
-            return Err(Error::resource_exhausted(format!(
-                "message size {} exceeds send limit {}",
-                payload.len(),
-                self.send_max_bytes
-            )));
-        }
-        let (compressed, payload) = compress(
+    fn frame_message(&self, payload: Encoded) -> Result<Bytes, Error> {
+        check_send_limit(payload.len(), self.send_max_bytes)?;
+        frame_encoded(
             self.compression.as_ref(),
             self.policy,
             &self.message_compression,
             payload,
-        )?;
-        let mut buf = BytesMut::with_capacity(PREFIX_LEN + payload.len());
-        put_prefix(
-            &mut buf,
-            if compressed { FLAG_COMPRESSED } else { 0 },
-            payload.len(),
-        )?;
-        buf.extend_from_slice(&payload);
-        Ok(buf.freeze())
+        )
     }
 }
 
@@ -117,3 +103,13 @@ impl<E: StreamEnd> FrameSource for StreamingBody<E> {
 }
 
 use std::future::Future as _;
+
+/// Refuses a message larger than the configured send limit.
+pub(crate) fn check_send_limit(len: usize, send_max_bytes: usize) -> Result<(), Error> {
+    if len > send_max_bytes {
+        return Err(Error::resource_exhausted(format!(
+            "message size {len} exceeds send limit {send_max_bytes}"
+        )));
+    }
+    Ok(())
+}

@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 use http::{Extensions, HeaderMap};
 use prost_reflect::MessageDescriptor;
 
 use crate::codec::{Codec, Message};
 use crate::compression::MessageCompression;
+use crate::envelope::Encoded;
 use crate::interceptor::{BoxFuture, CallObserver, Direction, Interceptors, Side};
 use crate::protocol::{Outbound, Reply, StreamReply, UnaryReply};
 use crate::request::{Request, Response, ServerContext};
@@ -119,10 +119,13 @@ fn encode<Res: Message>(
     codec: Codec,
     descriptor: Option<&MessageDescriptor>,
     message: &Res,
-) -> Result<Bytes, Error> {
-    let mut buf = BytesMut::new();
-    codec.encode(message, descriptor, &mut buf)?;
-    Ok(buf.freeze())
+) -> Result<Encoded, Error> {
+    let mut encoded = Encoded::with_capacity(match codec {
+        Codec::Proto => message.binary_len(),
+        Codec::Json => 0,
+    });
+    codec.encode(message, descriptor, encoded.buf_mut())?;
+    Ok(encoded)
 }
 
 async fn with_deadline<T>(
@@ -209,7 +212,7 @@ struct EncodeStream<Res> {
 }
 
 impl<Res: Message> Stream for EncodeStream<Res> {
-    type Item = Result<Bytes, Error>;
+    type Item = Result<Encoded, Error>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();

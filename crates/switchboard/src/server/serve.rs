@@ -13,7 +13,6 @@ use tokio::net::TcpListener;
 use tokio_util::either::Either;
 
 use crate::server::Router;
-use crate::spec::{PeerCertificates, RemoteAddr};
 
 /// How long a TLS handshake may take.
 const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -135,14 +134,12 @@ impl Server {
                             Ok(Ok(tls_stream)) => {
                                 certificates =
                                     tls_stream.get_ref().1.peer_certificates().map(|chain| {
-                                        PeerCertificates(
-                                            chain
-                                                .iter()
-                                                .map(|cert| {
-                                                    bytes::Bytes::copy_from_slice(cert.as_ref())
-                                                })
-                                                .collect(),
-                                        )
+                                        chain
+                                            .iter()
+                                            .map(|cert| {
+                                                bytes::Bytes::copy_from_slice(cert.as_ref())
+                                            })
+                                            .collect::<std::sync::Arc<[bytes::Bytes]>>()
                                     });
                                 Either::Right(Box::new(tls_stream))
                             }
@@ -158,13 +155,14 @@ impl Server {
                     }
                 };
                 let service =
-                    hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
+                    hyper::service::service_fn(move |request: http::Request<Incoming>| {
                         let router = router.clone();
-                        request.extensions_mut().insert(RemoteAddr(remote));
-                        if let Some(certificates) = &certificates {
-                            request.extensions_mut().insert(certificates.clone());
+                        let certificates = certificates.clone();
+                        async move {
+                            Ok::<_, Infallible>(
+                                router.handle_from(request, remote, certificates).await,
+                            )
                         }
-                        async move { Ok::<_, Infallible>(router.handle(request).await) }
                     });
                 let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
                 if let Err(error) = watcher.watch(connection.into_owned()).await {

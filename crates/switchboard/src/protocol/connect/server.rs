@@ -19,8 +19,8 @@ use crate::compression::Compressor;
 use crate::envelope::{BodyReader, FLAG_END_STREAM, Side, frame};
 use crate::protocol::RequestEnvelopes;
 use crate::protocol::{
-    CallSetup, Outbound, Reply, ServerProtocol, StreamEnd, StreamingBody, compress, decompress,
-    parse_timeout_ms,
+    CallSetup, Outbound, Reply, ServerProtocol, StreamEnd, StreamingBody, compress_encoded,
+    decompress, parse_timeout_ms,
 };
 use crate::server::ServerConfig;
 use crate::spec::{Idempotency, Protocol, Spec, StreamType};
@@ -274,7 +274,7 @@ impl ConnectServer {
                 config,
             );
         }
-        let (compressed, payload) = match compress(
+        let (compressed, payload) = match compress_encoded(
             setup.response_compression.as_ref(),
             config.compression_policy,
             &setup.message_compression,

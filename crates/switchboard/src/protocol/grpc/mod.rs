@@ -45,19 +45,27 @@ impl Variant {
     /// Reads the variant and codec from a content type; `None` when it is not gRPC or the
     /// codec is unknown.
     pub(crate) fn from_content_type(content_type: &str) -> Option<(Variant, Option<Codec>)> {
-        let lower = content_type.trim().to_ascii_lowercase();
-        let (variant, rest) = if let Some(rest) = lower.strip_prefix("application/grpc-web-text") {
+        // Matched case-insensitively in place: this runs twice on every call, so it must not
+        // allocate a lowercased copy.
+        let content_type = content_type.trim();
+        let (variant, rest) = if let Some(rest) =
+            strip_prefix_ignore_case(content_type, "application/grpc-web-text")
+        {
             (Variant::WebText, rest)
-        } else if let Some(rest) = lower.strip_prefix("application/grpc-web") {
+        } else if let Some(rest) = strip_prefix_ignore_case(content_type, "application/grpc-web") {
             (Variant::Web, rest)
-        } else if let Some(rest) = lower.strip_prefix("application/grpc") {
+        } else if let Some(rest) = strip_prefix_ignore_case(content_type, "application/grpc") {
             (Variant::Grpc, rest)
         } else {
             return None;
         };
-        let codec = match rest {
-            "" => Some(Codec::Proto),
-            _ => rest.strip_prefix('+').and_then(Codec::from_name),
+        let codec = if rest.is_empty() || rest.eq_ignore_ascii_case("+proto") {
+            Some(Codec::Proto)
+        } else if rest.eq_ignore_ascii_case("+json") {
+            Some(Codec::Json)
+        } else {
+            rest.strip_prefix('+')
+                .and_then(|name| Codec::from_name(&name.to_ascii_lowercase()))
         };
         Some((variant, codec))
     }
@@ -130,6 +138,13 @@ pub(crate) fn format_timeout(timeout: Duration) -> HeaderValue {
         }
     }
     HeaderValue::from_static("99999999H")
+}
+
+/// `text` without `prefix`, compared ignoring ASCII case.
+fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &text[prefix.len()..])
 }
 
 #[cfg(test)]

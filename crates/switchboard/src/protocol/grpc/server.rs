@@ -18,6 +18,7 @@ use crate::compression::Compressor;
 use crate::envelope::{BodyReader, put_prefix};
 use crate::protocol::{
     CallSetup, Outbound, Reply, RequestEnvelopes, ServerProtocol, StreamEnd, StreamingBody,
+    UnaryReply, check_send_limit, frame_encoded,
 };
 use crate::server::ServerConfig;
 use crate::spec::{Protocol, Spec};
@@ -130,6 +131,9 @@ impl ServerProtocol for GrpcServer {
                 return self.trailers_only(&setup, &error, config);
             }
             Reply::Stream(Ok(stream)) => (stream.headers, stream.outbound),
+            Reply::Unary(Ok(unary)) if self.variant != Variant::WebText => {
+                return self.unary_success(setup, unary, config);
+            }
             Reply::Unary(Ok(unary)) => (
                 unary.headers,
                 Outbound {
@@ -186,6 +190,42 @@ impl ServerProtocol for GrpcServer {
 }
 
 impl GrpcServer {
+    /// One reply message (unary and client-streaming methods, binary variants): framed at
+    /// once, then the status — the same bytes the streaming body would write, without it.
+    fn unary_success(
+        &self,
+        setup: CallSetup,
+        unary: UnaryReply,
+        config: &ServerConfig,
+    ) -> http::Response<Body> {
+        let framed = check_send_limit(unary.payload.len(), config.send_max_bytes).and_then(|()| {
+            frame_encoded(
+                setup.response_compression.as_ref(),
+                config.compression_policy,
+                &setup.message_compression,
+                unary.payload,
+            )
+        });
+        let framed = match framed {
+            Ok(framed) => framed,
+            Err(error) => return self.trailers_only(&setup, &error, config),
+        };
+        let mut response = http::Response::new(Body::empty());
+        *response.headers_mut() = unary.headers;
+        self.protocol_headers(&setup, response.headers_mut(), config);
+        if let Some(c) = &setup.response_compression {
+            response
+                .headers_mut()
+                .insert(ENCODING_HEADER, HeaderValue::from_static(c.name()));
+        }
+        let end = GrpcEnd {
+            variant: self.variant,
+        }
+        .end(None, unary.trailers);
+        *response.body_mut() = Body::framed(framed, end);
+        response
+    }
+
     fn protocol_headers(&self, setup: &CallSetup, headers: &mut HeaderMap, config: &ServerConfig) {
         headers.insert(header::CONTENT_TYPE, setup.content_type.clone());
         if let Some(accept) = config.compression.accept_header() {
