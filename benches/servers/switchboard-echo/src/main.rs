@@ -1,0 +1,144 @@
+//! `bench.v1.EchoService` on switchboard: `switchboard-echo --addr 127.0.0.1:PORT`.
+//!
+//! One handler serves the Connect protocol, gRPC and gRPC-Web, over HTTP/1.1 and h2c on the
+//! same port. It is written as any user of the library would write it: the generated trait,
+//! a `Router`, the built-in `Server`, with two documented settings the benchmark contract
+//! asks for: responses are never compressed, and shutdown waits at most 500 ms for calls in
+//! flight. Prints `listening on <addr>` once bound and exits 0 on SIGTERM or SIGINT.
+#![deny(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use switchboard::compression::CompressionPolicy;
+use switchboard::server::{Router, ServerConfig};
+use switchboard::{Error, Request, Response, ResponseStream, Streaming};
+
+/// The generated `bench.v1` messages and the `EchoService` server trait.
+#[allow(missing_docs)]
+mod proto {
+    switchboard::include_proto!("bench.v1");
+}
+
+use proto::*;
+
+const USAGE: &str = "usage: switchboard-echo [--addr HOST:PORT]   (default 127.0.0.1:8080)";
+
+/// How long shutdown waits for calls in flight: the harness stops its load before it sends
+/// SIGTERM, and the process must be gone within a second so profilers can write their output.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
+
+/// The benchmark service: every method does the least work its contract allows.
+#[derive(Clone, Copy, Debug, Default)]
+struct Echo;
+
+impl EchoService for Echo {
+    async fn echo(&self, request: Request<EchoRequest>) -> Result<Response<EchoResponse>, Error> {
+        let payload = request.into_message().payload;
+        Ok(Response::new(EchoResponse { payload }))
+    }
+
+    async fn ingest(&self, request: Request<LogBatch>) -> Result<Response<IngestAck>, Error> {
+        let batch = request.message();
+        let message_bytes = batch.records.iter().map(|r| r.message.len() as u64).sum();
+        Ok(Response::new(IngestAck {
+            records: batch.records.len() as u32,
+            message_bytes,
+        }))
+    }
+
+    async fn server_stream(
+        &self,
+        request: Request<StreamRequest>,
+    ) -> Result<Response<ResponseStream<EchoResponse>>, Error> {
+        let StreamRequest { count, payload } = request.into_message();
+        let responses = std::iter::repeat_n(payload, count as usize)
+            .map(|payload| Ok(EchoResponse { payload }));
+        Ok(Response::new(Box::pin(futures_util::stream::iter(
+            responses,
+        ))))
+    }
+
+    async fn client_stream(
+        &self,
+        request: Request<Streaming<EchoRequest>>,
+    ) -> Result<Response<StreamSummary>, Error> {
+        let mut requests = request.into_message();
+        let mut summary = StreamSummary::default();
+        while let Some(message) = requests.message().await? {
+            summary.messages += 1;
+            summary.bytes += message.payload.len() as u64;
+        }
+        Ok(Response::new(summary))
+    }
+
+    async fn bidi(
+        &self,
+        request: Request<Streaming<EchoRequest>>,
+    ) -> Result<Response<ResponseStream<EchoResponse>>, Error> {
+        // Each response is produced when the body asks for the next one, so it is sent
+        // before the next request is read: one answer per message, as it arrives.
+        let responses = request
+            .into_message()
+            .map(|message| message.map(|m| EchoResponse { payload: m.payload }));
+        Ok(Response::new(Box::pin(responses)))
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let addr = parse_addr()?;
+    // The benchmark compares uncompressed exchanges, whatever the client offers.
+    let config = ServerConfig::default().compression_policy(CompressionPolicy {
+        min_bytes: usize::MAX,
+    });
+    let router = Router::new()
+        .with_config(config)
+        .add_service(EchoServiceServer::new(Echo));
+    let (listener, local) = switchboard::server::bind(addr).await?;
+    let shutdown = shutdown_signal()?;
+    println!("listening on {local}");
+    std::io::Write::flush(&mut std::io::stdout())?;
+    switchboard::server::Server::new(router)
+        .shutdown_grace(SHUTDOWN_GRACE)
+        .serve_with_shutdown(listener, shutdown)
+        .await?;
+    Ok(())
+}
+
+/// `--addr HOST:PORT` (default 127.0.0.1:8080), the only argument.
+fn parse_addr() -> Result<SocketAddr, Box<dyn std::error::Error>> {
+    let mut addr: SocketAddr = "127.0.0.1:8080".parse()?;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--addr" => {
+                let value = args.next().ok_or("--addr needs HOST:PORT")?;
+                addr = value
+                    .parse()
+                    .map_err(|e| format!("invalid --addr {value:?}: {e}"))?;
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}").into()),
+        }
+    }
+    Ok(addr)
+}
+
+/// Completes on the first SIGTERM or SIGINT. The handlers are installed before it returns,
+/// so a signal sent right after the banner is never missed.
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+    })
+}
