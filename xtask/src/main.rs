@@ -6,6 +6,7 @@ use std::process::Command;
 
 use anyhow::{Context as _, Result, bail};
 
+mod bench;
 mod conformance;
 mod interop;
 mod peers;
@@ -18,7 +19,10 @@ fn main() -> Result<()> {
             check()?;
             conformance::run(&[])?;
             interop::run(&[])?;
-            peers::run(&[])
+            peers::run(&[])?;
+            // The harness and every peer's server, verified on each workload; figures are
+            // printed, never asserted.
+            bench::run(&["--quick".to_owned()])
         }
         "check" => check(),
         "conformance" => {
@@ -32,6 +36,10 @@ fn main() -> Result<()> {
         "interop" => {
             let args: Vec<String> = std::env::args().skip(2).collect();
             interop::run(&args)
+        }
+        "bench" => {
+            let args: Vec<String> = std::env::args().skip(2).collect();
+            bench::run(&args)
         }
         _ => {
             eprintln!("usage: cargo xtask <task>");
@@ -52,6 +60,10 @@ fn main() -> Result<()> {
             eprintln!("  interop [DIRECTION|CASE...]");
             eprintln!(
                 "                           gRPC's interop cases against grpc-go, both ways, and every protocol"
+            );
+            eprintln!("  bench [--quick] [--only SERVER,...]");
+            eprintln!(
+                "                           switchboard beside its peers under load; writes benches/RESULTS.md"
             );
             bail!("unknown task {task:?}")
         }

@@ -1,0 +1,548 @@
+//! `cargo xtask bench [--quick] [--only SERVER,...]`: switchboard side by side with its peers
+//! (connectrpc, connect-go, tonic, grpc-go, and a bare hyper echo as the ceiling), written to
+//! `benches/RESULTS.md`.
+//!
+//! 1. Installs h2load and valgrind (Debian packages) and ghz (`go install`, pinned) when
+//!    missing, into the tools cache (`$SWITCHBOARD_TOOLS`, else `~/.cache/switchboard/tools`).
+//! 2. Builds the benches workspace in release mode (into `<target>/benches`, where `<target>`
+//!    is `$CARGO_TARGET_DIR` or the workspace's `target/`) and the Go servers with
+//!    `benches/go/build.sh` (into `<target>/benches/go`).
+//! 3. Writes every request body (see [`bodies`]).
+//! 4. Verifies every server × call × protocol with one request (see [`verify`]); whatever
+//!    fails gets no figure and is listed. For connectrpc and tonic a failing protocol is
+//!    reported as not supported; for everything else it fails the run.
+//! 5. Measures each cell (server × workload × protocol) with a fresh server pinned to CPU 1
+//!    and the load generator pinned to CPU 0: a warm-up, then 3 runs of 5 s (`--quick`: one
+//!    run of 1 s, on a reduced set), recording the rate, p50/p99 latency, the server's CPU time
+//!    per request and its peak RSS.
+//! 6. Counts instructions per request under callgrind (`--quick`: one tiny run, switchboard
+//!    only), and allocations per call with `alloc-count`.
+//! 7. Writes the report: `benches/RESULTS.md` for a full run of every server, else
+//!    `<target>/benches/RESULTS.quick.md` (`--quick`) or `RESULTS.partial.md` (`--only`), so a
+//!    quick or partial run never touches the committed file. Everything after
+//!    `<!-- notes: kept across runs -->` in the previous file is kept.
+//!
+//! Exits non-zero if a verification fails (other than a probed peer's unsupported protocol),
+//! a server crashes or does not exit cleanly on SIGTERM, or a tool fails. Figures are never
+//! asserted.
+
+mod binaries;
+mod bodies;
+mod callgrind;
+mod cells;
+mod ghz;
+mod h2load;
+mod matrix;
+mod pingpong;
+mod report;
+mod results;
+mod server;
+mod support;
+mod tools;
+mod verify;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::steps::{Step, run_step};
+use crate::workspace_root;
+use binaries::Binaries;
+use bodies::Bodies;
+use matrix::{Call, Protocol, Server, WORKLOADS};
+use results::{Cell, Instructions, Outcome, Results};
+use server::{Launch, Running};
+use tools::Tools;
+
+const SERVER_START_TIMEOUT: Duration = Duration::from_secs(30);
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+const ALLOC_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// `taskset -c CPU program args...`, or the program alone when `cpu` is `None`. taskset execs
+/// the program, so the child's pid is the program's.
+pub(crate) fn pinned(cpu: Option<u32>, program: &Path, args: &[String]) -> Command {
+    match cpu {
+        Some(cpu) => {
+            let mut command = Command::new("taskset");
+            command
+                .arg("-c")
+                .arg(cpu.to_string())
+                .arg(program)
+                .args(args);
+            command
+        }
+        None => {
+            let mut command = Command::new(program);
+            command.args(args);
+            command
+        }
+    }
+}
+
+/// Command-line options.
+struct Options {
+    quick: bool,
+    only: Vec<Server>,
+}
+
+fn parse_options(args: &[String]) -> Result<Options> {
+    let mut options = Options {
+        quick: false,
+        only: Server::ALL.to_vec(),
+    };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let only = match arg.as_str() {
+            "--quick" => {
+                options.quick = true;
+                continue;
+            }
+            "--only" => args
+                .next()
+                .context("--only needs SERVER[,SERVER...]")?
+                .as_str(),
+            other => match other.strip_prefix("--only=") {
+                Some(list) => list,
+                None => bail!("unknown argument {other:?}: use [--quick] [--only SERVER,...]"),
+            },
+        };
+        options.only = only
+            .split(',')
+            .filter(|name| !name.is_empty())
+            .map(|name| {
+                Server::parse(name).with_context(|| {
+                    let names: Vec<&str> = Server::ALL.iter().map(|s| s.key()).collect();
+                    format!("unknown server {name:?}: use {}", names.join(", "))
+                })
+            })
+            .collect::<Result<_>>()?;
+    }
+    Ok(options)
+}
+
+/// How long and how often each cell is measured.
+struct Mode {
+    quick: bool,
+    runs: usize,
+    seconds: f64,
+    warmup: f64,
+}
+
+impl Mode {
+    fn new(quick: bool) -> Mode {
+        if quick {
+            Mode {
+                quick,
+                runs: 1,
+                seconds: 1.0,
+                warmup: 1.0,
+            }
+        } else {
+            Mode {
+                quick,
+                runs: 3,
+                seconds: 5.0,
+                warmup: 2.0,
+            }
+        }
+    }
+
+    /// The callgrind runs: (call, protocol, N1, N2).
+    fn callgrind_plan(&self, server: Server) -> Vec<(Call, Protocol, u64, u64)> {
+        if self.quick {
+            return match server {
+                Server::Switchboard => vec![(Call::Echo64, Protocol::Grpc, 200, 600)],
+                _ => Vec::new(),
+            };
+        }
+        vec![
+            (Call::Echo64, Protocol::Grpc, 2000, 6000),
+            (Call::Echo64, Protocol::Connect, 2000, 6000),
+            (Call::Ingest, Protocol::Grpc, 1000, 3000),
+            (Call::ServerStream, Protocol::Grpc, 100, 300),
+        ]
+    }
+}
+
+/// Everything the measuring code needs.
+struct Context {
+    logs: PathBuf,
+    tools: Tools,
+    bodies: Bodies,
+    binaries: Binaries,
+    mode: Mode,
+    /// (server CPU, load generator CPU).
+    pinning: Option<(u32, u32)>,
+    clock_ticks: u64,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Context {
+    fn server_cpu(&self) -> Option<u32> {
+        self.pinning.map(|(server, _)| server)
+    }
+
+    fn load_cpu(&self) -> Option<u32> {
+        self.pinning.map(|(_, load)| load)
+    }
+
+    fn binary(&self, server: Server) -> PathBuf {
+        server.binary(&self.binaries.rust, &self.binaries.go)
+    }
+
+    fn start(&self, server: Server, name: &str) -> Result<Running> {
+        Running::start(
+            &self.logs,
+            name,
+            &Launch {
+                binary: &self.binary(server),
+                cpu: self.server_cpu(),
+                callgrind: None,
+                start_timeout: SERVER_START_TIMEOUT,
+            },
+        )
+    }
+}
+
+/// The last non-empty line of a step's logs, for one-line reasons.
+fn last_words(step: &Step) -> String {
+    step.logs
+        .iter()
+        .rev()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .flat_map(|text| {
+            text.lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .map(|l| l.trim().chars().take(200).collect::<String>())
+        })
+        .next()
+        .unwrap_or_default()
+}
+
+/// `alloc-count --json`.
+fn allocations(ctx: &Context) -> Result<Vec<results::Allocations>> {
+    let binary = ctx.binaries.rust.join("alloc-count");
+    let mut command = pinned(ctx.server_cpu(), &binary, &["--json".to_owned()]);
+    let step = run_step(&ctx.logs, "alloc-count --json", &mut command, ALLOC_TIMEOUT)?;
+    if !step.success() {
+        bail!("alloc-count {}: {}", step.failure(), last_words(&step));
+    }
+    results::parse_allocations(&step.stdout)
+}
+
+/// The first line of a command's output, or `unknown`.
+fn first_line(program: &str, args: &[&str]) -> String {
+    tools::version(Path::new(program), args)
+}
+
+fn machine(ctx: &Context) -> report::Machine {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu_model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, model)| model.trim().to_owned())
+        .unwrap_or_else(|| "unknown".to_owned());
+    let cores = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
+    let mut versions = vec![
+        ("rustc", first_line("rustc", &["--version"])),
+        ("go", first_line("go", &["version"])),
+        ("h2load", tools::version(&ctx.tools.h2load, &["--version"])),
+        // A `go install`ed ghz reports its version as "dev": the pin is what counts.
+        ("ghz", format!("{} (`go install`)", tools::GHZ_VERSION)),
+    ];
+    if let Some(valgrind) = &ctx.tools.valgrind {
+        versions.push(("valgrind", tools::version(valgrind, &["--version"])));
+    }
+    report::Machine {
+        date: first_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+        cpu_model,
+        cores,
+        kernel: first_line("uname", &["-r"]),
+        versions,
+    }
+}
+
+/// What verification found, per server, call and protocol.
+type Verdicts = HashMap<(Server, Call, Protocol), support::Verdict>;
+
+/// Measures every cell of `servers` that verified; the others get their verdict.
+fn measure_all(ctx: &Context, servers: &[Server], verdicts: &Verdicts, results: &mut Results) {
+    for &server in servers {
+        for workload in WORKLOADS.iter().filter(|w| w.quick || !ctx.mode.quick) {
+            if !server.serves(workload.call) {
+                continue;
+            }
+            for protocol in workload.protocols() {
+                if !server.protocols().contains(&protocol) {
+                    continue;
+                }
+                let verdict = verdicts
+                    .get(&(server, workload.call, protocol))
+                    .cloned()
+                    .unwrap_or(support::Verdict::Failed("not verified".to_owned()));
+                let outcome = match verdict {
+                    support::Verdict::Failed(why) => {
+                        Outcome::Failed(format!("failed verification: {why}"))
+                    }
+                    support::Verdict::NotSupported(why) => Outcome::NotSupported(why),
+                    support::Verdict::Verified => {
+                        eprintln!(
+                            "==> bench: {} {} {}",
+                            server.key(),
+                            workload.key,
+                            protocol.title()
+                        );
+                        match cells::measure(ctx, server, workload, protocol) {
+                            Ok(figure) => Outcome::Measured(figure),
+                            Err(error) => {
+                                let why = format!("{error:#}");
+                                results.problem(
+                                    format!(
+                                        "{} {} over {}",
+                                        server.key(),
+                                        workload.title(),
+                                        protocol.title()
+                                    ),
+                                    format!("figure discarded: {why}"),
+                                    true,
+                                );
+                                Outcome::Failed(why)
+                            }
+                        }
+                    }
+                };
+                results.cells.push(Cell {
+                    server,
+                    workload: *workload,
+                    protocol,
+                    outcome,
+                });
+            }
+        }
+    }
+}
+
+/// Instructions per request under callgrind, for what the mode plans and verification passed.
+fn count_instructions(
+    ctx: &Context,
+    servers: &[Server],
+    verdicts: &Verdicts,
+    results: &mut Results,
+) {
+    if let Some(valgrind) = ctx.tools.valgrind.clone() {
+        for &server in servers {
+            for (call, protocol, n1, n2) in ctx.mode.callgrind_plan(server) {
+                if !server.serves(call) || !server.protocols().contains(&protocol) {
+                    continue;
+                }
+                if !matches!(
+                    verdicts.get(&(server, call, protocol)),
+                    Some(support::Verdict::Verified)
+                ) {
+                    continue;
+                }
+                eprintln!(
+                    "==> bench: {} callgrind {} {}",
+                    server.key(),
+                    call.key(),
+                    protocol.title()
+                );
+                let outcome =
+                    callgrind::instructions(ctx, &valgrind, server, call, protocol, (n1, n2))
+                        .map_err(|error| format!("{error:#}"));
+                if let Err(why) = &outcome {
+                    // valgrind is not every runtime's friend: only our own servers must run
+                    // under it.
+                    results.problem(
+                        format!(
+                            "{} under callgrind ({} {})",
+                            server.key(),
+                            call.title(),
+                            protocol.title()
+                        ),
+                        why.clone(),
+                        !server.is_go(),
+                    );
+                }
+                results.instructions.push(Instructions {
+                    server,
+                    call,
+                    protocol,
+                    requests: (n1, n2),
+                    outcome,
+                });
+            }
+        }
+    }
+}
+
+/// Entry point.
+pub(crate) fn run(args: &[String]) -> Result<()> {
+    let options = parse_options(args)?;
+    let started = Instant::now();
+    let work = std::env::temp_dir().join(format!("switchboard-bench-{}", std::process::id()));
+    if work.exists() {
+        std::fs::remove_dir_all(&work)?;
+    }
+    let logs = work.join("logs");
+    std::fs::create_dir_all(&logs)?;
+    std::fs::create_dir_all(crate::tools_dir())?;
+    eprintln!("==> bench: logs in {}", logs.display());
+
+    let mode = Mode::new(options.quick);
+    let callgrind_wanted = options
+        .only
+        .iter()
+        .any(|server| !mode.callgrind_plan(*server).is_empty());
+    let phase = Instant::now();
+    let tools = tools::ensure(&logs, callgrind_wanted)?;
+    let install_time = phase.elapsed();
+    let binaries = binaries::build(&logs)?;
+    let bodies = Bodies::write(&work.join("bodies"))?;
+    // The server gets the second CPU this process may use, the load generator the first.
+    let cpus =
+        server::allowed_cpus(&std::fs::read_to_string("/proc/self/status").unwrap_or_default());
+    let ctx = Context {
+        logs: logs.clone(),
+        tools,
+        bodies,
+        binaries,
+        mode,
+        pinning: (cpus.len() >= 2).then(|| (cpus[1], cpus[0])),
+        clock_ticks: server::clock_ticks_per_second(),
+        runtime: tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+    };
+    if ctx.pinning.is_none() {
+        eprintln!("==> bench: only one CPU: servers and load generators are not pinned");
+    }
+    let mut results = Results::default();
+    let after_builds = Instant::now();
+
+    // Verification of everything first: what fails gets no figure.
+    let phase = Instant::now();
+    let mut verdicts = Verdicts::new();
+    for &server in &options.only {
+        for (pair, verdict) in support::verify_server(&ctx, server, &mut results) {
+            verdicts.insert((server, pair.0, pair.1), verdict);
+        }
+    }
+    let verify_time = phase.elapsed();
+
+    // Measurement, one server at a time.
+    let phase = Instant::now();
+    measure_all(&ctx, &options.only, &verdicts, &mut results);
+    let measure_time = phase.elapsed();
+
+    // Instructions per request.
+    let phase = Instant::now();
+    count_instructions(&ctx, &options.only, &verdicts, &mut results);
+    let callgrind_time = phase.elapsed();
+
+    // Allocations.
+    let phase = Instant::now();
+    eprintln!("==> bench: alloc-count");
+    let allocations = allocations(&ctx).map_err(|error| format!("{error:#}"));
+    if let Err(why) = &allocations {
+        results.problem("alloc-count", why.clone(), true);
+    }
+    results.allocations = Some(allocations);
+    let alloc_time = phase.elapsed();
+
+    // The report.
+    let complete = options.only.len() == Server::ALL.len();
+    let path = if !ctx.mode.quick && complete {
+        workspace_root().join("benches").join("RESULTS.md")
+    } else if ctx.mode.quick {
+        binaries::bench_target().join("RESULTS.quick.md")
+    } else {
+        binaries::bench_target().join("RESULTS.partial.md")
+    };
+    let old = std::fs::read_to_string(&path).ok();
+    let method = report::Method {
+        quick: ctx.mode.quick,
+        runs: ctx.mode.runs,
+        seconds: ctx.mode.seconds,
+        warmup: ctx.mode.warmup,
+        pinning: ctx.pinning,
+        clock_ticks: ctx.clock_ticks,
+        command: format!("cargo xtask bench {}", args.join(" "))
+            .trim_end()
+            .to_owned(),
+    };
+    let text = report::render(
+        &machine(&ctx),
+        &method,
+        &results,
+        &report::kept_notes(old.as_deref()),
+    );
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    report::print_summary(&results);
+    println!("bench: report written to {}", path.display());
+    println!(
+        "bench took {:.1}s: install {:.1}s, build {:.1}s (Rust {:.1}s, Go {:.1}s); after the \
+         builds {:.1}s: verify {:.1}s, measure {:.1}s, callgrind {:.1}s, alloc-count {:.1}s",
+        started.elapsed().as_secs_f64(),
+        install_time.as_secs_f64(),
+        (ctx.binaries.rust_time + ctx.binaries.go_time).as_secs_f64(),
+        ctx.binaries.rust_time.as_secs_f64(),
+        ctx.binaries.go_time.as_secs_f64(),
+        after_builds.elapsed().as_secs_f64(),
+        verify_time.as_secs_f64(),
+        measure_time.as_secs_f64(),
+        callgrind_time.as_secs_f64(),
+        alloc_time.as_secs_f64(),
+    );
+    let fatal = results.fatal_count();
+    if fatal > 0 {
+        for problem in results.problems.iter().filter(|p| p.fatal) {
+            println!("FAIL {}: {}", problem.what, problem.why);
+        }
+        bail!("bench: {fatal} problem(s); logs kept in {}", logs.display());
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(args: &[&str]) -> Vec<String> {
+        args.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn parses_options() {
+        let all = parse_options(&[]).unwrap();
+        assert!(!all.quick);
+        assert_eq!(all.only.len(), Server::ALL.len());
+        let some = parse_options(&strings(&["--quick", "--only", "switchboard,grpc-go"])).unwrap();
+        assert!(some.quick);
+        assert_eq!(some.only, [Server::Switchboard, Server::GrpcGo]);
+        let eq = parse_options(&strings(&["--only=tonic"])).unwrap();
+        assert_eq!(eq.only, [Server::Tonic]);
+        assert!(parse_options(&strings(&["--only", "nginx"])).is_err());
+        assert!(parse_options(&strings(&["--fast"])).is_err());
+    }
+
+    #[test]
+    fn quick_callgrind_is_switchboard_only() {
+        let quick = Mode::new(true);
+        assert_eq!(quick.callgrind_plan(Server::Switchboard).len(), 1);
+        assert!(quick.callgrind_plan(Server::Tonic).is_empty());
+        assert_eq!(Mode::new(false).callgrind_plan(Server::GrpcGo).len(), 4);
+    }
+}

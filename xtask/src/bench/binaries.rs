@@ -1,0 +1,77 @@
+//! Builds what runs: the Rust servers and drivers of the benches workspace (release, in a
+//! target directory of their own so they never fight the main workspace's build), and the Go
+//! servers with `benches/go/build.sh`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+
+use crate::steps::run_step;
+use crate::{target_dir, tools_dir, workspace_root};
+
+const BUILD_TIMEOUT: Duration = Duration::from_secs(2400);
+
+/// Where the binaries are, and how the Go build went.
+pub(crate) struct Binaries {
+    /// `switchboard-echo`, `tonic-echo`, `connectrpc-echo`, `hyper-echo`, `pingpong`,
+    /// `alloc-count`.
+    pub(crate) rust: PathBuf,
+    /// `connect-echo` and `grpc-echo`.
+    pub(crate) go: PathBuf,
+    /// Why the Go servers are missing, if they are.
+    pub(crate) go_error: Option<String>,
+    pub(crate) rust_time: Duration,
+    pub(crate) go_time: Duration,
+}
+
+/// The benches workspace's target directory: `<target>/benches`.
+pub(crate) fn bench_target() -> PathBuf {
+    target_dir().join("benches")
+}
+
+/// Builds everything; a failed Rust build fails the run, a failed Go build only the Go
+/// servers.
+pub(crate) fn build(logs: &Path) -> Result<Binaries> {
+    let target = bench_target();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let started = Instant::now();
+    let mut command = Command::new(cargo);
+    command
+        .args(["build", "--release", "--manifest-path"])
+        .arg(workspace_root().join("benches").join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target)
+        .current_dir(workspace_root());
+    run_step(
+        logs,
+        "cargo build --release (benches)",
+        &mut command,
+        BUILD_TIMEOUT,
+    )?
+    .check()
+    .context("building the benches workspace")?;
+    let rust_time = started.elapsed();
+
+    let started = Instant::now();
+    let go = target.join("go");
+    let mut command = Command::new("bash");
+    command
+        .arg(workspace_root().join("benches").join("go").join("build.sh"))
+        .env("TOOLS_DIR", tools_dir().join("bench-go"))
+        .env("OUT_DIR", &go)
+        .current_dir(workspace_root());
+    let step = run_step(logs, "benches/go/build.sh", &mut command, BUILD_TIMEOUT)?;
+    let go_error = (!step.success()).then(|| {
+        crate::steps::print_logs(&step.logs);
+        format!("benches/go/build.sh {}", step.failure())
+    });
+    Ok(Binaries {
+        rust: target.join("release"),
+        go,
+        go_error,
+        rust_time,
+        go_time: started.elapsed(),
+    })
+}

@@ -1,0 +1,246 @@
+//! A benchmark server process: started (optionally pinned to a CPU, optionally under
+//! valgrind) on a free loopback port, waited for until it prints `listening on`, watched
+//! through `/proc` while it serves, and stopped with SIGTERM, which it must answer by exiting
+//! with status 0.
+
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::steps::{print_logs, slug};
+
+/// How a server is wrapped.
+pub(crate) struct Launch<'a> {
+    pub(crate) binary: &'a Path,
+    /// The CPU it is pinned to with `taskset`.
+    pub(crate) cpu: Option<u32>,
+    /// `valgrind --tool=callgrind` and the file it writes.
+    pub(crate) callgrind: Option<(&'a Path, &'a Path)>,
+    /// How long it may take to print `listening on`.
+    pub(crate) start_timeout: Duration,
+}
+
+/// A running server, killed when dropped, whichever way the run ends.
+pub(crate) struct Running {
+    name: String,
+    child: Child,
+    pub(crate) port: u16,
+    pub(crate) logs: Vec<PathBuf>,
+}
+
+/// A loopback port nobody listens on right now.
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl Running {
+    /// Starts the server and waits for its banner.
+    pub(crate) fn start(logs: &Path, name: &str, launch: &Launch<'_>) -> Result<Running> {
+        let base = logs.join(slug(name));
+        let out_path = base.with_extension("stdout.log");
+        let err_path = base.with_extension("stderr.log");
+        let port = free_port()?;
+        let mut args: Vec<String> = Vec::new();
+        if let Some((valgrind, out_file)) = launch.callgrind {
+            args.push(valgrind.display().to_string());
+            args.push("--tool=callgrind".to_owned());
+            args.push(format!("--callgrind-out-file={}", out_file.display()));
+        }
+        args.push(launch.binary.display().to_string());
+        args.push("--addr".to_owned());
+        args.push(format!("127.0.0.1:{port}"));
+        let mut command = super::pinned(launch.cpu, Path::new(&args[0]), &args[1..]);
+        if launch.callgrind.is_some() {
+            // Go preempts goroutines with signals (SIGURG), which trips an assertion in
+            // callgrind's signal handling; without them Go runs under callgrind. Rust servers
+            // ignore the variable.
+            command.env("GODEBUG", "asyncpreemptoff=1");
+        }
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(File::create(&out_path)?)
+            .stderr(File::create(&err_path)?)
+            .spawn()
+            .with_context(|| format!("could not start {}", launch.binary.display()))?;
+        let mut server = Running {
+            name: name.to_owned(),
+            child,
+            port,
+            logs: vec![out_path.clone(), err_path],
+        };
+        let deadline = Instant::now() + launch.start_timeout;
+        loop {
+            let banner = std::fs::read_to_string(&out_path).unwrap_or_default();
+            if banner
+                .split_inclusive('\n')
+                .any(|line| line.ends_with('\n') && line.contains("listening on"))
+            {
+                return Ok(server);
+            }
+            if let Some(status) = server.child.try_wait()? {
+                print_logs(&server.logs);
+                bail!("{name} exited with {status} before listening");
+            }
+            if Instant::now() >= deadline {
+                print_logs(&server.logs);
+                bail!(
+                    "{name} did not print `listening on` within {}s",
+                    launch.start_timeout.as_secs()
+                );
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `Err(why)` if the server is no longer running.
+    pub(crate) fn alive(&mut self) -> Result<(), String> {
+        match self.child.try_wait() {
+            Ok(None) => Ok(()),
+            Ok(Some(status)) => Err(format!("{} exited with {status}", self.name)),
+            Err(error) => Err(format!("{}: {error}", self.name)),
+        }
+    }
+
+    /// User plus system CPU time so far, in clock ticks.
+    pub(crate) fn cpu_ticks(&self) -> Result<u64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))?;
+        cpu_ticks(&stat)
+    }
+
+    /// The peak resident set size so far (`VmHWM`), in KiB.
+    pub(crate) fn peak_rss_kib(&self) -> Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
+        peak_rss_kib(&status)
+    }
+
+    /// Sends SIGTERM and waits for a clean exit: status 0 within `timeout`.
+    pub(crate) fn stop(mut self, timeout: Duration) -> Result<(), String> {
+        self.alive()?;
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status();
+        if !sent.is_ok_and(|s| s.success()) {
+            return Err(format!("could not send SIGTERM to {}", self.name));
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) if status.success() => return Ok(()),
+                Ok(Some(status)) => {
+                    return Err(format!("{} exited with {status} on SIGTERM", self.name));
+                }
+                Ok(None) if Instant::now() >= deadline => {
+                    return Err(format!(
+                        "{} still running {}s after SIGTERM",
+                        self.name,
+                        timeout.as_secs()
+                    ));
+                }
+                Ok(None) => thread::sleep(Duration::from_millis(10)),
+                Err(error) => return Err(format!("{}: {error}", self.name)),
+            }
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// utime + stime from `/proc/<pid>/stat` (fields 14 and 15; the command name in field 2 may
+/// hold spaces and parentheses, so counting starts after its closing parenthesis).
+pub(crate) fn cpu_ticks(stat: &str) -> Result<u64> {
+    let after_name = &stat[stat.rfind(')').context("no command name in stat")? + 1..];
+    // After the name: field 3 (state) is the first, so utime (14) is at index 11.
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let field = |index: usize| -> Result<u64> {
+        Ok(fields
+            .get(index)
+            .context("stat is too short")?
+            .parse::<u64>()?)
+    };
+    Ok(field(11)? + field(12)?)
+}
+
+/// `VmHWM:  12345 kB` from `/proc/<pid>/status`.
+pub(crate) fn peak_rss_kib(status: &str) -> Result<u64> {
+    let line = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .context("no VmHWM in status")?;
+    let number = line.trim().trim_end_matches("kB").trim();
+    Ok(number.parse()?)
+}
+
+/// The CPUs this process may run on, from `Cpus_allowed_list:` in `/proc/self/status`
+/// (`0-1`, `0,2-3`, ...), in order.
+pub(crate) fn allowed_cpus(status: &str) -> Vec<u32> {
+    let Some(list) = status
+        .lines()
+        .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))
+    else {
+        return Vec::new();
+    };
+    let mut cpus = Vec::new();
+    for part in list.trim().split(',').filter(|p| !p.is_empty()) {
+        let (first, last) = part.split_once('-').unwrap_or((part, part));
+        if let (Ok(first), Ok(last)) = (first.trim().parse::<u32>(), last.trim().parse::<u32>()) {
+            cpus.extend(first..=last);
+        }
+    }
+    cpus
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`, 100 when that fails).
+pub(crate) fn clock_ticks_per_second() -> u64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8(out.stdout).ok()?.trim().parse().ok())
+        .unwrap_or(100)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_cpu_ticks_past_an_awkward_name() {
+        let stat = "4242 (tokio (x) y) S 1 4242 4242 0 -1 4194560 1234 0 0 0 150 27 0 0 20 0 3 0 \
+                    99 123456 789 18446744073709551615";
+        assert_eq!(cpu_ticks(stat).unwrap(), 177);
+        let own = std::fs::read_to_string("/proc/self/stat").unwrap();
+        cpu_ticks(&own).unwrap();
+    }
+
+    #[test]
+    fn reads_the_allowed_cpus() {
+        assert_eq!(allowed_cpus("Name: x\nCpus_allowed_list:\t0-1\n"), [0, 1]);
+        assert_eq!(
+            allowed_cpus("Cpus_allowed_list:\t0,2-4,7\n"),
+            [0, 2, 3, 4, 7]
+        );
+        assert_eq!(allowed_cpus("Cpus_allowed_list:\t3\n"), [3]);
+        assert!(allowed_cpus("Name: x\n").is_empty());
+    }
+
+    #[test]
+    fn reads_peak_rss() {
+        let status = "Name:\tx\nVmPeak:\t  10000 kB\nVmHWM:\t    5120 kB\nVmRSS:\t 4000 kB\n";
+        assert_eq!(peak_rss_kib(status).unwrap(), 5120);
+        assert!(peak_rss_kib("Name: x\n").is_err());
+    }
+}

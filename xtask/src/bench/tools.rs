@@ -1,0 +1,119 @@
+//! The load generators and profilers, installed when missing and reused after that:
+//! h2load and valgrind from Debian's packages (`nghttp2-client`, `valgrind`), ghz with
+//! `go install` at a pinned release into the tools cache.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+
+use crate::steps::run_step;
+use crate::tools_dir;
+
+/// The ghz release `go install` builds (it builds with the Go toolchain CI has).
+pub(crate) const GHZ_VERSION: &str = "v0.121.0";
+const GHZ_MODULE: &str = "github.com/bojand/ghz/cmd/ghz";
+
+const INSTALL_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// Where each tool is.
+pub(crate) struct Tools {
+    pub(crate) h2load: PathBuf,
+    pub(crate) ghz: PathBuf,
+    /// `None` when callgrind is not wanted in this run.
+    pub(crate) valgrind: Option<PathBuf>,
+}
+
+/// Whether `program --version` runs.
+fn runs(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Installs the Debian packages providing the programs that are missing.
+fn ensure_apt(logs: &Path, wanted: &[(&str, &str)]) -> Result<()> {
+    let missing: Vec<&str> = wanted
+        .iter()
+        .filter(|(program, _)| !runs(program))
+        .map(|(_, package)| *package)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    run_step(
+        logs,
+        "apt-get update",
+        Command::new("apt-get").arg("update"),
+        INSTALL_TIMEOUT,
+    )?
+    .check()?;
+    run_step(
+        logs,
+        &format!("apt-get install {}", missing.join(" ")),
+        Command::new("apt-get")
+            .args(["install", "-y", "--no-install-recommends"])
+            .args(&missing),
+        INSTALL_TIMEOUT,
+    )?
+    .check()?;
+    Ok(())
+}
+
+/// `go install`s ghz unless the pinned release is cached.
+fn ensure_ghz(logs: &Path) -> Result<PathBuf> {
+    let dir = tools_dir().join(format!("ghz-{GHZ_VERSION}"));
+    let ghz = dir.join("ghz");
+    if ghz.exists() {
+        eprintln!("==> ghz {GHZ_VERSION}: cached in {}", dir.display());
+        return Ok(ghz);
+    }
+    std::fs::create_dir_all(&dir)?;
+    let mut command = Command::new("go");
+    command
+        .arg("install")
+        .arg(format!("{GHZ_MODULE}@{GHZ_VERSION}"))
+        .env("GOBIN", &dir)
+        .current_dir(&dir);
+    run_step(logs, "go install ghz", &mut command, INSTALL_TIMEOUT)?
+        .check()
+        .context("installing ghz")?;
+    Ok(ghz)
+}
+
+/// Makes every tool available; valgrind only when `callgrind` is set.
+pub(crate) fn ensure(logs: &Path, callgrind: bool) -> Result<Tools> {
+    let mut apt = vec![("h2load", "nghttp2-client")];
+    if callgrind {
+        apt.push(("valgrind", "valgrind"));
+    }
+    ensure_apt(logs, &apt)?;
+    let ghz = ensure_ghz(logs)?;
+    Ok(Tools {
+        h2load: PathBuf::from("h2load"),
+        ghz,
+        valgrind: callgrind.then(|| PathBuf::from("valgrind")),
+    })
+}
+
+/// The first line `program args` prints (stdout, else stderr), for the report's header.
+pub(crate) fn version(program: &Path, args: &[&str]) -> String {
+    let Ok(out) = Command::new(program).args(args).output() else {
+        return "not available".to_owned();
+    };
+    let text = if out.stdout.is_empty() {
+        out.stderr
+    } else {
+        out.stdout
+    };
+    String::from_utf8_lossy(&text)
+        .lines()
+        .next()
+        .unwrap_or("unknown")
+        .trim()
+        .to_owned()
+}
