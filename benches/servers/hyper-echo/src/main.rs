@@ -19,7 +19,6 @@
 #![deny(unsafe_code)]
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -47,10 +46,10 @@ const GRPC_WEB_OK_TRAILERS: &[u8] = b"\x80\x00\x00\x00\x0fgrpc-status:0\r\n";
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let addr = parse_addr()?;
+    let addr = bench_cli::parse_addr(USAGE)?;
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
-    let mut shutdown = std::pin::pin!(shutdown_signal()?);
+    let mut shutdown = std::pin::pin!(bench_cli::shutdown_signal()?);
     println!("listening on {local}");
     std::io::Write::flush(&mut std::io::stdout())?;
 
@@ -168,40 +167,4 @@ impl Body for EchoBody {
             None => SizeHint::with_exact(len),
         }
     }
-}
-
-/// `--addr HOST:PORT` (default 127.0.0.1:8080), the only argument.
-fn parse_addr() -> Result<SocketAddr, Box<dyn std::error::Error>> {
-    let mut addr: SocketAddr = "127.0.0.1:8080".parse()?;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--addr" => {
-                let value = args.next().ok_or("--addr needs HOST:PORT")?;
-                addr = value
-                    .parse()
-                    .map_err(|e| format!("invalid --addr {value:?}: {e}"))?;
-            }
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            other => return Err(format!("unknown argument {other:?}\n{USAGE}").into()),
-        }
-    }
-    Ok(addr)
-}
-
-/// Completes on the first SIGTERM or SIGINT. The handlers are installed before it returns,
-/// so a signal sent right after the banner is never missed.
-fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    Ok(async move {
-        tokio::select! {
-            _ = terminate.recv() => {}
-            _ = interrupt.recv() => {}
-        }
-    })
 }

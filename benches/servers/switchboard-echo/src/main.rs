@@ -7,7 +7,6 @@
 //! flight. Prints `listening on <addr>` once bound and exits 0 on SIGTERM or SIGINT.
 #![deny(unsafe_code)]
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
@@ -88,7 +87,7 @@ impl EchoService for Echo {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let addr = parse_addr()?;
+    let addr = bench_cli::parse_addr(USAGE)?;
     // The benchmark compares uncompressed exchanges, whatever the client offers.
     let config = ServerConfig::default().compression_policy(CompressionPolicy {
         min_bytes: usize::MAX,
@@ -97,7 +96,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_config(config)
         .add_service(EchoServiceServer::new(Echo));
     let (listener, local) = switchboard::server::bind(addr).await?;
-    let shutdown = shutdown_signal()?;
+    let shutdown = bench_cli::shutdown_signal()?;
     println!("listening on {local}");
     std::io::Write::flush(&mut std::io::stdout())?;
     switchboard::server::Server::new(router)
@@ -105,40 +104,4 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .serve_with_shutdown(listener, shutdown)
         .await?;
     Ok(())
-}
-
-/// `--addr HOST:PORT` (default 127.0.0.1:8080), the only argument.
-fn parse_addr() -> Result<SocketAddr, Box<dyn std::error::Error>> {
-    let mut addr: SocketAddr = "127.0.0.1:8080".parse()?;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--addr" => {
-                let value = args.next().ok_or("--addr needs HOST:PORT")?;
-                addr = value
-                    .parse()
-                    .map_err(|e| format!("invalid --addr {value:?}: {e}"))?;
-            }
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            other => return Err(format!("unknown argument {other:?}\n{USAGE}").into()),
-        }
-    }
-    Ok(addr)
-}
-
-/// Completes on the first SIGTERM or SIGINT. The handlers are installed before it returns,
-/// so a signal sent right after the banner is never missed.
-fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    Ok(async move {
-        tokio::select! {
-            _ = terminate.recv() => {}
-            _ = interrupt.recv() => {}
-        }
-    })
 }

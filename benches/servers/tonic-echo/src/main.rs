@@ -6,7 +6,6 @@
 //! after tonic's graceful shutdown or a 500 ms grace period, whichever ends first.
 #![deny(unsafe_code)]
 
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -95,12 +94,12 @@ impl EchoService for Echo {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let addr = parse_addr()?;
+    let addr = bench_cli::parse_addr(USAGE)?;
     // Bound here rather than by `serve` so the banner can name the port actually bound.
     // `serve` would set TCP_NODELAY itself (tonic's default); with our own listener we ask.
     let incoming = TcpIncoming::bind(addr)?.with_nodelay(Some(true));
     let local = incoming.local_addr()?;
-    let signal = shutdown_signal()?;
+    let signal = bench_cli::shutdown_signal()?;
     println!("listening on {local}");
     std::io::Write::flush(&mut std::io::stdout())?;
     // tonic's graceful shutdown waits for every connection to close, with no time limit; a
@@ -130,40 +129,4 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         () = grace_over => {}
     }
     Ok(())
-}
-
-/// `--addr HOST:PORT` (default 127.0.0.1:8080), the only argument.
-fn parse_addr() -> Result<SocketAddr, Box<dyn std::error::Error>> {
-    let mut addr: SocketAddr = "127.0.0.1:8080".parse()?;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--addr" => {
-                let value = args.next().ok_or("--addr needs HOST:PORT")?;
-                addr = value
-                    .parse()
-                    .map_err(|e| format!("invalid --addr {value:?}: {e}"))?;
-            }
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            other => return Err(format!("unknown argument {other:?}\n{USAGE}").into()),
-        }
-    }
-    Ok(addr)
-}
-
-/// Completes on the first SIGTERM or SIGINT. The handlers are installed before it returns,
-/// so a signal sent right after the banner is never missed.
-fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    Ok(async move {
-        tokio::select! {
-            _ = terminate.recv() => {}
-            _ = interrupt.recv() => {}
-        }
-    })
 }
