@@ -309,22 +309,8 @@ fn ensure_openssl(logs: &Path) -> Result<()> {
     {
         return Ok(());
     }
-    run_step(
-        logs,
-        "apt-get update",
-        Command::new("apt-get").arg("update"),
-        INSTALL_TIMEOUT,
-    )?
-    .check()?;
-    run_step(
-        logs,
-        "apt-get install openssl",
-        Command::new("apt-get").args(["install", "-y", "openssl"]),
-        INSTALL_TIMEOUT,
-    )?
-    .check()
-    .context("openssl is needed to make the test certificates")?;
-    Ok(())
+    crate::steps::apt_install(logs, &["openssl"], INSTALL_TIMEOUT)
+        .context("openssl is needed to make the test certificates")
 }
 
 /// A throwaway CA and a server certificate it signed, for `localhost` and `127.0.0.1`.

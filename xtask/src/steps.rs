@@ -130,3 +130,25 @@ pub(crate) fn print_logs(logs: &[PathBuf]) {
         eprintln!("----- end of {} -----", path.display());
     }
 }
+
+/// Installs Debian packages (`apt-get update`, then `apt-get install -y`), as the tasks that
+/// need a system tool do when it is missing.
+pub(crate) fn apt_install(logs: &Path, packages: &[&str], timeout: Duration) -> Result<()> {
+    run_step(
+        logs,
+        "apt-get update",
+        Command::new("apt-get").arg("update"),
+        timeout,
+    )?
+    .check()?;
+    run_step(
+        logs,
+        &format!("apt-get install {}", packages.join(" ")),
+        Command::new("apt-get")
+            .args(["install", "-y", "--no-install-recommends"])
+            .args(packages),
+        timeout,
+    )?
+    .check()?;
+    Ok(())
+}

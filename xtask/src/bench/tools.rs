@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 
-use crate::steps::run_step;
+use crate::steps::{apt_install, run_step};
 use crate::tools_dir;
 
 /// The ghz release `go install` builds (it builds with the Go toolchain CI has).
@@ -45,23 +45,7 @@ fn ensure_apt(logs: &Path, wanted: &[(&str, &str)]) -> Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
-    run_step(
-        logs,
-        "apt-get update",
-        Command::new("apt-get").arg("update"),
-        INSTALL_TIMEOUT,
-    )?
-    .check()?;
-    run_step(
-        logs,
-        &format!("apt-get install {}", missing.join(" ")),
-        Command::new("apt-get")
-            .args(["install", "-y", "--no-install-recommends"])
-            .args(&missing),
-        INSTALL_TIMEOUT,
-    )?
-    .check()?;
-    Ok(())
+    apt_install(logs, &missing, INSTALL_TIMEOUT)
 }
 
 /// `go install`s ghz unless the pinned release is cached.
