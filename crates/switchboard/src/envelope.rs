@@ -149,6 +149,9 @@ pub(crate) struct BodyReader {
     trailers: Option<HeaderMap>,
     eof: bool,
     side: Side,
+    /// Where the unread rest of a server's request body goes when the reader is dropped
+    /// before the end, while the reply has not started (see [`UnreadBody`]).
+    unread: Option<UnreadBody>,
 }
 
 impl BodyReader {
@@ -161,7 +164,15 @@ impl BodyReader {
             trailers: None,
             eof: false,
             side,
+            unread: None,
         }
+    }
+
+    /// A server's reader that leaves a body it drops unread in `unread`, for the router to
+    /// deal with before it replies.
+    pub(crate) fn with_unread(mut self, unread: UnreadBody) -> Self {
+        self.unread = Some(unread);
+        self
     }
 
     /// Whether the body is known to be empty from here on without reading it (an HTTP/2
@@ -354,8 +365,9 @@ impl BodyReader {
         }
     }
 
-    /// Discards the rest of the body (so a connection can be reused), up to `limit` bytes.
-    pub(crate) async fn drain(&mut self, limit: usize) {
+    /// Discards the rest of the body (so a connection can be reused), up to `limit` bytes;
+    /// `true` when the body ended cleanly within the limit.
+    pub(crate) async fn drain(&mut self, limit: usize) -> bool {
         let mut seen = self.chunk.len();
         self.chunk.clear();
         while seen <= limit {
@@ -364,9 +376,76 @@ impl BodyReader {
                     seen += self.chunk.len();
                     self.chunk.clear();
                 }
-                _ => break,
+                Ok(false) => return true,
+                Err(_) => return false,
             }
         }
+        false
+    }
+}
+
+/// The rest of an HTTP/1 request body that the call stopped reading before its reply
+/// started (an early error: an over-limit message, a bad request, an unknown method).
+///
+/// HTTP/1 can only reuse the connection once the whole request has been read. Draining in
+/// the background after the reply is not enough: when the rest turns out too large or too
+/// slow, the server closes a connection the client has already put back in its pool, and the
+/// client's next call on it fails with an unexpected EOF (a POST is never retried). So the
+/// router takes the unread body from here before replying, drains it (bounded, as Go's
+/// net/http does) and, if that does not reach the end, says `Connection: close` in the reply
+/// so the client does not reuse the connection.
+#[derive(Clone, Default)]
+pub(crate) struct UnreadBody(std::sync::Arc<std::sync::Mutex<UnreadState>>);
+
+#[derive(Default)]
+enum UnreadState {
+    /// The reply has not started; a dropped reader leaves its body here.
+    #[default]
+    Open,
+    Left(DynBody),
+    /// The reply has started: a reader dropped from now on drains in the background.
+    Closed,
+}
+
+impl UnreadBody {
+    /// Leaves `body` here if the reply has not started; otherwise gives it back.
+    fn leave(&self, body: DynBody) -> Option<DynBody> {
+        let mut state = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match *state {
+            UnreadState::Open => {
+                *state = UnreadState::Left(body);
+                None
+            }
+            _ => Some(body),
+        }
+    }
+
+    /// The reply starts: from now on dropped readers drain in the background. Returns the
+    /// body left unread so far, if any.
+    fn close(&self) -> Option<DynBody> {
+        let mut state = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match std::mem::replace(&mut *state, UnreadState::Closed) {
+            UnreadState::Left(body) => Some(body),
+            _ => None,
+        }
+    }
+
+    /// Drains the body left unread, if any, before the reply goes out; `false` when it did
+    /// not end within the bounds, so the connection must not be reused.
+    pub(crate) async fn settle(&self) -> bool {
+        let Some(body) = self.close() else {
+            return true;
+        };
+        let mut reader = BodyReader::new(body, Side::Client);
+        tokio::time::timeout(DRAIN_MAX_TIME, reader.drain(DRAIN_MAX_BYTES))
+            .await
+            .unwrap_or(false)
     }
 }
 
@@ -385,10 +464,16 @@ impl Drop for BodyReader {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let body = std::mem::replace(
+        let mut body = std::mem::replace(
             &mut self.body,
             crate::body::box_body(http_body_util::Empty::<Bytes>::new()),
         );
+        if let Some(unread) = &self.unread {
+            match unread.leave(body) {
+                None => return,
+                Some(back) => body = back,
+            }
+        }
         runtime.spawn(async move {
             // A client-side reader: it must not drain again when it is dropped in turn.
             let mut reader = BodyReader::new(body, Side::Client);

@@ -2,6 +2,7 @@
 
 mod config;
 pub(crate) mod handler;
+mod linger;
 mod router;
 mod serve;
 pub mod tls;

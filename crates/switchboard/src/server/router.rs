@@ -12,7 +12,7 @@ use std::time::Instant;
 use crate::Error;
 use crate::body::{Body, BoxError, box_body};
 use crate::codec::Message;
-use crate::envelope::{BodyReader, Side};
+use crate::envelope::{BodyReader, Side, UnreadBody};
 use crate::interceptor::BoxFuture;
 use crate::protocol::classify;
 use crate::request::{Request, Response};
@@ -224,9 +224,33 @@ impl RouterInner {
         B::Error: Into<BoxError>,
     {
         let (parts, body) = request.into_parts();
-        // Wrapped at once: a body left unread by an early answer is drained in the background
-        // when the reader is dropped, so an HTTP/1.1 peer still sending can read the answer.
+        // Wrapped at once: a body left unread by an early answer is drained, so an HTTP/1.1
+        // peer still sending can read the answer and reuse the connection. Over HTTP/1 that
+        // happens before the reply (see `UnreadBody`); over HTTP/2, where streams are
+        // independent, in the background.
         let reader = BodyReader::new(box_body(body), Side::Server);
+        if parts.version >= http::Version::HTTP_2 {
+            return self.dispatch(parts, reader, remote, certificates).await;
+        }
+        let unread = UnreadBody::default();
+        let reader = reader.with_unread(unread.clone());
+        let mut response = self.dispatch(parts, reader, remote, certificates).await;
+        if !unread.settle().await {
+            response.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+        }
+        response
+    }
+
+    async fn dispatch(
+        &self,
+        parts: http::request::Parts,
+        reader: BodyReader,
+        remote: Option<SocketAddr>,
+        certificates: Option<Arc<[bytes::Bytes]>>,
+    ) -> http::Response<Body> {
         let protocol = classify(&parts);
         let Some(route) = self.routes.routes.get(parts.uri.path()) else {
             return protocol.unimplemented(&parts);

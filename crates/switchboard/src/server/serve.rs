@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use tokio_util::either::Either;
 
 use crate::server::Router;
+use crate::server::linger::Linger;
 
 /// How long a TLS handshake may take.
 const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -117,6 +118,9 @@ impl Server {
                 () = &mut signal => break,
             };
             let _ = stream.set_nodelay(true);
+            // Closing a connection the peer still writes to lingers, so the peer reads the
+            // last reply instead of a reset (see `linger`).
+            let stream = Linger::new(stream);
             let router = self.router.clone();
             let builder = self.builder.clone();
             let tls = self.tls.clone();
