@@ -1,12 +1,13 @@
 //! The HTTP body type switchboard produces, and the boxing of bodies it consumes.
 
-use std::convert::Infallible;
 use std::fmt;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
 use http_body::{Frame, SizeHint};
+
+use crate::Error;
 
 /// Any error a body can produce, boxed.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -217,7 +218,12 @@ impl From<&'static str> for Body {
 }
 
 /// A body of messages produced one at a time by a closure-like source, ending with optional
-/// HTTP trailers. Protocol writers implement [`FrameSource`] and wrap it here.
+/// HTTP trailers, or with an error. Protocol writers implement [`FrameSource`] and wrap it
+/// here.
+///
+/// An error ends the body *as failed*: hyper then resets the HTTP/2 stream (RST_STREAM) or
+/// aborts the HTTP/1.1 connection instead of writing a clean end, so the peer can never take
+/// a stream that lost a message for a complete, shorter one.
 pub(crate) struct SourceBody<S> {
     source: S,
     done: bool,
@@ -225,8 +231,8 @@ pub(crate) struct SourceBody<S> {
 
 /// Produces the frames of a streamed body.
 pub(crate) trait FrameSource: Send + 'static {
-    /// The next chunk of bytes, trailers, or the end.
-    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Frame<Bytes>>>;
+    /// The next chunk of bytes, trailers, the end, or a failure that ends the body.
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Error>>>;
 }
 
 impl<S: FrameSource> SourceBody<S> {
@@ -240,12 +246,12 @@ impl<S: FrameSource> SourceBody<S> {
 
 impl<S: FrameSource + Unpin> http_body::Body for SourceBody<S> {
     type Data = Bytes;
-    type Error = Infallible;
+    type Error = Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
         let this = self.get_mut();
         if this.done {
             return Poll::Ready(None);
@@ -256,7 +262,11 @@ impl<S: FrameSource + Unpin> http_body::Body for SourceBody<S> {
                 this.done = true;
                 Poll::Ready(None)
             }
-            Poll::Ready(Some(frame)) => Poll::Ready(Some(Ok(frame))),
+            Poll::Ready(Some(Err(error))) => {
+                this.done = true;
+                Poll::Ready(Some(Err(error)))
+            }
+            Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
         }
     }
 

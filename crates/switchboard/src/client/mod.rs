@@ -19,9 +19,12 @@ use crate::body::box_body;
 use crate::codec::{Codec, Message};
 use crate::compression::{CompressionPolicy, CompressionRegistry};
 use crate::interceptor::{CallObserver, Direction, Interceptor, Interceptors, Side};
+use crate::protocol::client_shared::SendFailure;
 use crate::protocol::connect::client::ConnectClient;
 use crate::protocol::grpc::client as grpc_client;
-use crate::protocol::{ClientProtocol, IncomingResponse, OutgoingBody, OutgoingCall};
+use crate::protocol::{
+    ClientProtocol, IncomingResponse, OutgoingBody, OutgoingCall, check_send_limit,
+};
 use crate::request::{Request, Response};
 use crate::server::DEFAULT_READ_MAX_BYTES;
 use crate::spec::{Descriptors, Peer, Protocol, Spec};
@@ -294,7 +297,8 @@ impl<T: Transport> Client<T> {
                 descriptors.output.clone(),
                 &observer,
             );
-            let message = single_response(&mut stream).await?;
+            let message = single_response(&mut stream).await;
+            let message = call.send_failure.or(message)?;
             let trailers = stream.trailers().cloned().unwrap_or_default();
             Ok(Response::from_parts(message, incoming.headers, trailers))
         };
@@ -383,6 +387,7 @@ impl<T: Transport> Client<T> {
                 read_max_bytes: config.read_max_bytes,
                 use_get: options.use_get.unwrap_or(config.use_get),
                 message_compression,
+                send_failure: SendFailure::default(),
             },
             message,
             observer,
@@ -399,13 +404,7 @@ impl<T: Transport> Client<T> {
             .config
             .codec
             .encode(message, descriptor, &mut buf)?;
-        if buf.len() > self.shared.config.send_max_bytes {
-            return Err(Error::resource_exhausted(format!(
-                "message size {} exceeds send limit {}",
-                buf.len(),
-                self.shared.config.send_max_bytes
-            )));
-        }
+        check_send_limit(buf.len(), self.shared.config.send_max_bytes)?;
         Ok(buf.freeze())
     }
 
@@ -434,12 +433,17 @@ impl<T: Transport> Client<T> {
     ) -> Result<IncomingResponse, Error> {
         let protocol = self.shared.protocol;
         let request = protocol.request(call, body)?;
-        let response = self
-            .transport
-            .send(request)
-            .await
-            .map_err(transport_error)?;
-        protocol.response(call, response.map(box_body)).await
+        let result = async {
+            let response = self
+                .transport
+                .send(request)
+                .await
+                .map_err(transport_error)?;
+            protocol.response(call, response.map(box_body)).await
+        }
+        .await;
+        // A request body that failed was cut off on purpose; what came back is a consequence.
+        call.send_failure.or(result)
     }
 
     fn wire_stream<Res: Message>(
@@ -470,6 +474,7 @@ impl<T: Transport> Client<T> {
             Ok(incoming) => {
                 let source: Box<dyn MessageSource> = Box::new(ClientStreamSource {
                     inner: incoming.messages,
+                    send_failure: call.send_failure.clone(),
                     deadline,
                     sleep: deadline.map(|d| Box::pin(tokio::time::sleep_until(d.into()))),
                     observer: observer.clone(),
@@ -590,15 +595,8 @@ impl<Req: Message> Stream for EncodeRequests<Req> {
                 let result = this
                     .codec
                     .encode(&message, this.descriptor.as_ref(), &mut buf)
-                    .and_then(|()| {
-                        if buf.len() > this.send_max_bytes {
-                            Err(Error::resource_exhausted(
-                                "request message exceeds the send limit",
-                            ))
-                        } else {
-                            Ok(buf.freeze())
-                        }
-                    });
+                    .and_then(|()| check_send_limit(buf.len(), this.send_max_bytes))
+                    .map(|()| buf.freeze());
                 Poll::Ready(Some(result))
             }
         }
@@ -609,6 +607,8 @@ impl<Req: Message> Stream for EncodeRequests<Req> {
 /// to interceptors.
 struct ClientStreamSource {
     inner: Box<dyn MessageSource>,
+    /// The request stream's own failure, which replaces however the response then ends.
+    send_failure: SendFailure,
     deadline: Option<Instant>,
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
     observer: Option<Arc<CallObserver>>,
@@ -640,12 +640,21 @@ impl MessageSource for ClientStreamSource {
         }
         match self.inner.poll_message(cx) {
             Poll::Pending => Poll::Pending,
-            Poll::Ready(None) => {
-                self.finish(None);
-                Poll::Ready(None)
-            }
+            Poll::Ready(None) => match self.send_failure.get() {
+                None => {
+                    self.finish(None);
+                    Poll::Ready(None)
+                }
+                Some(error) => {
+                    self.finish(Some(&error));
+                    Poll::Ready(Some(Err(error)))
+                }
+            },
             Poll::Ready(Some(Err(error))) => {
-                let error = past_deadline(error, self.deadline);
+                let error = self
+                    .send_failure
+                    .get()
+                    .unwrap_or_else(|| past_deadline(error, self.deadline));
                 self.finish(Some(&error));
                 Poll::Ready(Some(Err(error)))
             }

@@ -58,49 +58,89 @@ pub(crate) fn response_compression(
     }
 }
 
-/// Frames request messages as they are produced.
+/// Where a request body records why it failed, so the call reports that local error to its
+/// caller whatever the server answered to the cut-off stream.
+///
+/// A request stream that fails (a message over the send limit, an encoding or compression
+/// error) resets the HTTP/2 stream or aborts the HTTP/1.1 connection; the response the caller
+/// then sees is a transport error or whatever the server made of a reset. Neither is the
+/// reason, so the client checks this slot first.
+#[derive(Clone, Default)]
+pub(crate) struct SendFailure(Arc<std::sync::Mutex<Option<Error>>>);
+
+impl SendFailure {
+    /// Records the first failure; later ones are consequences of it.
+    pub(crate) fn record(&self, error: &Error) {
+        let mut slot = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if slot.is_none() {
+            *slot = Some(error.clone());
+        }
+    }
+
+    /// The recorded failure, if the request body failed.
+    pub(crate) fn get(&self) -> Option<Error> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// `result`, unless the request body failed: then that failure.
+    pub(crate) fn or<T>(&self, result: Result<T, Error>) -> Result<T, Error> {
+        match self.get() {
+            Some(error) => Err(error),
+            None => result,
+        }
+    }
+}
+
+/// Frames request messages as they are produced. A message that cannot be sent ends the body
+/// with an error (never a clean, shorter stream) and is recorded in `failure`.
 pub(crate) struct RequestFrames {
     pub(crate) messages:
         std::pin::Pin<Box<dyn futures_core::Stream<Item = Result<Bytes, Error>> + Send>>,
     pub(crate) compression: Option<Arc<dyn Compressor>>,
     pub(crate) policy: CompressionPolicy,
     pub(crate) message_compression: MessageCompression,
+    pub(crate) failure: SendFailure,
+}
+
+impl RequestFrames {
+    fn frame(&self, payload: Bytes) -> Result<Bytes, Error> {
+        let (compressed, payload) = compress(
+            self.compression.as_ref(),
+            self.policy,
+            &self.message_compression,
+            payload,
+        )?;
+        let mut buf = BytesMut::with_capacity(PREFIX_LEN + payload.len());
+        put_prefix(
+            &mut buf,
+            if compressed { FLAG_COMPRESSED } else { 0 },
+            payload.len(),
+        )?;
+        buf.extend_from_slice(&payload);
+        Ok(buf.freeze())
+    }
 }
 
 impl FrameSource for RequestFrames {
-    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Frame<Bytes>>> {
-        loop {
-            return match self.messages.as_mut().poll_next(cx) {
-                Poll::Pending => Poll::Pending,
-                Poll::Ready(None) => Poll::Ready(None),
-                Poll::Ready(Some(Err(error))) => {
-                    // The request cannot go on; end the body and let the response tell.
-                    tracing::debug!(%error, "request message could not be sent");
-                    Poll::Ready(None)
-                }
-                Poll::Ready(Some(Ok(payload))) => {
-                    let Ok((compressed, payload)) = compress(
-                        self.compression.as_ref(),
-                        self.policy,
-                        &self.message_compression,
-                        payload,
-                    ) else {
-                        continue;
-                    };
-                    let mut buf = BytesMut::with_capacity(PREFIX_LEN + payload.len());
-                    if put_prefix(
-                        &mut buf,
-                        if compressed { FLAG_COMPRESSED } else { 0 },
-                        payload.len(),
-                    )
-                    .is_err()
-                    {
-                        return Poll::Ready(None);
-                    }
-                    buf.extend_from_slice(&payload);
-                    Poll::Ready(Some(Frame::data(buf.freeze())))
-                }
-            };
-        }
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        let framed = match self.messages.as_mut().poll_next(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Ready(Some(message)) => message.and_then(|payload| self.frame(payload)),
+        };
+        Poll::Ready(Some(match framed {
+            Ok(frame) => Ok(Frame::data(frame)),
+            Err(error) => {
+                tracing::debug!(%error, "request message could not be sent; failing the request body");
+                self.failure.record(&error);
+                Err(error)
+            }
+        }))
     }
 }

@@ -136,6 +136,8 @@ pub(crate) struct OutgoingCall {
     pub(crate) use_get: bool,
     /// The caller's say over compressing each request message.
     pub(crate) message_compression: MessageCompression,
+    /// Why the request body failed, if it did.
+    pub(crate) send_failure: client_shared::SendFailure,
 }
 
 /// What a client sends.

@@ -90,7 +90,15 @@ impl<E: StreamEnd> StreamingBody<E> {
 }
 
 impl<E: StreamEnd> FrameSource for StreamingBody<E> {
-    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Frame<Bytes>>> {
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        // Every failure of the call is told to the peer the protocol's way (an end-of-stream
+        // message or trailers with the status), so this body itself never fails.
+        self.poll_protocol_frame(cx).map(|frame| frame.map(Ok))
+    }
+}
+
+impl<E: StreamEnd> StreamingBody<E> {
+    fn poll_protocol_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Frame<Bytes>>> {
         if self.done {
             return Poll::Ready(None);
         }

@@ -91,6 +91,7 @@ impl ClientProtocol for ConnectClient {
                     compression: call.compression.clone(),
                     policy: call.policy,
                     message_compression: call.message_compression.clone(),
+                    failure: call.send_failure.clone(),
                 };
                 build(
                     Method::POST,
@@ -118,7 +119,7 @@ impl ClientProtocol for ConnectClient {
                 read_unary(parts, reader, codec, &registry, limit).await
             } else {
                 if parts.status != StatusCode::OK {
-                    reader.drain(limit).await;
+                    let _ = reader.drain(limit).await;
                     let mut error = error_from_status(parts.status);
                     append_metadata(error.metadata_mut(), &user_headers(&parts.headers));
                     return Err(error);

@@ -85,6 +85,7 @@ impl ClientProtocol for GrpcClient {
             compression: call.compression.clone(),
             policy: call.policy,
             message_compression: call.message_compression.clone(),
+            failure: call.send_failure.clone(),
         });
         let body = match self.variant {
             Variant::WebText => Body::new(EncodeBody::new(frames)),
@@ -110,7 +111,7 @@ impl ClientProtocol for GrpcClient {
             let (parts, body) = response.into_parts();
             let mut reader = BodyReader::new(body, Side::Client);
             if parts.status != StatusCode::OK {
-                reader.drain(limit).await;
+                let _ = reader.drain(limit).await;
                 let mut error = error_from_status(parts.status);
                 error.metadata_mut().extend(user_headers(&parts.headers));
                 return Err(error);
