@@ -73,20 +73,24 @@ pub struct HttpTransport {
 }
 
 impl HttpTransport {
-    /// HTTP/1.1 (bidirectional streams are then half duplex).
+    /// HTTP/1.1 (bidirectional streams are then half duplex); `https://` URLs are verified
+    /// against the platform's root certificates.
     pub fn http1() -> Self {
         HttpTransport::build(false)
     }
 
-    /// HTTP/2 with prior knowledge: one multiplexed connection, full-duplex streams.
+    /// HTTP/2: with prior knowledge (h2c) for `http://`, over TLS verified against the
+    /// platform's root certificates for `https://`; one multiplexed connection, full-duplex
+    /// streams.
     pub fn h2c() -> Self {
         HttpTransport::build(true)
     }
 
     fn build(http2: bool) -> Self {
-        // Plain connections only: with no roots, every `https://` server is refused.
-        let tls = super::tls::client_config(None, None)
-            .expect("a configuration with no roots and no identity always builds");
+        // `https://` URLs are verified against the platform's roots, as browsers, curl and
+        // tonic's users expect; give a configuration of your own with `tls`.
+        let tls = super::tls::platform_client_config(None)
+            .expect("a configuration with platform roots and no identity always builds");
         HttpTransport::assemble(tls, http2, true, true)
     }
 
