@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 /// The conformance release the protos and the runner are pinned to.
-const CONFORMANCE_MODULE: &str = "connectrpc.com/conformance@v1.0.5";
+const CONFORMANCE_MODULE: &str = "connectrpc.com/conformance@v1.0.7";
 
 fn proto_dir() -> Result<PathBuf, Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-env-changed=SWITCHBOARD_CONFORMANCE_PROTO_DIR");

@@ -15,8 +15,8 @@ use crate::{run as run_command, workspace_root};
 use crate::{target_dir, tools_dir};
 
 /// The conformance release the runner and the protos are pinned to.
-const RUNNER: &str = "connectrpc.com/conformance/cmd/connectconformance@v1.0.5";
-const RUNNER_VERSION: &str = "v1.0.5";
+const RUNNER: &str = "connectrpc.com/conformance/cmd/connectconformance@v1.0.7";
+const RUNNER_VERSION: &str = "v1.0.7";
 
 /// Installs the runner unless the pinned version is already there.
 fn install_runner() -> Result<PathBuf> {

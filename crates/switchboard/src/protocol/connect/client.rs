@@ -184,9 +184,10 @@ fn get_request(
         &call.message_compression,
         payload,
     )?;
+    // The order the protocol recommends (connect, base64, compression, encoding, message),
+    // so equal requests give equal URLs and shared caches hit.
     let mut query = String::with_capacity(64 + payload.len() * 4 / 3);
-    query.push_str("connect=v1&encoding=");
-    query.push_str(call.codec.name());
+    query.push_str("connect=v1");
     let text = call.codec == Codec::Json && !compressed;
     if !text {
         query.push_str("&base64=1");
@@ -197,6 +198,8 @@ fn get_request(
             query.push_str(c.name());
         }
     }
+    query.push_str("&encoding=");
+    query.push_str(call.codec.name());
     query.push_str("&message=");
     if text {
         query.extend(percent_encoding::percent_encode(&payload, QUERY_VALUE));
