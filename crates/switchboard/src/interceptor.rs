@@ -88,7 +88,15 @@ pub trait Interceptor: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Runs once when the call has ended, successfully or not.
+    /// Runs exactly once when the call has ended: completed, failed, past its deadline,
+    /// cancelled by the caller, cut off by the peer (a reset stream, a closed connection) or
+    /// by the server shutting down. `end.error` is `None` only for a call that completed.
+    ///
+    /// It runs before the end reaches the other side of the library: on a server, before the
+    /// end of the response stream (trailers, end-of-stream message) is written; on a client,
+    /// before the caller sees the response or the end of the response stream. A call
+    /// abandoned before its end (a dropped future or stream) ends with `canceled`, from a
+    /// task of its own.
     fn on_end<'a>(&'a self, info: &'a CallInfo, end: CallEnd<'a>) -> BoxFuture<'a, ()> {
         let _ = (info, end);
         Box::pin(std::future::ready(()))
@@ -192,5 +200,54 @@ impl CallObserver {
                 )
                 .await;
         }
+    }
+}
+
+/// The end of one call, for its interceptors: fires `on_end` exactly once, either through
+/// [`CallEnder::finish`] when the call's owner knows how it ended, or — when the owner is
+/// dropped first (a cancelled call, a peer that went away, a server shutting down) — with
+/// `canceled` from a task of its own. Owning this is owning the call's end: it moves from the
+/// handler to the response body on the server, and from the call to the response stream on
+/// the client.
+#[derive(Debug, Default)]
+pub(crate) struct CallEnder {
+    observer: Option<Arc<CallObserver>>,
+}
+
+impl CallEnder {
+    pub(crate) fn new(observer: Option<Arc<CallObserver>>) -> Self {
+        CallEnder { observer }
+    }
+
+    /// Ends the call (once; later calls do nothing).
+    pub(crate) async fn finish(&mut self, error: Option<&Error>) {
+        if let Some(observer) = self.observer.take() {
+            observer.end(error).await;
+        }
+    }
+
+    /// The end of the call as a future to poll from a body or stream; `None` when there is
+    /// nothing to run (no interceptors, or already ended).
+    pub(crate) fn finishing(&mut self, error: Option<Error>) -> Option<BoxFuture<'static, ()>> {
+        let observer = self.observer.take()?;
+        Some(Box::pin(async move { observer.end(error.as_ref()).await }))
+    }
+}
+
+impl Drop for CallEnder {
+    fn drop(&mut self) {
+        let Some(observer) = self.observer.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            let error = Error::new(
+                crate::Code::Canceled,
+                "the call was abandoned before it ended (cancelled, or the peer went away)",
+            );
+            observer.end(Some(&error)).await;
+        });
     }
 }

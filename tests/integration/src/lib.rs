@@ -209,6 +209,11 @@ impl Running {
         format!("http://{}", self.addr)
     }
 
+    /// Serves `server` (any configuration) on 127.0.0.1.
+    pub async fn serve(server: switchboard::server::Server) -> Running {
+        start_server(server).await
+    }
+
     /// Stops accepting and waits for in-flight calls.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {

@@ -18,7 +18,9 @@ pub use transport::{Connector, HttpTransport, Transport};
 use crate::body::box_body;
 use crate::codec::{Codec, Message};
 use crate::compression::{CompressionPolicy, CompressionRegistry};
-use crate::interceptor::{CallObserver, Direction, Interceptor, Interceptors, Side};
+use crate::interceptor::{
+    BoxFuture, CallEnder, CallObserver, Direction, Interceptor, Interceptors, Side,
+};
 use crate::protocol::client_shared::SendFailure;
 use crate::protocol::connect::client::ConnectClient;
 use crate::protocol::grpc::client as grpc_client;
@@ -232,6 +234,9 @@ impl<T: Transport> Client<T> {
         request: Request<Req>,
     ) -> Result<Response<Res>, Error> {
         let (call, message, observer) = self.prepare(spec, request).await?;
+        // Owns the call's end: dropped with this future (the caller gave up), it ends the
+        // call as cancelled.
+        let mut ender = CallEnder::new(observer.clone());
         let descriptors = Descriptors::of(&call.spec);
         let result = async {
             if let Some(observer) = &observer {
@@ -247,9 +252,7 @@ impl<T: Transport> Client<T> {
             Ok(Response::from_parts(message, incoming.headers, trailers))
         };
         let result = with_timeout(call.timeout, result).await;
-        if let Some(observer) = observer {
-            observer.end(result.as_ref().err()).await;
-        }
+        ender.finish(result.as_ref().err()).await;
         result
     }
 
@@ -260,6 +263,7 @@ impl<T: Transport> Client<T> {
         request: Request<Req>,
     ) -> Result<Response<Streaming<Res>>, Error> {
         let (call, message, observer) = self.prepare(spec, request).await?;
+        let ender = CallEnder::new(observer.clone());
         let descriptors = Descriptors::of(&call.spec);
         let deadline = deadline_of(call.timeout);
         let result = async {
@@ -271,7 +275,7 @@ impl<T: Transport> Client<T> {
             self.exchange(&call, OutgoingBody::Unary(payload)).await
         };
         let result = with_timeout(call.timeout, result).await;
-        self.finish_streaming(result, &call, descriptors.output, observer, deadline)
+        self.finish_streaming(result, &call, descriptors.output, observer, ender, deadline)
             .await
     }
 
@@ -287,6 +291,7 @@ impl<T: Transport> Client<T> {
         S: Stream<Item = Req> + Send + 'static,
     {
         let (call, messages, observer) = self.prepare(spec, request).await?;
+        let mut ender = CallEnder::new(observer.clone());
         let descriptors = Descriptors::of(&call.spec);
         let outgoing = self.encode_stream(messages, &descriptors, &observer);
         let result = async {
@@ -303,9 +308,7 @@ impl<T: Transport> Client<T> {
             Ok(Response::from_parts(message, incoming.headers, trailers))
         };
         let result = with_timeout(call.timeout, result).await;
-        if let Some(observer) = observer {
-            observer.end(result.as_ref().err()).await;
-        }
+        ender.finish(result.as_ref().err()).await;
         result
     }
 
@@ -322,11 +325,12 @@ impl<T: Transport> Client<T> {
         S: Stream<Item = Req> + Send + 'static,
     {
         let (call, messages, observer) = self.prepare(spec, request).await?;
+        let ender = CallEnder::new(observer.clone());
         let descriptors = Descriptors::of(&call.spec);
         let deadline = deadline_of(call.timeout);
         let outgoing = self.encode_stream(messages, &descriptors, &observer);
         let result = with_timeout(call.timeout, self.exchange(&call, outgoing)).await;
-        self.finish_streaming(result, &call, descriptors.output, observer, deadline)
+        self.finish_streaming(result, &call, descriptors.output, observer, ender, deadline)
             .await
     }
 
@@ -355,9 +359,7 @@ impl<T: Transport> Client<T> {
         let observer = match observer {
             Ok(observer) => observer,
             Err((error, observer)) => {
-                if let Some(observer) = observer {
-                    observer.end(Some(&error)).await;
-                }
+                CallEnder::new(observer).finish(Some(&error)).await;
                 return Err(error);
             }
         };
@@ -468,6 +470,7 @@ impl<T: Transport> Client<T> {
         call: &OutgoingCall,
         descriptor: Option<MessageDescriptor>,
         observer: Option<Arc<CallObserver>>,
+        mut ender: CallEnder,
         deadline: Option<Instant>,
     ) -> Result<Response<Streaming<Res>>, Error> {
         match result {
@@ -477,7 +480,8 @@ impl<T: Transport> Client<T> {
                     send_failure: call.send_failure.clone(),
                     deadline,
                     sleep: deadline.map(|d| Box::pin(tokio::time::sleep_until(d.into()))),
-                    observer: observer.clone(),
+                    ender,
+                    ending: None,
                     finished: false,
                 });
                 let stream = self.wire_stream(source, call, descriptor, &observer);
@@ -488,9 +492,7 @@ impl<T: Transport> Client<T> {
                 ))
             }
             Err(error) => {
-                if let Some(observer) = observer {
-                    observer.end(Some(&error)).await;
-                }
+                ender.finish(Some(&error)).await;
                 Err(error)
             }
         }
@@ -603,26 +605,56 @@ impl<Req: Message> Stream for EncodeRequests<Req> {
     }
 }
 
-/// A streamed response on the client: enforces the deadline and reports the end of the call
-/// to interceptors.
+/// The item that ends a response stream: `None` for a clean end, or the error.
+type LastItem = Option<Result<Bytes, Error>>;
+
+/// A streamed response on the client: enforces the deadline and ends the call for its
+/// interceptors before the caller sees the end (or when dropped before it, as cancelled).
 struct ClientStreamSource {
     inner: Box<dyn MessageSource>,
     /// The request stream's own failure, which replaces however the response then ends.
     send_failure: SendFailure,
     deadline: Option<Instant>,
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
-    observer: Option<Arc<CallObserver>>,
+    ender: CallEnder,
+    /// The interceptors' `on_end`, running, and the last item, which waits for it.
+    ending: Option<(BoxFuture<'static, ()>, LastItem)>,
     finished: bool,
 }
 
 impl ClientStreamSource {
-    fn finish(&mut self, error: Option<&Error>) {
-        self.finished = true;
+    /// Ends the stream with `last` (`None`: cleanly) once `on_end` has run.
+    fn finish(
+        &mut self,
+        cx: &mut Context<'_>,
+        last: LastItem,
+    ) -> Poll<Option<Result<Bytes, Error>>> {
         self.sleep = None;
-        if let Some(observer) = self.observer.take() {
-            let error = error.cloned();
-            tokio::spawn(async move { observer.end(error.as_ref()).await });
+        let error = match &last {
+            Some(Err(error)) => Some(error.clone()),
+            _ => None,
+        };
+        match self.ender.finishing(error) {
+            None => {
+                self.finished = true;
+                Poll::Ready(last)
+            }
+            Some(ending) => {
+                self.ending = Some((ending, last));
+                self.poll_ending(cx)
+            }
         }
+    }
+
+    fn poll_ending(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Error>>> {
+        let Some((ending, _)) = &mut self.ending else {
+            return Poll::Ready(None);
+        };
+        if ending.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        self.finished = true;
+        Poll::Ready(self.ending.take().and_then(|(_, last)| last))
     }
 }
 
@@ -631,32 +663,26 @@ impl MessageSource for ClientStreamSource {
         if self.finished {
             return Poll::Ready(None);
         }
+        if self.ending.is_some() {
+            return self.poll_ending(cx);
+        }
         if let Some(sleep) = &mut self.sleep {
             if std::future::Future::poll(sleep.as_mut(), cx).is_ready() {
-                let error = deadline_exceeded();
-                self.finish(Some(&error));
-                return Poll::Ready(Some(Err(error)));
+                return self.finish(cx, Some(Err(deadline_exceeded())));
             }
         }
         match self.inner.poll_message(cx) {
             Poll::Pending => Poll::Pending,
-            Poll::Ready(None) => match self.send_failure.get() {
-                None => {
-                    self.finish(None);
-                    Poll::Ready(None)
-                }
-                Some(error) => {
-                    self.finish(Some(&error));
-                    Poll::Ready(Some(Err(error)))
-                }
-            },
+            Poll::Ready(None) => {
+                let last = self.send_failure.get().map(Err);
+                self.finish(cx, last)
+            }
             Poll::Ready(Some(Err(error))) => {
                 let error = self
                     .send_failure
                     .get()
                     .unwrap_or_else(|| past_deadline(error, self.deadline));
-                self.finish(Some(&error));
-                Poll::Ready(Some(Err(error)))
+                self.finish(cx, Some(Err(error)))
             }
             Poll::Ready(Some(Ok(bytes))) => Poll::Ready(Some(Ok(bytes))),
         }

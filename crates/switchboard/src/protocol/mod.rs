@@ -21,7 +21,7 @@ use crate::body::Body;
 use crate::codec::Codec;
 use crate::compression::{CompressionPolicy, Compressor, DecompressError, MessageCompression};
 use crate::envelope::{BodyReader, Encoded, FLAG_COMPRESSED, PREFIX_LEN, Side, put_prefix};
-use crate::interceptor::CallObserver;
+use crate::interceptor::CallEnder;
 use crate::server::ServerConfig;
 use crate::spec::{Protocol, Spec, StreamType};
 use crate::stream::MessageSource;
@@ -84,7 +84,8 @@ pub(crate) struct Outbound {
     pub(crate) messages: Pin<Box<dyn Stream<Item = Result<Encoded, Error>> + Send>>,
     pub(crate) trailers: HeaderMap,
     pub(crate) deadline: Option<Instant>,
-    pub(crate) observer: Option<Arc<CallObserver>>,
+    /// The call's end for its interceptors, fired when the stream ends or the body is dropped.
+    pub(crate) ender: CallEnder,
 }
 
 /// The server half of a protocol.

@@ -14,6 +14,7 @@ use super::{Outbound, frame_encoded};
 use crate::body::FrameSource;
 use crate::compression::{CompressionPolicy, Compressor, MessageCompression};
 use crate::envelope::Encoded;
+use crate::interceptor::BoxFuture;
 use crate::{Code, Error};
 
 /// How a protocol ends a stream: Connect writes an end-of-stream envelope, gRPC writes HTTP
@@ -33,6 +34,8 @@ pub(crate) struct StreamingBody<E> {
     /// The message stream ended (with this error, if any) while a batch of messages was being
     /// gathered; the end is written on the next poll, after the batch.
     ended: Option<Option<Error>>,
+    /// The interceptors' end of the call, running; the protocol's end frame waits for it.
+    ending: Option<(BoxFuture<'static, ()>, Frame<Bytes>)>,
     done: bool,
 }
 
@@ -63,19 +66,38 @@ impl<E: StreamEnd> StreamingBody<E> {
             end,
             sleep,
             ended: None,
+            ending: None,
             done: false,
         }
     }
 
-    fn finish(&mut self, error: Option<Error>) -> Frame<Bytes> {
-        self.done = true;
+    /// Ends the stream: the protocol's end frame, written once the interceptors' `on_end` has
+    /// run (so they see the end before the peer does, and exactly once).
+    fn finish(&mut self, cx: &mut Context<'_>, error: Option<Error>) -> Poll<Option<Frame<Bytes>>> {
         self.sleep = None;
-        if let Some(observer) = self.outbound.observer.take() {
-            let for_observer = error.clone();
-            tokio::spawn(async move { observer.end(for_observer.as_ref()).await });
-        }
         let trailers = std::mem::take(&mut self.outbound.trailers);
-        self.end.end(error.as_ref(), trailers)
+        let frame = self.end.end(error.as_ref(), trailers);
+        match self.outbound.ender.finishing(error) {
+            None => {
+                self.done = true;
+                Poll::Ready(Some(frame))
+            }
+            Some(ending) => {
+                self.ending = Some((ending, frame));
+                self.poll_ending(cx)
+            }
+        }
+    }
+
+    fn poll_ending(&mut self, cx: &mut Context<'_>) -> Poll<Option<Frame<Bytes>>> {
+        let Some((ending, _)) = &mut self.ending else {
+            return Poll::Ready(None);
+        };
+        if ending.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        self.done = true;
+        Poll::Ready(self.ending.take().map(|(_, frame)| frame))
     }
 
     fn frame_message(&self, payload: Encoded) -> Result<Bytes, Error> {
@@ -102,19 +124,22 @@ impl<E: StreamEnd> StreamingBody<E> {
         if self.done {
             return Poll::Ready(None);
         }
+        if self.ending.is_some() {
+            return self.poll_ending(cx);
+        }
         if let Some(sleep) = &mut self.sleep {
             if sleep.as_mut().poll(cx).is_ready() {
                 let error = Error::new(Code::DeadlineExceeded, "the call's deadline passed");
-                return Poll::Ready(Some(self.finish(Some(error))));
+                return self.finish(cx, Some(error));
             }
         }
         if let Some(error) = self.ended.take() {
-            return Poll::Ready(Some(self.finish(error)));
+            return self.finish(cx, error);
         }
         let first = match self.next_framed(cx) {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(Ok(first)) => first,
-            Poll::Ready(Err(error)) => return Poll::Ready(Some(self.finish(error))),
+            Poll::Ready(Err(error)) => return self.finish(cx, error),
         };
         let mut batch: Option<BytesMut> = None;
         while batch.as_ref().map_or(first.len(), BytesMut::len) < COALESCE_BYTES {
@@ -180,7 +205,7 @@ mod tests {
             messages: Box::pin(futures_util::stream::iter(messages)),
             trailers: HeaderMap::new(),
             deadline: None,
-            observer: None,
+            ender: crate::interceptor::CallEnder::default(),
         };
         SourceBody::new(StreamingBody::new(
             outbound,

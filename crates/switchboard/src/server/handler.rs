@@ -15,7 +15,7 @@ use prost_reflect::MessageDescriptor;
 use crate::codec::{Codec, Message};
 use crate::compression::MessageCompression;
 use crate::envelope::Encoded;
-use crate::interceptor::{BoxFuture, CallObserver, Direction, Interceptors, Side};
+use crate::interceptor::{BoxFuture, CallEnder, CallObserver, Direction, Interceptors, Side};
 use crate::protocol::{Outbound, Reply, StreamReply, UnaryReply};
 use crate::request::{Request, Response, ServerContext};
 use crate::spec::{Descriptors, Peer, Spec};
@@ -150,6 +150,7 @@ async fn finish_unary<Res: Message>(
     codec: Codec,
     descriptors: &Descriptors,
     observer: Option<Arc<CallObserver>>,
+    mut ender: CallEnder,
 ) -> Reply {
     let result = result.and_then(|response| {
         let (headers, message, trailers) = response.into_parts();
@@ -163,9 +164,7 @@ async fn finish_unary<Res: Message>(
             trailers,
         })
     });
-    if let Some(observer) = observer {
-        observer.end(result.as_ref().err()).await;
-    }
+    ender.finish(result.as_ref().err()).await;
     Reply::Unary(result)
 }
 
@@ -174,6 +173,7 @@ async fn finish_stream<Res: Message>(
     codec: Codec,
     descriptors: &Descriptors,
     observer: Option<Arc<CallObserver>>,
+    mut ender: CallEnder,
     deadline: Option<Instant>,
 ) -> Reply {
     match result {
@@ -186,18 +186,16 @@ async fn finish_stream<Res: Message>(
                         inner: stream,
                         codec,
                         descriptor: descriptors.output.clone(),
-                        observer: observer.clone(),
+                        observer,
                     }),
                     trailers,
                     deadline,
-                    observer,
+                    ender,
                 },
             }))
         }
         Err(error) => {
-            if let Some(observer) = observer {
-                observer.end(Some(&error)).await;
-            }
+            ender.finish(Some(&error)).await;
             Reply::Stream(Err(error))
         }
     }
@@ -251,6 +249,7 @@ pub(crate) trait ReplyShape<Res>: 'static {
         codec: Codec,
         descriptors: &Descriptors,
         observer: Option<Arc<CallObserver>>,
+        ender: CallEnder,
         deadline: Option<Instant>,
     ) -> impl Future<Output = Reply> + Send;
     fn fail(error: Error) -> Reply;
@@ -286,9 +285,10 @@ impl<Res: Message> ReplyShape<Res> for One {
         codec: Codec,
         descriptors: &Descriptors,
         observer: Option<Arc<CallObserver>>,
+        ender: CallEnder,
         _deadline: Option<Instant>,
     ) -> impl Future<Output = Reply> + Send {
-        finish_unary(result, codec, descriptors, observer)
+        finish_unary(result, codec, descriptors, observer, ender)
     }
     fn fail(error: Error) -> Reply {
         Reply::Unary(Err(error))
@@ -302,9 +302,10 @@ impl<Res: Message> ReplyShape<Res> for Many {
         codec: Codec,
         descriptors: &Descriptors,
         observer: Option<Arc<CallObserver>>,
+        ender: CallEnder,
         deadline: Option<Instant>,
     ) -> impl Future<Output = Reply> + Send {
-        finish_stream(result, codec, descriptors, observer, deadline)
+        finish_stream(result, codec, descriptors, observer, ender, deadline)
     }
     fn fail(error: Error) -> Reply {
         Reply::Stream(Err(error))
@@ -347,13 +348,14 @@ where
             let started = match start(call, &descriptors).await {
                 Ok(started) => started,
                 Err((error, observer)) => {
-                    if let Some(observer) = observer {
-                        observer.end(Some(&error)).await;
-                    }
+                    CallEnder::new(observer).finish(Some(&error)).await;
                     return O::fail(error);
                 }
             };
             let observer = started.observer.clone();
+            // Owns the call's end from here: dropped with this future (the client went away),
+            // it ends the call as cancelled.
+            let ender = CallEnder::new(observer.clone());
             let deadline = started.deadline;
             let result = with_deadline(deadline, async move {
                 let (input, compressed) = I::input(started.request_stream).await?;
@@ -369,7 +371,7 @@ where
                 f(request).await
             })
             .await;
-            O::finish(result, codec, &descriptors, observer, deadline).await
+            O::finish(result, codec, &descriptors, observer, ender, deadline).await
         })
     }
 }

@@ -17,6 +17,7 @@ use crate::body::{Body, SourceBody};
 use crate::codec::Codec;
 use crate::compression::Compressor;
 use crate::envelope::{BodyReader, FLAG_END_STREAM, Side, frame};
+use crate::interceptor::CallEnder;
 use crate::protocol::RequestEnvelopes;
 use crate::protocol::{
     CallSetup, Outbound, Reply, ServerProtocol, StreamEnd, StreamingBody, compress_encoded,
@@ -153,7 +154,7 @@ impl ServerProtocol for ConnectServer {
                         )))),
                         trailers: unary.trailers,
                         deadline: None,
-                        observer: None,
+                        ender: CallEnder::default(),
                     },
                 ),
                 Reply::Unary(Err(error)) | Reply::Stream(Err(error)) => (
@@ -164,7 +165,7 @@ impl ServerProtocol for ConnectServer {
                         )))),
                         trailers: HeaderMap::new(),
                         deadline: None,
-                        observer: None,
+                        ender: CallEnder::default(),
                     },
                 ),
             };

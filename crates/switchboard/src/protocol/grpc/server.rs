@@ -16,6 +16,7 @@ use crate::Error;
 use crate::body::{Body, SourceBody};
 use crate::compression::Compressor;
 use crate::envelope::{BodyReader, put_prefix};
+use crate::interceptor::CallEnder;
 use crate::protocol::{
     CallSetup, Outbound, Reply, RequestEnvelopes, ServerProtocol, StreamEnd, StreamingBody,
     UnaryReply, check_send_limit, frame_encoded,
@@ -142,7 +143,7 @@ impl ServerProtocol for GrpcServer {
                     )))),
                     trailers: unary.trailers,
                     deadline: None,
-                    observer: None,
+                    ender: CallEnder::default(),
                 },
             ),
         };
