@@ -29,6 +29,16 @@ pub(crate) trait MessageSource: Send + 'static {
     fn last_compressed(&self) -> Option<bool> {
         None
     }
+    /// Waits for the response head of a call whose head was not awaited (client bidi calls).
+    fn poll_headers(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let _ = cx;
+        Poll::Ready(Ok(()))
+    }
+    /// The response headers, once [`MessageSource::poll_headers`] is ready; `None` when they
+    /// travel elsewhere (in the `Response`, or on the server's `Request`).
+    fn headers(&self) -> Option<&HeaderMap> {
+        None
+    }
 }
 
 /// A stream of received messages: the request stream of a client- or bidi-streaming handler,
@@ -75,6 +85,26 @@ impl<T> Streaming<T> {
             Inner::Wire(wire) => wire.source.trailers(),
             Inner::Typed(_) => None,
         }
+    }
+
+    /// The response headers of a client's bidi call, waiting until they arrive without
+    /// consuming a message.
+    ///
+    /// A bidi call returns before the server's response headers arrive (servers such as
+    /// grpc-go send them only with the first response, which may wait for the first request),
+    /// so its [`crate::Response::headers`] are empty: read them here. For every other
+    /// stream the headers are in the `Response` (client) or the `Request` (server), and this
+    /// returns an empty map at once.
+    pub async fn headers(&mut self) -> Result<&HeaderMap, Error> {
+        static NONE: std::sync::OnceLock<HeaderMap> = std::sync::OnceLock::new();
+        if let Inner::Wire(wire) = &mut self.inner {
+            std::future::poll_fn(|cx| wire.source.poll_headers(cx)).await?;
+        }
+        Ok(match &self.inner {
+            Inner::Wire(wire) => wire.source.headers(),
+            Inner::Typed(_) => None,
+        }
+        .unwrap_or_else(|| NONE.get_or_init(HeaderMap::new)))
     }
 
     /// Whether the message last received arrived compressed on the wire (server side: the

@@ -374,17 +374,11 @@ fn channel<T: Send + 'static>() -> (
     (sender, stream)
 }
 
-/// What a FullDuplexCall returns once its response headers are in.
+/// What starting a FullDuplexCall returns (before any response headers).
 type DuplexCall = Result<switchboard::Response<Streaming<StreamingOutputCallResponse>>, Error>;
 
 /// A spawned call, aborted (so canceled on the wire) when dropped.
 struct Spawned<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Spawned<T> {
-    async fn join(&mut self) -> Result<T> {
-        (&mut self.0).await.context("the call task failed")
-    }
-}
 
 impl<T> Drop for Spawned<T> {
     fn drop(&mut self) {
@@ -580,31 +574,26 @@ impl Ctx {
         Ok(())
     }
 
-    /// Starts a FullDuplexCall fed from a channel. The call runs in its own task: some
-    /// servers (grpc-go) send response headers only with the first response, so the call's
-    /// future must not be awaited before the first request is out.
-    fn full_duplex(
+    /// Starts a FullDuplexCall fed from a channel, awaited before any request is sent — the
+    /// natural order. It works with servers (grpc-go) that send response headers only with
+    /// the first response, because a bidi call returns without waiting for them.
+    async fn full_duplex(
         &self,
         request: Request<()>,
     ) -> (
         mpsc::UnboundedSender<StreamingOutputCallRequest>,
-        Spawned<DuplexCall>,
+        DuplexCall,
     ) {
         let (sender, requests) = channel();
-        let test = self.test.clone();
-        let call =
-            tokio::spawn(async move { test.full_duplex_call(request.map(|()| requests)).await });
-        (sender, Spawned(call))
+        let call = self.test.full_duplex_call(request.map(|()| requests)).await;
+        (sender, call)
     }
 
     async fn ping_pong(&self) -> Result<()> {
-        let (sender, mut call) = self.full_duplex(Request::new(()));
-        sender.send(output_request(RESPONSE_SIZES[0], REQUEST_SIZES[0]))?;
-        let mut stream = call.join().await??.into_message();
+        let (sender, call) = self.full_duplex(Request::new(())).await;
+        let mut stream = call?.into_message();
         for (i, (response, request)) in RESPONSE_SIZES.into_iter().zip(REQUEST_SIZES).enumerate() {
-            if i > 0 {
-                sender.send(output_request(response, request))?;
-            }
+            sender.send(output_request(response, request))?;
             check_streamed(stream.message().await?, response)
                 .with_context(|| format!("response {}", i + 1))?;
         }
@@ -627,15 +616,16 @@ impl Ctx {
     }
 
     async fn timeout_on_sleeping_server(&self) -> Result<()> {
-        let (sender, mut call) =
-            self.full_duplex(Request::new(()).with_timeout(Duration::from_millis(1)));
+        let (sender, call) = self
+            .full_duplex(Request::new(()).with_timeout(Duration::from_millis(1)))
+            .await;
         // The request stream stays open: the server waits for more, past the deadline.
         let _ = sender.send(StreamingOutputCallRequest {
             response_type: COMPRESSABLE,
             payload: Some(zeros(27_182)),
             ..StreamingOutputCallRequest::default()
         });
-        let result = match call.join().await? {
+        let result = match call {
             Ok(response) => response.into_message().message().await.map(|_| ()),
             Err(error) => Err(error),
         };
@@ -661,13 +651,12 @@ impl Ctx {
     }
 
     async fn cancel_after_first_response(&self) -> Result<()> {
-        let (sender, mut call) = self.full_duplex(Request::new(()));
+        let (sender, call) = self.full_duplex(Request::new(())).await;
+        let mut stream = call?.into_message();
         sender.send(output_request(31_415, 27_182))?;
-        let mut stream = call.join().await??.into_message();
         check_streamed(stream.message().await?, 31_415)?;
         // The call is still open (the request stream too); cancel it by dropping it.
         drop(stream);
-        drop(call);
         drop(sender);
         Ok(())
     }
@@ -682,11 +671,12 @@ impl Ctx {
 
         let mut request = Request::new(());
         *request.headers_mut() = headers;
-        let (sender, mut call) = self.full_duplex(request);
+        let (sender, call) = self.full_duplex(request).await;
         sender.send(output_request(LARGE_RESPONSE, LARGE_REQUEST))?;
         drop(sender);
-        let response = call.join().await?.context("FullDuplexCall")?;
-        let (response_headers, mut stream, _) = response.into_parts();
+        let mut stream = call.context("FullDuplexCall")?.into_message();
+        // A bidi call returns before the response headers; they are read from the stream.
+        let response_headers = stream.headers().await?.clone();
         check_streamed(stream.message().await?, LARGE_RESPONSE)?;
         ensure!(stream.message().await?.is_none(), "more than one response");
         let trailers = stream.trailers().cloned().unwrap_or_default();

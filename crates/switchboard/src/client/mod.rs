@@ -314,6 +314,12 @@ impl<T: Transport> Client<T> {
 
     /// Calls a bidirectional-streaming method. Over HTTP/2 both directions flow at once; over
     /// HTTP/1.1 the server may only answer once the request stream has ended.
+    ///
+    /// The call returns as soon as the request is under way, without waiting for the
+    /// server's response headers: servers such as grpc-go send those only with their first
+    /// response, which may wait for the first request — so awaiting this before feeding the
+    /// request stream just works. The returned `Response` therefore has no headers; read them
+    /// with [`Streaming::headers`]. Failures to reach the server come with the first message.
     pub async fn bidi_streaming<Req, Res, S>(
         &self,
         spec: Spec,
@@ -329,9 +335,35 @@ impl<T: Transport> Client<T> {
         let descriptors = Descriptors::of(&call.spec);
         let deadline = deadline_of(call.timeout);
         let outgoing = self.encode_stream(messages, &descriptors, &observer);
-        let result = with_timeout(call.timeout, self.exchange(&call, outgoing)).await;
-        self.finish_streaming(result, &call, descriptors.output, observer, ender, deadline)
-            .await
+        let codec = call.codec;
+        let send_failure = call.send_failure.clone();
+        // The exchange runs in a task of its own, so the request goes out (and the request
+        // stream is pulled) while the caller holds the call; dropping the response aborts it.
+        let client = self.clone();
+        let exchange = tokio::spawn(async move {
+            with_timeout(call.timeout, client.exchange(&call, outgoing)).await
+        });
+        let source = ClientStreamSource {
+            inner: Box::new(PendingHead::Waiting(exchange)),
+            send_failure,
+            deadline,
+            sleep: deadline.map(|d| Box::pin(tokio::time::sleep_until(d.into()))),
+            ender,
+            ending: None,
+            finished: false,
+        };
+        let stream = Streaming::from_wire(WireStream {
+            source: Box::new(source),
+            codec,
+            descriptor: descriptors.output,
+            observer: observer.map(|o| (o, Direction::Response)),
+            failed: false,
+        });
+        Ok(Response::from_parts(
+            stream,
+            HeaderMap::new(),
+            HeaderMap::new(),
+        ))
     }
 
     async fn prepare<M>(
@@ -605,6 +637,86 @@ impl<Req: Message> Stream for EncodeRequests<Req> {
     }
 }
 
+/// The response of a bidi call whose head has not arrived yet: the spawned exchange, then
+/// the response's messages.
+enum PendingHead {
+    Waiting(tokio::task::JoinHandle<Result<IncomingResponse, Error>>),
+    Arrived(IncomingResponse),
+    /// The exchange failed; the error is returned by the next message read.
+    Failed(Option<Error>),
+}
+
+impl PendingHead {
+    fn poll_head(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let PendingHead::Waiting(task) = self else {
+            return Poll::Ready(match self {
+                PendingHead::Failed(Some(error)) => Err(error.clone()),
+                PendingHead::Failed(None) => Err(Error::internal("the call has failed")),
+                _ => Ok(()),
+            });
+        };
+        let result = match std::future::Future::poll(Pin::new(task), cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Ok(result)) => result,
+            Poll::Ready(Err(join)) => {
+                Err(Error::internal(format!("the call's task failed: {join}")))
+            }
+        };
+        match result {
+            Ok(incoming) => {
+                *self = PendingHead::Arrived(incoming);
+                Poll::Ready(Ok(()))
+            }
+            Err(error) => {
+                *self = PendingHead::Failed(Some(error.clone()));
+                Poll::Ready(Err(error))
+            }
+        }
+    }
+}
+
+impl Drop for PendingHead {
+    fn drop(&mut self) {
+        if let PendingHead::Waiting(task) = self {
+            task.abort();
+        }
+    }
+}
+
+impl MessageSource for PendingHead {
+    fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Error>>> {
+        if let Err(error) = std::task::ready!(self.poll_head(cx)) {
+            if let PendingHead::Failed(slot) = self {
+                // Once: the stream then ends.
+                return Poll::Ready(slot.take().map(|_| Err(error)));
+            }
+            return Poll::Ready(Some(Err(error)));
+        }
+        match self {
+            PendingHead::Arrived(incoming) => incoming.messages.poll_message(cx),
+            _ => Poll::Ready(None),
+        }
+    }
+
+    fn trailers(&self) -> Option<&HeaderMap> {
+        match self {
+            PendingHead::Arrived(incoming) => incoming.messages.trailers(),
+            _ => None,
+        }
+    }
+
+    fn poll_headers(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.poll_head(cx)
+    }
+
+    fn headers(&self) -> Option<&HeaderMap> {
+        match self {
+            PendingHead::Arrived(incoming) => Some(&incoming.headers),
+            _ => None,
+        }
+    }
+}
+
 /// The item that ends a response stream: `None` for a clean end, or the error.
 type LastItem = Option<Result<Bytes, Error>>;
 
@@ -690,5 +802,22 @@ impl MessageSource for ClientStreamSource {
 
     fn trailers(&self) -> Option<&HeaderMap> {
         self.inner.trailers()
+    }
+
+    fn poll_headers(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        if let Some(sleep) = &mut self.sleep {
+            if std::future::Future::poll(sleep.as_mut(), cx).is_ready() {
+                return Poll::Ready(Err(deadline_exceeded()));
+            }
+        }
+        self.inner.poll_headers(cx).map_err(|error| {
+            self.send_failure
+                .get()
+                .unwrap_or_else(|| past_deadline(error, self.deadline))
+        })
+    }
+
+    fn headers(&self) -> Option<&HeaderMap> {
+        self.inner.headers()
     }
 }
