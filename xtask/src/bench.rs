@@ -31,6 +31,7 @@ mod bodies;
 mod callgrind;
 mod cells;
 mod ghz;
+mod guard;
 mod h2load;
 mod matrix;
 mod pingpong;
@@ -86,28 +87,75 @@ pub(crate) fn pinned(cpu: Option<u32>, program: &Path, args: &[String]) -> Comma
 struct Options {
     quick: bool,
     only: Vec<Server>,
+    /// `--guard` (or any of its options): the regression guard instead of the comparison.
+    guard: Option<guard::GuardOptions>,
+}
+
+const USAGE: &str = "use [--quick] [--only SERVER,...], or --guard [--repeat N] [--cell KEY,...] \
+                     [--update-baseline [--note WHY]]";
+
+/// The guard's options, `--guard` implied by any of them.
+fn guard(options: &mut Options) -> &mut guard::GuardOptions {
+    options.guard.get_or_insert_with(Default::default)
 }
 
 fn parse_options(args: &[String]) -> Result<Options> {
     let mut options = Options {
         quick: false,
         only: Server::ALL.to_vec(),
+        guard: None,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
-        let only = match arg.as_str() {
+        let (name, inline) = match arg.split_once('=') {
+            Some((name, value)) if name.starts_with("--") => (name, Some(value.to_owned())),
+            _ => (arg.as_str(), None),
+        };
+        let mut value = || -> Result<String> {
+            inline
+                .clone()
+                .or_else(|| args.next().cloned())
+                .with_context(|| format!("{name} needs a value: {USAGE}"))
+        };
+        let only = match name {
             "--quick" => {
                 options.quick = true;
                 continue;
             }
-            "--only" => args
-                .next()
-                .context("--only needs SERVER[,SERVER...]")?
-                .as_str(),
-            other => match other.strip_prefix("--only=") {
-                Some(list) => list,
-                None => bail!("unknown argument {other:?}: use [--quick] [--only SERVER,...]"),
-            },
+            "--guard" => {
+                guard(&mut options);
+                continue;
+            }
+            "--update-baseline" => {
+                guard(&mut options).update = true;
+                continue;
+            }
+            "--note" => {
+                guard(&mut options).note = Some(value()?);
+                continue;
+            }
+            "--repeat" => {
+                let repeat = value()?;
+                guard(&mut options).repeat =
+                    repeat.parse().ok().filter(|n| *n > 0).with_context(|| {
+                        format!("--repeat needs a positive number, not {repeat:?}")
+                    })?;
+                continue;
+            }
+            "--cell" => {
+                let list = value()?;
+                let cells = list.split(',').filter(|c| !c.is_empty());
+                for cell in cells {
+                    if !guard::CELLS.iter().any(|c| c.key == cell) {
+                        let keys: Vec<&str> = guard::CELLS.iter().map(|c| c.key).collect();
+                        bail!("unknown cell {cell:?}: use {}", keys.join(", "));
+                    }
+                    guard(&mut options).cells.push(cell.to_owned());
+                }
+                continue;
+            }
+            "--only" => value()?,
+            other => bail!("unknown argument {other:?}: {USAGE}"),
         };
         options.only = only
             .split(',')
@@ -119,6 +167,15 @@ fn parse_options(args: &[String]) -> Result<Options> {
                 })
             })
             .collect::<Result<_>>()?;
+    }
+    if options.guard.is_some() && (options.quick || options.only.len() != Server::ALL.len()) {
+        bail!("--guard measures switchboard alone: it takes neither --quick nor --only");
+    }
+    if let Some(guard) = &options.guard
+        && guard.note.is_some()
+        && !guard.update
+    {
+        bail!("--note goes with --update-baseline");
     }
     Ok(options)
 }
@@ -355,9 +412,18 @@ fn count_instructions(
                     call.key(),
                     protocol.title()
                 );
-                let outcome =
-                    callgrind::instructions(ctx, &valgrind, server, call, protocol, (n1, n2))
-                        .map_err(|error| format!("{error:#}"));
+                let load = callgrind::Load::H2load {
+                    clients: 4,
+                    streams: 4,
+                };
+                let outcome = callgrind::instructions(
+                    ctx,
+                    &valgrind,
+                    server,
+                    (call, protocol, load),
+                    (n1, n2),
+                )
+                .map_err(|error| format!("{error:#}"));
                 if let Err(why) = &outcome {
                     // valgrind is not every runtime's friend: only our own servers must run
                     // under it.
@@ -384,10 +450,24 @@ fn count_instructions(
     }
 }
 
-/// Entry point.
-pub(crate) fn run(args: &[String]) -> Result<()> {
-    let options = parse_options(args)?;
-    let started = Instant::now();
+/// What a run needs besides the benches' Rust binaries.
+struct Wanted {
+    /// valgrind, for callgrind.
+    callgrind: bool,
+    /// ghz and the Go servers: only the comparison with the peers needs them.
+    peers: bool,
+}
+
+/// A measuring context and where its files are.
+struct Prepared {
+    ctx: Context,
+    /// The run's scratch directory (logs and bodies), removed after a clean run.
+    work: PathBuf,
+    install_time: Duration,
+}
+
+/// Installs the tools, builds the binaries, writes the bodies and picks the CPUs.
+fn prepare(mode: Mode, wanted: Wanted) -> Result<Prepared> {
     let work = std::env::temp_dir().join(format!("switchboard-bench-{}", std::process::id()));
     if work.exists() {
         std::fs::remove_dir_all(&work)?;
@@ -397,21 +477,16 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     std::fs::create_dir_all(crate::tools_dir())?;
     eprintln!("==> bench: logs in {}", logs.display());
 
-    let mode = Mode::new(options.quick);
-    let callgrind_wanted = options
-        .only
-        .iter()
-        .any(|server| !mode.callgrind_plan(*server).is_empty());
     let phase = Instant::now();
-    let tools = tools::ensure(&logs, callgrind_wanted)?;
+    let tools = tools::ensure(&logs, wanted.callgrind, wanted.peers)?;
     let install_time = phase.elapsed();
-    let binaries = binaries::build(&logs)?;
+    let binaries = binaries::build(&logs, wanted.peers)?;
     let bodies = Bodies::write(&work.join("bodies"))?;
     // The server gets the second CPU this process may use, the load generator the first.
     let cpus =
         server::allowed_cpus(&std::fs::read_to_string("/proc/self/status").unwrap_or_default());
     let ctx = Context {
-        logs: logs.clone(),
+        logs,
         tools,
         bodies,
         binaries,
@@ -425,6 +500,81 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     if ctx.pinning.is_none() {
         eprintln!("==> bench: only one CPU: servers and load generators are not pinned");
     }
+    Ok(Prepared {
+        ctx,
+        work,
+        install_time,
+    })
+}
+
+/// `--guard`: builds what switchboard's cells need (no Go, no ghz) and runs the guard.
+fn run_guard(options: &guard::GuardOptions) -> Result<()> {
+    let started = Instant::now();
+    let Prepared { ctx, work, .. } = prepare(
+        Mode::new(true),
+        Wanted {
+            callgrind: true,
+            peers: false,
+        },
+    )?;
+    let after_builds = Instant::now();
+    let valgrind = ctx
+        .tools
+        .valgrind
+        .clone()
+        .context("valgrind is not installed")?;
+    // One request of each cell first, so a broken server fails here with a clear reason
+    // instead of as an odd instruction count.
+    let mut results = Results::default();
+    let verdicts = support::verify_server(&ctx, guard::SERVER, &mut results);
+    for cell in &guard::CELLS {
+        match verdicts.get(&(cell.call, cell.protocol)) {
+            Some(support::Verdict::Verified) => {}
+            Some(support::Verdict::Failed(why) | support::Verdict::NotSupported(why)) => {
+                bail!("guard cell {} failed verification: {why}", cell.key)
+            }
+            None => bail!("guard cell {} was not verified", cell.key),
+        }
+    }
+    let outcome = guard::run(&ctx, &valgrind, options);
+    println!(
+        "perf guard took {:.1}s ({:.1}s after the builds)",
+        started.elapsed().as_secs_f64(),
+        after_builds.elapsed().as_secs_f64()
+    );
+    match outcome {
+        Ok(()) => {
+            let _ = std::fs::remove_dir_all(&work);
+            Ok(())
+        }
+        Err(error) => Err(error.context(format!("logs kept in {}", ctx.logs.display()))),
+    }
+}
+
+/// Entry point.
+pub(crate) fn run(args: &[String]) -> Result<()> {
+    let options = parse_options(args)?;
+    if let Some(guard) = &options.guard {
+        return run_guard(guard);
+    }
+    let started = Instant::now();
+    let mode = Mode::new(options.quick);
+    let callgrind_wanted = options
+        .only
+        .iter()
+        .any(|server| !mode.callgrind_plan(*server).is_empty());
+    let Prepared {
+        ctx,
+        work,
+        install_time,
+    } = prepare(
+        mode,
+        Wanted {
+            callgrind: callgrind_wanted,
+            peers: true,
+        },
+    )?;
+    let logs = ctx.logs.clone();
     let mut results = Results::default();
     let after_builds = Instant::now();
 

@@ -60,6 +60,12 @@ impl Running {
             // callgrind's signal handling; without them Go runs under callgrind. Rust servers
             // ignore the variable.
             command.env("GODEBUG", "asyncpreemptoff=1");
+            // valgrind runs one thread at a time anyway; a second tokio worker would only
+            // add cross-thread wake-ups (and instructions) whose number depends on how the
+            // threads happened to be scheduled. Pinned to one CPU, tokio already starts one
+            // worker; this makes it one when the server is not pinned too. Other servers
+            // ignore the variable.
+            command.env("TOKIO_WORKER_THREADS", "1");
         }
         let child = command
             .stdin(Stdio::null())
