@@ -258,6 +258,7 @@ impl Context {
                 binary: &self.binary(server),
                 cpu: self.server_cpu(),
                 callgrind: None,
+                preload: None,
                 start_timeout: SERVER_START_TIMEOUT,
             },
         )

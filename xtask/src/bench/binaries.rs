@@ -16,7 +16,7 @@ const BUILD_TIMEOUT: Duration = Duration::from_secs(2400);
 /// Where the binaries are, and how the Go build went.
 pub(crate) struct Binaries {
     /// `switchboard-echo`, `tonic-echo`, `connectrpc-echo`, `hyper-echo`, `pingpong`,
-    /// `alloc-count`.
+    /// `alloc-count`, `libfrozen_clock.so`.
     pub(crate) rust: PathBuf,
     /// `connect-echo` and `grpc-echo`.
     pub(crate) go: PathBuf,
@@ -24,6 +24,13 @@ pub(crate) struct Binaries {
     pub(crate) go_error: Option<String>,
     pub(crate) rust_time: Duration,
     pub(crate) go_time: Duration,
+}
+
+impl Binaries {
+    /// The `LD_PRELOAD` library that stops the wall clock (`benches/frozen-clock`).
+    pub(crate) fn frozen_clock(&self) -> PathBuf {
+        self.rust.join("libfrozen_clock.so")
+    }
 }
 
 /// The benches workspace's target directory: `<target>/benches`.

@@ -2,6 +2,12 @@
 //! twice, once for N1 requests and once for N2, and (Ir(N2) − Ir(N1)) / (N2 − N1) is the
 //! cost of one request with start-up, connection set-up and shutdown subtracted out. Unlike
 //! wall-clock figures it does not depend on the machine's load or frequency.
+//!
+//! The server runs with its wall clock stopped (`benches/frozen-clock`, preloaded): hyper's
+//! `Date` header otherwise changes at whichever request crosses a second, and the HPACK
+//! table and heap layout that follow from it made the count of the same run vary by up to
+//! 0.5%. With one tokio worker (`TOKIO_WORKER_THREADS=1`) and the clock stopped, repeated
+//! runs agree to a few hundredths of a percent.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -176,6 +182,7 @@ fn callgrind_total(
             binary: &ctx.binary(server),
             cpu: ctx.server_cpu(),
             callgrind: Some((valgrind, &out_file)),
+            preload: Some(&ctx.binaries.frozen_clock()),
             start_timeout: VALGRIND_START_TIMEOUT,
         },
     )?;
