@@ -89,14 +89,14 @@ pub(crate) const CELLS: [GuardCell; 6] = [
         call: Call::ClientStream,
         protocol: Protocol::Grpc,
         load: SEQUENTIAL,
-        requests: (20, 100),
+        requests: (40, 200),
     },
     GuardCell {
         key: "bidi-grpc",
         call: Call::Bidi,
         protocol: Protocol::Grpc,
         load: Load::Pingpong { streams: 1 },
-        requests: (500, 2500),
+        requests: (1000, 5000),
     },
 ];
 
