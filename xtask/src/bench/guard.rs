@@ -721,6 +721,17 @@ bidi-grpc = 30000
     }
 
     #[test]
+    fn the_committed_baseline_covers_every_cell() {
+        let path = crate::workspace_root().join(BASELINE_FILE);
+        let baseline = Baseline::parse(&std::fs::read_to_string(path).unwrap()).unwrap();
+        for cell in CELLS {
+            assert!(baseline.entries.contains_key(cell.key), "{}", cell.key);
+        }
+        assert_eq!(baseline.entries.len(), CELLS.len());
+        assert!(!baseline.header.is_empty());
+    }
+
+    #[test]
     fn cells_are_switchboard_only_and_distinct() {
         let mut keys: Vec<&str> = CELLS.iter().map(|c| c.key).collect();
         keys.sort_unstable();
