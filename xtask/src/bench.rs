@@ -2,6 +2,10 @@
 //! (connectrpc, connect-go, tonic, grpc-go, and a bare hyper echo as the ceiling), written to
 //! `benches/RESULTS.md`.
 //!
+//! `cargo xtask bench --guard [--repeat N] [--cell KEY,...] [--update-baseline [--note WHY]]`
+//! is the performance regression guard instead: switchboard's instructions per request under
+//! callgrind against `benches/perf-baseline.toml` (see [`guard`]).
+//!
 //! 1. Installs h2load and valgrind (Debian packages) and ghz (`go install`, pinned) when
 //!    missing, into the tools cache (`$SWITCHBOARD_TOOLS`, else `~/.cache/switchboard/tools`).
 //! 2. Builds the benches workspace in release mode (into `<target>/benches`, where `<target>`
@@ -15,8 +19,8 @@
 //!    and the load generator pinned to CPU 0: a warm-up, then 3 runs of 5 s (`--quick`: one
 //!    run of 1 s, on a reduced set), recording the rate, p50/p99 latency, the server's CPU time
 //!    per request and its peak RSS.
-//! 6. Counts instructions per request under callgrind (`--quick`: one tiny run, switchboard
-//!    only), and allocations per call with `alloc-count`.
+//! 6. Counts instructions per request under callgrind (not with `--quick`: `cargo xtask test`
+//!    runs `--guard` after it), and allocations per call with `alloc-count`.
 //! 7. Writes the report: `benches/RESULTS.md` for a full run of every server, else
 //!    `<target>/benches/RESULTS.quick.md` (`--quick`) or `RESULTS.partial.md` (`--only`), so a
 //!    quick or partial run never touches the committed file. Everything after
@@ -24,7 +28,7 @@
 //!
 //! Exits non-zero if a verification fails (other than a probed peer's unsupported protocol),
 //! a server crashes or does not exit cleanly on SIGTERM, or a tool fails. Figures are never
-//! asserted.
+//! asserted, except by `--guard`, and only instruction counts.
 
 mod binaries;
 mod bodies;
@@ -546,7 +550,7 @@ fn run_guard(options: &guard::GuardOptions) -> Result<()> {
             let _ = std::fs::remove_dir_all(&work);
             Ok(())
         }
-        Err(error) => Err(error.context(format!("logs kept in {}", ctx.logs.display()))),
+        Err(error) => bail!("{error:#} (logs kept in {})", ctx.logs.display()),
     }
 }
 
