@@ -24,9 +24,9 @@ use anyhow::{Context as _, Result, bail};
 use super::callgrind::{self, Load};
 use super::matrix::{Call, Protocol, Server};
 
-/// How far above its baseline a cell may measure before the guard fails: well above the
-/// spread of repeated runs (a few hundredths of a percent, see the baseline file) and below
-/// the regressions worth catching.
+/// How far above its baseline a cell may measure before the guard fails: more than ten times
+/// the spread of repeated runs (0.01–0.2%, see the baseline file), and below the regressions
+/// worth catching.
 pub(crate) const THRESHOLD: f64 = 0.03;
 
 /// Where the baseline lives, relative to the workspace root.
@@ -538,10 +538,11 @@ pub(crate) fn run(ctx: &super::Context, valgrind: &Path, options: &GuardOptions)
         let order: Vec<&str> = CELLS.iter().map(|cell| cell.key).collect();
         let mut new = updated(&baseline, &rows, &comment);
         if new.header.is_empty() {
-            new.header = vec![format!(
+            new.header = vec![
                 "# Baseline of `cargo xtask bench --guard`: switchboard instructions per \
                  request under callgrind; see xtask/src/bench/guard.rs."
-            )];
+                    .to_owned(),
+            ];
         }
         std::fs::write(&path, new.render(&order))
             .with_context(|| format!("writing {}", path.display()))?;
