@@ -2,6 +2,10 @@
 //! (connectrpc, connect-go, tonic, grpc-go, and a bare hyper echo as the ceiling), written to
 //! `benches/RESULTS.md`.
 //!
+//! `cargo xtask bench --guard [--repeat N] [--cell KEY,...] [--update-baseline [--note WHY]]`
+//! is the performance regression guard instead: switchboard's instructions per request under
+//! callgrind against `benches/perf-baseline.toml` (see [`guard`]).
+//!
 //! 1. Installs h2load and valgrind (Debian packages) and ghz (`go install`, pinned) when
 //!    missing, into the tools cache (`$SWITCHBOARD_TOOLS`, else `~/.cache/switchboard/tools`).
 //! 2. Builds the benches workspace in release mode (into `<target>/benches`, where `<target>`
@@ -15,8 +19,8 @@
 //!    and the load generator pinned to CPU 0: a warm-up, then 3 runs of 5 s (`--quick`: one
 //!    run of 1 s, on a reduced set), recording the rate, p50/p99 latency, the server's CPU time
 //!    per request and its peak RSS.
-//! 6. Counts instructions per request under callgrind (`--quick`: one tiny run, switchboard
-//!    only), and allocations per call with `alloc-count`.
+//! 6. Counts instructions per request under callgrind (not with `--quick`: `cargo xtask test`
+//!    runs `--guard` after it), and allocations per call with `alloc-count`.
 //! 7. Writes the report: `benches/RESULTS.md` for a full run of every server, else
 //!    `<target>/benches/RESULTS.quick.md` (`--quick`) or `RESULTS.partial.md` (`--only`), so a
 //!    quick or partial run never touches the committed file. Everything after
@@ -24,13 +28,14 @@
 //!
 //! Exits non-zero if a verification fails (other than a probed peer's unsupported protocol),
 //! a server crashes or does not exit cleanly on SIGTERM, or a tool fails. Figures are never
-//! asserted.
+//! asserted, except by `--guard`, and only instruction counts.
 
 mod binaries;
 mod bodies;
 mod callgrind;
 mod cells;
 mod ghz;
+mod guard;
 mod h2load;
 mod matrix;
 mod pingpong;
@@ -86,28 +91,75 @@ pub(crate) fn pinned(cpu: Option<u32>, program: &Path, args: &[String]) -> Comma
 struct Options {
     quick: bool,
     only: Vec<Server>,
+    /// `--guard` (or any of its options): the regression guard instead of the comparison.
+    guard: Option<guard::GuardOptions>,
+}
+
+const USAGE: &str = "use [--quick] [--only SERVER,...], or --guard [--repeat N] [--cell KEY,...] \
+                     [--update-baseline [--note WHY]]";
+
+/// The guard's options, `--guard` implied by any of them.
+fn guard(options: &mut Options) -> &mut guard::GuardOptions {
+    options.guard.get_or_insert_with(Default::default)
 }
 
 fn parse_options(args: &[String]) -> Result<Options> {
     let mut options = Options {
         quick: false,
         only: Server::ALL.to_vec(),
+        guard: None,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
-        let only = match arg.as_str() {
+        let (name, inline) = match arg.split_once('=') {
+            Some((name, value)) if name.starts_with("--") => (name, Some(value.to_owned())),
+            _ => (arg.as_str(), None),
+        };
+        let mut value = || -> Result<String> {
+            inline
+                .clone()
+                .or_else(|| args.next().cloned())
+                .with_context(|| format!("{name} needs a value: {USAGE}"))
+        };
+        let only = match name {
             "--quick" => {
                 options.quick = true;
                 continue;
             }
-            "--only" => args
-                .next()
-                .context("--only needs SERVER[,SERVER...]")?
-                .as_str(),
-            other => match other.strip_prefix("--only=") {
-                Some(list) => list,
-                None => bail!("unknown argument {other:?}: use [--quick] [--only SERVER,...]"),
-            },
+            "--guard" => {
+                guard(&mut options);
+                continue;
+            }
+            "--update-baseline" => {
+                guard(&mut options).update = true;
+                continue;
+            }
+            "--note" => {
+                guard(&mut options).note = Some(value()?);
+                continue;
+            }
+            "--repeat" => {
+                let repeat = value()?;
+                guard(&mut options).repeat =
+                    repeat.parse().ok().filter(|n| *n > 0).with_context(|| {
+                        format!("--repeat needs a positive number, not {repeat:?}")
+                    })?;
+                continue;
+            }
+            "--cell" => {
+                let list = value()?;
+                let cells = list.split(',').filter(|c| !c.is_empty());
+                for cell in cells {
+                    if !guard::CELLS.iter().any(|c| c.key == cell) {
+                        let keys: Vec<&str> = guard::CELLS.iter().map(|c| c.key).collect();
+                        bail!("unknown cell {cell:?}: use {}", keys.join(", "));
+                    }
+                    guard(&mut options).cells.push(cell.to_owned());
+                }
+                continue;
+            }
+            "--only" => value()?,
+            other => bail!("unknown argument {other:?}: {USAGE}"),
         };
         options.only = only
             .split(',')
@@ -119,6 +171,15 @@ fn parse_options(args: &[String]) -> Result<Options> {
                 })
             })
             .collect::<Result<_>>()?;
+    }
+    if options.guard.is_some() && (options.quick || options.only.len() != Server::ALL.len()) {
+        bail!("--guard measures switchboard alone: it takes neither --quick nor --only");
+    }
+    if let Some(guard) = &options.guard
+        && guard.note.is_some()
+        && !guard.update
+    {
+        bail!("--note goes with --update-baseline");
     }
     Ok(options)
 }
@@ -150,13 +211,11 @@ impl Mode {
         }
     }
 
-    /// The callgrind runs: (call, protocol, N1, N2).
-    fn callgrind_plan(&self, server: Server) -> Vec<(Call, Protocol, u64, u64)> {
+    /// The callgrind runs: (call, protocol, N1, N2). `--quick` has none: `cargo xtask test`
+    /// runs `--guard` after it, which counts switchboard's instructions and asserts them.
+    fn callgrind_plan(&self, _server: Server) -> Vec<(Call, Protocol, u64, u64)> {
         if self.quick {
-            return match server {
-                Server::Switchboard => vec![(Call::Echo64, Protocol::Grpc, 200, 600)],
-                _ => Vec::new(),
-            };
+            return Vec::new();
         }
         vec![
             (Call::Echo64, Protocol::Grpc, 2000, 6000),
@@ -201,6 +260,7 @@ impl Context {
                 binary: &self.binary(server),
                 cpu: self.server_cpu(),
                 callgrind: None,
+                preload: None,
                 start_timeout: SERVER_START_TIMEOUT,
             },
         )
@@ -355,9 +415,18 @@ fn count_instructions(
                     call.key(),
                     protocol.title()
                 );
-                let outcome =
-                    callgrind::instructions(ctx, &valgrind, server, call, protocol, (n1, n2))
-                        .map_err(|error| format!("{error:#}"));
+                let load = callgrind::Load::H2load {
+                    clients: 4,
+                    streams: 4,
+                };
+                let outcome = callgrind::instructions(
+                    ctx,
+                    &valgrind,
+                    server,
+                    (call, protocol, load),
+                    (n1, n2),
+                )
+                .map_err(|error| format!("{error:#}"));
                 if let Err(why) = &outcome {
                     // valgrind is not every runtime's friend: only our own servers must run
                     // under it.
@@ -384,10 +453,24 @@ fn count_instructions(
     }
 }
 
-/// Entry point.
-pub(crate) fn run(args: &[String]) -> Result<()> {
-    let options = parse_options(args)?;
-    let started = Instant::now();
+/// What a run needs besides the benches' Rust binaries.
+struct Wanted {
+    /// valgrind, for callgrind.
+    callgrind: bool,
+    /// ghz and the Go servers: only the comparison with the peers needs them.
+    peers: bool,
+}
+
+/// A measuring context and where its files are.
+struct Prepared {
+    ctx: Context,
+    /// The run's scratch directory (logs and bodies), removed after a clean run.
+    work: PathBuf,
+    install_time: Duration,
+}
+
+/// Installs the tools, builds the binaries, writes the bodies and picks the CPUs.
+fn prepare(mode: Mode, wanted: Wanted) -> Result<Prepared> {
     let work = std::env::temp_dir().join(format!("switchboard-bench-{}", std::process::id()));
     if work.exists() {
         std::fs::remove_dir_all(&work)?;
@@ -397,21 +480,16 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     std::fs::create_dir_all(crate::tools_dir())?;
     eprintln!("==> bench: logs in {}", logs.display());
 
-    let mode = Mode::new(options.quick);
-    let callgrind_wanted = options
-        .only
-        .iter()
-        .any(|server| !mode.callgrind_plan(*server).is_empty());
     let phase = Instant::now();
-    let tools = tools::ensure(&logs, callgrind_wanted)?;
+    let tools = tools::ensure(&logs, wanted.callgrind, wanted.peers)?;
     let install_time = phase.elapsed();
-    let binaries = binaries::build(&logs)?;
+    let binaries = binaries::build(&logs, wanted.peers)?;
     let bodies = Bodies::write(&work.join("bodies"))?;
     // The server gets the second CPU this process may use, the load generator the first.
     let cpus =
         server::allowed_cpus(&std::fs::read_to_string("/proc/self/status").unwrap_or_default());
     let ctx = Context {
-        logs: logs.clone(),
+        logs,
         tools,
         bodies,
         binaries,
@@ -425,6 +503,81 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     if ctx.pinning.is_none() {
         eprintln!("==> bench: only one CPU: servers and load generators are not pinned");
     }
+    Ok(Prepared {
+        ctx,
+        work,
+        install_time,
+    })
+}
+
+/// `--guard`: builds what switchboard's cells need (no Go, no ghz) and runs the guard.
+fn run_guard(options: &guard::GuardOptions) -> Result<()> {
+    let started = Instant::now();
+    let Prepared { ctx, work, .. } = prepare(
+        Mode::new(true),
+        Wanted {
+            callgrind: true,
+            peers: false,
+        },
+    )?;
+    let after_builds = Instant::now();
+    let valgrind = ctx
+        .tools
+        .valgrind
+        .clone()
+        .context("valgrind is not installed")?;
+    // One request of each cell first, so a broken server fails here with a clear reason
+    // instead of as an odd instruction count.
+    let mut results = Results::default();
+    let verdicts = support::verify_server(&ctx, guard::SERVER, &mut results);
+    for cell in &guard::CELLS {
+        match verdicts.get(&(cell.call, cell.protocol)) {
+            Some(support::Verdict::Verified) => {}
+            Some(support::Verdict::Failed(why) | support::Verdict::NotSupported(why)) => {
+                bail!("guard cell {} failed verification: {why}", cell.key)
+            }
+            None => bail!("guard cell {} was not verified", cell.key),
+        }
+    }
+    let outcome = guard::run(&ctx, &valgrind, options);
+    println!(
+        "perf guard took {:.1}s ({:.1}s after the builds)",
+        started.elapsed().as_secs_f64(),
+        after_builds.elapsed().as_secs_f64()
+    );
+    match outcome {
+        Ok(()) => {
+            let _ = std::fs::remove_dir_all(&work);
+            Ok(())
+        }
+        Err(error) => bail!("{error:#} (logs kept in {})", ctx.logs.display()),
+    }
+}
+
+/// Entry point.
+pub(crate) fn run(args: &[String]) -> Result<()> {
+    let options = parse_options(args)?;
+    if let Some(guard) = &options.guard {
+        return run_guard(guard);
+    }
+    let started = Instant::now();
+    let mode = Mode::new(options.quick);
+    let callgrind_wanted = options
+        .only
+        .iter()
+        .any(|server| !mode.callgrind_plan(*server).is_empty());
+    let Prepared {
+        ctx,
+        work,
+        install_time,
+    } = prepare(
+        mode,
+        Wanted {
+            callgrind: callgrind_wanted,
+            peers: true,
+        },
+    )?;
+    let logs = ctx.logs.clone();
     let mut results = Results::default();
     let after_builds = Instant::now();
 
@@ -539,10 +692,36 @@ mod tests {
     }
 
     #[test]
-    fn quick_callgrind_is_switchboard_only() {
+    fn quick_leaves_callgrind_to_the_guard() {
         let quick = Mode::new(true);
-        assert_eq!(quick.callgrind_plan(Server::Switchboard).len(), 1);
-        assert!(quick.callgrind_plan(Server::Tonic).is_empty());
+        assert!(quick.callgrind_plan(Server::Switchboard).is_empty());
         assert_eq!(Mode::new(false).callgrind_plan(Server::GrpcGo).len(), 4);
+    }
+
+    #[test]
+    fn parses_guard_options() {
+        let plain = parse_options(&strings(&["--guard"])).unwrap();
+        assert_eq!(plain.guard, Some(guard::GuardOptions::default()));
+        let update = parse_options(&strings(&[
+            "--update-baseline",
+            "--note",
+            "faster headers",
+            "--repeat=3",
+            "--cell",
+            "unary-grpc,bidi-grpc",
+        ]))
+        .unwrap()
+        .guard
+        .unwrap();
+        assert!(update.update);
+        assert_eq!(update.note.as_deref(), Some("faster headers"));
+        assert_eq!(update.repeat, 3);
+        assert_eq!(update.cells, ["unary-grpc", "bidi-grpc"]);
+        assert!(parse_options(&strings(&["--guard", "--quick"])).is_err());
+        assert!(parse_options(&strings(&["--guard", "--only", "tonic"])).is_err());
+        assert!(parse_options(&strings(&["--guard", "--note", "why"])).is_err());
+        assert!(parse_options(&strings(&["--repeat", "0"])).is_err());
+        assert!(parse_options(&strings(&["--cell", "unary-http3"])).is_err());
+        assert!(parse_options(&strings(&["--note"])).is_err());
     }
 }

@@ -22,7 +22,10 @@ fn main() -> Result<()> {
             peers::run(&[])?;
             // The harness and every peer's server, verified on each workload; figures are
             // printed, never asserted.
-            bench::run(&["--quick".to_owned()])
+            bench::run(&["--quick".to_owned()])?;
+            // The performance regression guard: switchboard's instructions per request under
+            // callgrind against benches/perf-baseline.toml (no timing is asserted).
+            bench::run(&["--guard".to_owned()])
         }
         "check" => check(),
         "conformance" => {
@@ -44,7 +47,7 @@ fn main() -> Result<()> {
         _ => {
             eprintln!("usage: cargo xtask <task>");
             eprintln!(
-                "  test                     everything CI runs: check, conformance, interop and peers"
+                "  test                     everything CI runs: check, conformance, interop, peers, bench --quick and --guard"
             );
             eprintln!(
                 "  check                    formatting, clippy (warnings are errors) and the workspace tests"
@@ -64,6 +67,12 @@ fn main() -> Result<()> {
             eprintln!("  bench [--quick] [--only SERVER,...]");
             eprintln!(
                 "                           switchboard beside its peers under load; writes benches/RESULTS.md"
+            );
+            eprintln!(
+                "  bench --guard [--repeat N] [--cell KEY,...] [--update-baseline [--note WHY]]"
+            );
+            eprintln!(
+                "                           switchboard's instructions per request vs benches/perf-baseline.toml"
             );
             bail!("unknown task {task:?}")
         }

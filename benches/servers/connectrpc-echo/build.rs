@@ -18,6 +18,17 @@ fn main() {
         .unwrap_or_else(|error| panic!("compiling {INCLUDE}/{SCHEMA} with protox: {error}"));
     let set_path = out_dir.join("echo.fds.bin");
     std::fs::write(&set_path, descriptors).expect("writing the descriptor set to OUT_DIR");
+    // connectrpc-build declares `rerun-if-changed` on the descriptor set; written now, it would
+    // be newer than this build's start, which cargo takes for a change on every later build.
+    // It gets the schema's modification time instead.
+    let schema_modified = std::fs::metadata(format!("{INCLUDE}/{SCHEMA}"))
+        .and_then(|meta| meta.modified())
+        .expect("reading the schema's modification time");
+    std::fs::File::options()
+        .write(true)
+        .open(&set_path)
+        .and_then(|file| file.set_modified(schema_modified))
+        .expect("back-dating the descriptor set");
 
     connectrpc_build::Config::new()
         .descriptor_set(&set_path)

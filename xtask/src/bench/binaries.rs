@@ -16,7 +16,7 @@ const BUILD_TIMEOUT: Duration = Duration::from_secs(2400);
 /// Where the binaries are, and how the Go build went.
 pub(crate) struct Binaries {
     /// `switchboard-echo`, `tonic-echo`, `connectrpc-echo`, `hyper-echo`, `pingpong`,
-    /// `alloc-count`.
+    /// `alloc-count`, `libfrozen_clock.so`.
     pub(crate) rust: PathBuf,
     /// `connect-echo` and `grpc-echo`.
     pub(crate) go: PathBuf,
@@ -26,14 +26,24 @@ pub(crate) struct Binaries {
     pub(crate) go_time: Duration,
 }
 
+impl Binaries {
+    /// The `LD_PRELOAD` library that stops the wall clock (`benches/frozen-clock`).
+    pub(crate) fn frozen_clock(&self) -> PathBuf {
+        self.rust.join("libfrozen_clock.so")
+    }
+}
+
 /// The benches workspace's target directory: `<target>/benches`.
 pub(crate) fn bench_target() -> PathBuf {
     target_dir().join("benches")
 }
 
-/// Builds everything; a failed Rust build fails the run, a failed Go build only the Go
-/// servers.
-pub(crate) fn build(logs: &Path) -> Result<Binaries> {
+/// Builds everything (the Go servers only when `go` is set); a failed Rust build fails the
+/// run, a failed Go build only the Go servers. The whole Rust workspace is built even when
+/// one server is wanted: cargo unifies dependency features over the packages it builds, so
+/// building fewer would compile a different switchboard-echo (tokio with other features)
+/// than the one the full benchmark and the guard's baseline measured.
+pub(crate) fn build(logs: &Path, go: bool) -> Result<Binaries> {
     let target = bench_target();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let started = Instant::now();
@@ -55,7 +65,17 @@ pub(crate) fn build(logs: &Path) -> Result<Binaries> {
     let rust_time = started.elapsed();
 
     let started = Instant::now();
-    let go = target.join("go");
+    let go_dir = target.join("go");
+    if !go {
+        return Ok(Binaries {
+            rust: target.join("release"),
+            go: go_dir,
+            go_error: Some("not built for this run".to_owned()),
+            rust_time,
+            go_time: Duration::ZERO,
+        });
+    }
+    let go = go_dir;
     let mut command = Command::new("bash");
     command
         .arg(workspace_root().join("benches").join("go").join("build.sh"))

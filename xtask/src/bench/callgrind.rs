@@ -2,6 +2,12 @@
 //! twice, once for N1 requests and once for N2, and (Ir(N2) − Ir(N1)) / (N2 − N1) is the
 //! cost of one request with start-up, connection set-up and shutdown subtracted out. Unlike
 //! wall-clock figures it does not depend on the machine's load or frequency.
+//!
+//! The server runs with its wall clock stopped (`benches/frozen-clock`, preloaded): hyper's
+//! `Date` header otherwise changes at whichever request crosses a second, and the HPACK
+//! table and heap layout that follow from it made the count of the same run vary by up to
+//! 0.5%. With one tokio worker (`TOKIO_WORKER_THREADS=1`) and the clock stopped, repeated
+//! runs agree to a few hundredths of a percent.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,7 +17,7 @@ use anyhow::{Context as _, Result, bail};
 
 use super::matrix::{Call, Protocol, Server};
 use super::server::{Launch, Running};
-use super::{Context, bodies, h2load, last_words};
+use super::{Context, bodies, h2load, last_words, pingpong, pinned};
 use crate::steps::{print_logs, run_step, slug};
 
 /// valgrind makes everything ~50 times slower, start-up included.
@@ -56,13 +62,110 @@ pub(crate) fn per_request(n1: u64, total1: u64, n2: u64, total2: u64) -> Result<
     Ok((total2 - total1) as f64 / (n2 - n1) as f64)
 }
 
+/// What sends the requests of a callgrind run. The concurrency is part of what is measured:
+/// how many requests the server finds ready per wake-up changes the instructions each one
+/// costs, so a figure is only comparable with one taken under the same load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Load {
+    /// `h2load -n N -c clients -m streams`: a request is one call (for a stream, the whole
+    /// stream).
+    H2load { clients: u32, streams: u32 },
+    /// `pingpong --total N --streams streams` on one connection (bidi calls, which h2load
+    /// cannot play): a request is one round trip.
+    Pingpong { streams: u32 },
+}
+
+impl Load {
+    /// How the report and the guard describe it.
+    pub(crate) fn describe(self) -> String {
+        match self {
+            Load::H2load { clients, streams } => format!("h2load -c {clients} -m {streams}"),
+            Load::Pingpong { streams } => format!(
+                "pingpong --streams {streams} --round-trips {}",
+                super::matrix::PINGPONG_ROUND_TRIPS
+            ),
+        }
+    }
+}
+
+/// Sends exactly `requests` requests of `call` to `port` and checks that every one succeeded.
+fn drive(
+    ctx: &Context,
+    name: &str,
+    port: u16,
+    call: Call,
+    protocol: Protocol,
+    load: Load,
+    requests: u64,
+) -> Result<()> {
+    match load {
+        Load::H2load { clients, streams } => {
+            let body = ctx.bodies.path(call, protocol);
+            let run = h2load::Run {
+                h2load: &ctx.tools.h2load,
+                port,
+                call,
+                protocol,
+                body: &body,
+                clients,
+                streams,
+                amount: h2load::Amount::Requests(requests),
+                log_file: None,
+            };
+            let step = run_step(
+                &ctx.logs,
+                &format!("{name} h2load"),
+                &mut run.command(ctx.load_cpu()),
+                CALLGRIND_LOAD_TIMEOUT,
+            )?;
+            if !step.success() {
+                bail!("h2load {}: {}", step.failure(), last_words(&step));
+            }
+            let summary = h2load::Summary::parse(&step.stdout)?;
+            summary.check(0)?;
+            summary.check_data(bodies::min_response_bytes(call, protocol))?;
+            if summary.succeeded != requests {
+                bail!(
+                    "h2load completed {} of {requests} requests",
+                    summary.succeeded
+                );
+            }
+        }
+        Load::Pingpong { streams } => {
+            if call != Call::Bidi {
+                bail!("pingpong drives bidi calls only, not {}", call.key());
+            }
+            let args = pingpong::counted_args(port, protocol, streams, requests);
+            let binary = ctx.binaries.rust.join("pingpong");
+            let mut command = pinned(ctx.load_cpu(), &binary, &args);
+            let step = run_step(
+                &ctx.logs,
+                &format!("{name} pingpong"),
+                &mut command,
+                CALLGRIND_LOAD_TIMEOUT,
+            )?;
+            let report = pingpong::parse(&step.stdout)
+                .with_context(|| format!("pingpong {}: {}", step.failure(), last_words(&step)))?;
+            if !step.success() {
+                bail!("pingpong {}: {}", step.failure(), last_words(&step));
+            }
+            if report.round_trips != requests {
+                bail!(
+                    "pingpong completed {} of {requests} round trips",
+                    report.round_trips
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Instructions callgrind counts in one server run serving `requests` calls.
 fn callgrind_total(
     ctx: &Context,
     valgrind: &Path,
     server: Server,
-    call: Call,
-    protocol: Protocol,
+    (call, protocol, load): (Call, Protocol, Load),
     requests: u64,
 ) -> Result<u64> {
     let name = format!(
@@ -79,39 +182,11 @@ fn callgrind_total(
             binary: &ctx.binary(server),
             cpu: ctx.server_cpu(),
             callgrind: Some((valgrind, &out_file)),
+            preload: Some(&ctx.binaries.frozen_clock()),
             start_timeout: VALGRIND_START_TIMEOUT,
         },
     )?;
-    let body = ctx.bodies.path(call, protocol);
-    let run = h2load::Run {
-        h2load: &ctx.tools.h2load,
-        port: running.port,
-        call,
-        protocol,
-        body: &body,
-        clients: 4,
-        streams: 4,
-        amount: h2load::Amount::Requests(requests),
-        log_file: None,
-    };
-    let step = run_step(
-        &ctx.logs,
-        &format!("{name} h2load"),
-        &mut run.command(ctx.load_cpu()),
-        CALLGRIND_LOAD_TIMEOUT,
-    )?;
-    if !step.success() {
-        bail!("h2load {}: {}", step.failure(), last_words(&step));
-    }
-    let summary = h2load::Summary::parse(&step.stdout)?;
-    summary.check(0)?;
-    summary.check_data(bodies::min_response_bytes(call, protocol))?;
-    if summary.succeeded != requests {
-        bail!(
-            "h2load completed {} of {requests} requests",
-            summary.succeeded
-        );
-    }
+    drive(ctx, &name, running.port, call, protocol, load, requests)?;
     // Dump the counts while the server still runs: callgrind can abort on the SIGTERM that
     // stops a Go server (its signal bookkeeping and Go's handlers disagree), and the dump
     // taken here is what counts either way. It lands in `<out file>.1`.
@@ -147,18 +222,17 @@ fn callgrind_total(
     Ok(total)
 }
 
-/// Instructions per request of `server` serving `call` over `protocol`, from runs of N1 and
-/// N2 requests.
+/// Instructions per request of `server` serving `call` over `protocol` under `load`, from
+/// runs of N1 and N2 requests.
 pub(crate) fn instructions(
     ctx: &Context,
     valgrind: &Path,
     server: Server,
-    call: Call,
-    protocol: Protocol,
+    cell: (Call, Protocol, Load),
     (n1, n2): (u64, u64),
 ) -> Result<f64> {
-    let total1 = callgrind_total(ctx, valgrind, server, call, protocol, n1)?;
-    let total2 = callgrind_total(ctx, valgrind, server, call, protocol, n2)?;
+    let total1 = callgrind_total(ctx, valgrind, server, cell, n1)?;
+    let total2 = callgrind_total(ctx, valgrind, server, cell, n2)?;
     per_request(n1, total1, n2, total2)
 }
 

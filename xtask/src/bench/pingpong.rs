@@ -14,6 +14,33 @@ pub(crate) fn args(
     warmup: f64,
     seconds: f64,
 ) -> Vec<String> {
+    let mut args = shared_args(port, protocol, streams);
+    args.extend([
+        "--warmup".to_owned(),
+        warmup.to_string(),
+        "--duration".to_owned(),
+        seconds.to_string(),
+        "--json".to_owned(),
+    ]);
+    args
+}
+
+/// The arguments of a run of exactly `total` round trips without warm-up, for instruction
+/// counts: how much the server does must not depend on how fast it is.
+pub(crate) fn counted_args(port: u16, protocol: Protocol, streams: u32, total: u64) -> Vec<String> {
+    let mut args = shared_args(port, protocol, streams);
+    args.extend([
+        "--warmup".to_owned(),
+        "0".to_owned(),
+        "--total".to_owned(),
+        total.to_string(),
+        "--json".to_owned(),
+    ]);
+    args
+}
+
+/// Address, protocol, streams and message shape: what every run has in common.
+fn shared_args(port: u16, protocol: Protocol, streams: u32) -> Vec<String> {
     vec![
         "--addr".to_owned(),
         format!("127.0.0.1:{port}"),
@@ -25,11 +52,6 @@ pub(crate) fn args(
         PINGPONG_ROUND_TRIPS.to_string(),
         "--payload".to_owned(),
         SMALL_PAYLOAD.to_string(),
-        "--warmup".to_owned(),
-        warmup.to_string(),
-        "--duration".to_owned(),
-        seconds.to_string(),
-        "--json".to_owned(),
     ]
 }
 
@@ -94,6 +116,12 @@ mod tests {
             args,
             "--addr 127.0.0.1:9000 --protocol connect --streams 16 --round-trips 100 \
              --payload 64 --warmup 1 --duration 0.5 --json"
+        );
+        let counted = counted_args(9000, Protocol::Grpc, 1, 2000).join(" ");
+        assert_eq!(
+            counted,
+            "--addr 127.0.0.1:9000 --protocol grpc --streams 1 --round-trips 100 \
+             --payload 64 --warmup 0 --total 2000 --json"
         );
     }
 }

@@ -180,9 +180,11 @@ fn write_header(out: &mut String, machine: &Machine, method: &Method) {
          driven by `h2load -n N -c 4 -m 4` with N1 and then N2 requests; (Ir(N2) − Ir(N1)) / \
          (N2 − N1) removes start-up and connection costs (the counts are dumped with \
          `callgrind_control -d` once the load has finished, before the server is stopped). \
-         This figure does not depend on the machine's load. Go servers run there with \
-         `GODEBUG=asyncpreemptoff=1`: callgrind aborts on the signals Go's goroutine \
-         preemption sends.\n"
+         This figure does not depend on the machine's load. Rust servers run there with one \
+         tokio worker (`TOKIO_WORKER_THREADS=1`) and their wall clock stopped \
+         (`benches/frozen-clock`, preloaded), so a `Date` header changing mid-run does not \
+         shift the count. Go servers run there with `GODEBUG=asyncpreemptoff=1`: callgrind \
+         aborts on the signals Go's goroutine preemption sends.\n"
     );
 }
 

@@ -21,6 +21,8 @@ pub(crate) struct Launch<'a> {
     pub(crate) cpu: Option<u32>,
     /// `valgrind --tool=callgrind` and the file it writes.
     pub(crate) callgrind: Option<(&'a Path, &'a Path)>,
+    /// A library to `LD_PRELOAD` into the server (the frozen wall clock of callgrind runs).
+    pub(crate) preload: Option<&'a Path>,
     /// How long it may take to print `listening on`.
     pub(crate) start_timeout: Duration,
 }
@@ -60,6 +62,17 @@ impl Running {
             // callgrind's signal handling; without them Go runs under callgrind. Rust servers
             // ignore the variable.
             command.env("GODEBUG", "asyncpreemptoff=1");
+            // valgrind runs one thread at a time anyway; a second tokio worker would only
+            // add cross-thread wake-ups (and instructions) whose number depends on how the
+            // threads happened to be scheduled. Pinned to one CPU, tokio already starts one
+            // worker; this makes it one when the server is not pinned too. Other servers
+            // ignore the variable.
+            command.env("TOKIO_WORKER_THREADS", "1");
+        }
+        if let Some(library) = launch.preload {
+            // valgrind keeps the variable for its guest (after its own preloads); a Go
+            // server, linked statically, ignores it.
+            command.env("LD_PRELOAD", library);
         }
         let child = command
             .stdin(Stdio::null())

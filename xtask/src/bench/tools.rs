@@ -20,6 +20,7 @@ const INSTALL_TIMEOUT: Duration = Duration::from_secs(900);
 /// Where each tool is.
 pub(crate) struct Tools {
     pub(crate) h2load: PathBuf,
+    /// Where the pinned ghz is (installed only when wanted: the guard does not need it).
     pub(crate) ghz: PathBuf,
     /// `None` when callgrind is not wanted in this run.
     pub(crate) valgrind: Option<PathBuf>,
@@ -48,9 +49,14 @@ fn ensure_apt(logs: &Path, wanted: &[(&str, &str)]) -> Result<()> {
     apt_install(logs, &missing, INSTALL_TIMEOUT)
 }
 
+/// Where the pinned ghz is installed.
+fn ghz_dir() -> PathBuf {
+    tools_dir().join(format!("ghz-{GHZ_VERSION}"))
+}
+
 /// `go install`s ghz unless the pinned release is cached.
 fn ensure_ghz(logs: &Path) -> Result<PathBuf> {
-    let dir = tools_dir().join(format!("ghz-{GHZ_VERSION}"));
+    let dir = ghz_dir();
     let ghz = dir.join("ghz");
     if ghz.exists() {
         eprintln!("==> ghz {GHZ_VERSION}: cached in {}", dir.display());
@@ -69,14 +75,18 @@ fn ensure_ghz(logs: &Path) -> Result<PathBuf> {
     Ok(ghz)
 }
 
-/// Makes every tool available; valgrind only when `callgrind` is set.
-pub(crate) fn ensure(logs: &Path, callgrind: bool) -> Result<Tools> {
+/// Makes every tool available; valgrind only when `callgrind` is set, ghz only when `ghz` is.
+pub(crate) fn ensure(logs: &Path, callgrind: bool, ghz: bool) -> Result<Tools> {
     let mut apt = vec![("h2load", "nghttp2-client")];
     if callgrind {
         apt.push(("valgrind", "valgrind"));
     }
     ensure_apt(logs, &apt)?;
-    let ghz = ensure_ghz(logs)?;
+    let ghz = if ghz {
+        ensure_ghz(logs)?
+    } else {
+        ghz_dir().join("ghz")
+    };
     Ok(Tools {
         h2load: PathBuf::from("h2load"),
         ghz,
