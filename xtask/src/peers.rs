@@ -633,6 +633,21 @@ fn expect_sentences(step: &Step, want: &[&str]) -> Result<(), String> {
     Ok(())
 }
 
+/// The `x-sentences` trailer Introduce computes from its stream, as `grpcurl -v` prints the
+/// trailers it received.
+fn expect_late_trailer(stdout: &str, sentences: usize) -> Result<(), String> {
+    let trailers = stdout
+        .split_once("Response trailers received:")
+        .map(|(_, rest)| rest)
+        .ok_or("grpcurl printed no trailers")?;
+    let want = format!("x-sentences: {sentences}");
+    if trailers.lines().any(|line| line.trim() == want) {
+        Ok(())
+    } else {
+        Err(format!("trailers {trailers:?} lack {want:?}"))
+    }
+}
+
 fn grpcurl_checks(
     report: &mut Report,
     logs: &Path,
@@ -667,13 +682,23 @@ fn grpcurl_checks(
         } else {
             command.arg("-plaintext");
         }
+        // Verbose: grpcurl then prints the trailers it received, which Introduce sets after
+        // its last message.
+        let introduce = method == "Introduce";
+        if introduce {
+            command.arg("-v");
+        }
         command
             .args(["-max-time", "20", "-d", data])
             .arg(&server.addr)
             .arg(format!("{SERVICE}/{method}"));
         let check = format!("grpcurl {label}");
         let step = run_step(logs, &check, &mut command, CALL_TIMEOUT)?;
-        report.record(check, expect_sentences(&step, want), &step.logs);
+        let mut outcome = expect_sentences(&step, want);
+        if introduce && outcome.is_ok() {
+            outcome = expect_late_trailer(&step.stdout, want.len());
+        }
+        report.record(check, outcome, &step.logs);
     }
     Ok(())
 }

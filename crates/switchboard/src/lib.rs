@@ -34,7 +34,7 @@ pub use code::Code;
 pub use error::{Error, ErrorDetail};
 pub use request::{CallOptions, Request, Response};
 pub use spec::{Idempotency, Peer, PeerCertificates, Protocol, RemoteAddr, Spec, StreamType};
-pub use stream::{ResponseStream, Streaming};
+pub use stream::{ResponseStream, StreamTrailers, Streaming};
 
 /// Re-exports generated code relies on; not part of the stable API for hand-written code.
 #[doc(hidden)]

@@ -211,6 +211,8 @@ pub struct Response<T> {
     message: T,
     headers: HeaderMap,
     trailers: HeaderMap,
+    /// Trailers a stream's producer fills in, sent after its last message.
+    stream_trailers: Option<crate::stream::StreamTrailers>,
 }
 
 impl<T> Response<T> {
@@ -220,6 +222,7 @@ impl<T> Response<T> {
             message,
             headers: HeaderMap::new(),
             trailers: HeaderMap::new(),
+            stream_trailers: None,
         }
     }
 
@@ -228,7 +231,13 @@ impl<T> Response<T> {
             message,
             headers,
             trailers,
+            stream_trailers: None,
         }
+    }
+
+    /// Takes the trailers to read when a streamed reply ends.
+    pub(crate) fn take_stream_trailers(&mut self) -> Option<crate::stream::StreamTrailers> {
+        self.stream_trailers.take()
     }
 
     /// The message (or stream).
@@ -285,12 +294,24 @@ impl<T> Response<T> {
             message: f(self.message),
             headers: self.headers,
             trailers: self.trailers,
+            stream_trailers: self.stream_trailers,
         }
     }
 
-    /// Splits into headers, message, trailers.
+    /// Splits into headers, message, trailers (without [`Response::with_stream_trailers`]'s,
+    /// which do not exist yet).
     pub fn into_parts(self) -> (HeaderMap, T, HeaderMap) {
         (self.headers, self.message, self.trailers)
+    }
+}
+
+impl<T> Response<crate::ResponseStream<T>> {
+    /// Builder: trailers computed while the stream runs, sent after its last message (see
+    /// [`crate::StreamTrailers`]). They are added to [`Response::trailers`], replacing those
+    /// of the same name.
+    pub fn with_stream_trailers(mut self, trailers: crate::stream::StreamTrailers) -> Self {
+        self.stream_trailers = Some(trailers);
+        self
     }
 }
 

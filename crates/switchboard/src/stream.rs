@@ -18,6 +18,69 @@ use crate::interceptor::{CallObserver, Direction};
 /// The stream of messages a streaming handler returns.
 pub type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Error>> + Send + 'static>>;
 
+/// Trailers a streaming handler computes while its stream runs (a count, a checksum, a
+/// cursor), sent after the last message: as HTTP trailers (gRPC), in the trailer frame
+/// (gRPC-Web) or in the end-of-stream message (Connect).
+///
+/// Make one, give a clone to the code producing the stream, and attach it with
+/// [`crate::Response::with_stream_trailers`]. What it holds when the stream ends is added to
+/// the response's trailers (replacing trailers of the same name set earlier); it is read
+/// once, after the stream's last item, so the producer may change it until then.
+///
+/// ```
+/// use futures_util::StreamExt as _;
+/// use switchboard::{Response, ResponseStream, StreamTrailers};
+///
+/// let trailers = StreamTrailers::new();
+/// let counter = trailers.clone();
+/// let numbers = futures_util::stream::iter(1..=3u32).map(move |n| {
+///     counter.insert("x-count", n.into());
+///     Ok(n)
+/// });
+/// let response = Response::new(Box::pin(numbers) as ResponseStream<u32>)
+///     .with_stream_trailers(trailers.clone());
+/// # let _ = response;
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct StreamTrailers(Arc<std::sync::Mutex<HeaderMap>>);
+
+impl StreamTrailers {
+    /// An empty set of trailers.
+    pub fn new() -> Self {
+        StreamTrailers::default()
+    }
+
+    /// Sets a trailer, replacing any value it had.
+    pub fn insert(&self, name: impl http::header::IntoHeaderName, value: http::HeaderValue) {
+        self.update(|trailers| {
+            trailers.insert(name, value);
+        });
+    }
+
+    /// Adds a value to a trailer.
+    pub fn append(&self, name: impl http::header::IntoHeaderName, value: http::HeaderValue) {
+        self.update(|trailers| {
+            trailers.append(name, value);
+        });
+    }
+
+    /// Changes the trailers in place (e.g. binary `-bin` values through
+    /// [`crate::metadata::BinaryMetadata`]).
+    pub fn update<R>(&self, change: impl FnOnce(&mut HeaderMap) -> R) -> R {
+        change(
+            &mut self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    /// Takes what has been set so far.
+    pub(crate) fn take(&self) -> HeaderMap {
+        self.update(std::mem::take)
+    }
+}
+
 /// Where received payloads come from: a protocol's body reader, already unframed and
 /// decompressed.
 pub(crate) trait MessageSource: Send + 'static {

@@ -11,7 +11,7 @@ pub mod proto {
 
 use futures_util::StreamExt as _;
 use proto::*;
-use switchboard::{Error, Request, Response, ResponseStream, Streaming};
+use switchboard::{Error, Request, Response, ResponseStream, StreamTrailers, Streaming};
 
 /// The Eliza service.
 #[derive(Clone, Debug, Default)]
@@ -51,12 +51,22 @@ impl ElizaService for Eliza {
         &self,
         request: Request<IntroduceRequest>,
     ) -> Result<Response<ResponseStream<IntroduceResponse>>, Error> {
+        // A trailer computed from the stream, sent after its last message: how many
+        // sentences the introduction had.
+        let trailers = StreamTrailers::new();
+        let counter = trailers.clone();
+        let mut sent = 0u32;
         let sentences = doctor::introduction(&request.message().name)
             .into_iter()
-            .map(|sentence| Ok(IntroduceResponse { sentence }));
-        Ok(Response::new(Box::pin(futures_util::stream::iter(
-            sentences,
-        ))))
+            .map(move |sentence| {
+                sent += 1;
+                counter.insert("x-sentences", sent.into());
+                Ok(IntroduceResponse { sentence })
+            });
+        Ok(
+            Response::new(Box::pin(futures_util::stream::iter(sentences)) as ResponseStream<_>)
+                .with_stream_trailers(trailers),
+        )
     }
 }
 

@@ -83,6 +83,8 @@ pub(crate) struct StreamReply {
 pub(crate) struct Outbound {
     pub(crate) messages: Pin<Box<dyn Stream<Item = Result<Encoded, Error>> + Send>>,
     pub(crate) trailers: HeaderMap,
+    /// Trailers the handler's stream fills in, added to `trailers` at the end.
+    pub(crate) stream_trailers: Option<crate::stream::StreamTrailers>,
     pub(crate) deadline: Option<Instant>,
     /// The call's end for its interceptors, fired when the stream ends or the body is dropped.
     pub(crate) ender: CallEnder,

@@ -75,7 +75,10 @@ impl<E: StreamEnd> StreamingBody<E> {
     /// run (so they see the end before the peer does, and exactly once).
     fn finish(&mut self, cx: &mut Context<'_>, error: Option<Error>) -> Poll<Option<Frame<Bytes>>> {
         self.sleep = None;
-        let trailers = std::mem::take(&mut self.outbound.trailers);
+        let mut trailers = std::mem::take(&mut self.outbound.trailers);
+        if let Some(late) = self.outbound.stream_trailers.take() {
+            trailers.extend(late.take());
+        }
         let frame = self.end.end(error.as_ref(), trailers);
         match self.outbound.ender.finishing(error) {
             None => {
@@ -204,6 +207,7 @@ mod tests {
         let outbound = Outbound {
             messages: Box::pin(futures_util::stream::iter(messages)),
             trailers: HeaderMap::new(),
+            stream_trailers: None,
             deadline: None,
             ender: crate::interceptor::CallEnder::default(),
         };

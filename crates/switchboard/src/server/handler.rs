@@ -177,7 +177,8 @@ async fn finish_stream<Res: Message>(
     deadline: Option<Instant>,
 ) -> Reply {
     match result {
-        Ok(response) => {
+        Ok(mut response) => {
+            let stream_trailers = response.take_stream_trailers();
             let (headers, stream, trailers) = response.into_parts();
             Reply::Stream(Ok(StreamReply {
                 headers,
@@ -189,6 +190,7 @@ async fn finish_stream<Res: Message>(
                         observer,
                     }),
                     trailers,
+                    stream_trailers,
                     deadline,
                     ender,
                 },

@@ -142,6 +142,7 @@ impl ServerProtocol for GrpcServer {
                         unary.payload
                     )))),
                     trailers: unary.trailers,
+                    stream_trailers: None,
                     deadline: None,
                     ender: CallEnder::default(),
                 },
