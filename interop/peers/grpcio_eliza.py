@@ -7,7 +7,8 @@ a cache directory and runs:
 
 Calls unary Say, server-streaming Introduce and bidirectional Converse over an insecure
 channel (h2c) and over a TLS channel that trusts only the generated CA, plus an unknown method
-that must fail with UNIMPLEMENTED. Prints one `PASS <check>` or `FAIL <check>: <why>` line per
+that must fail with UNIMPLEMENTED, and an empty Say that must fail with INVALID_ARGUMENT and a
+google.rpc.BadRequest detail, decoded with grpcio-status and googleapis-common-protos. Prints one `PASS <check>` or `FAIL <check>: <why>` line per
 check and exits 1 on any failure.
 """
 
@@ -85,6 +86,27 @@ def main():
             return
         raise AssertionError("unknown method succeeded")
 
+    def error_details(channel):
+        from google.rpc import error_details_pb2
+        from grpc_status import rpc_status
+
+        stub = eliza_pb2_grpc.ElizaServiceStub(channel)
+        try:
+            stub.Say(eliza_pb2.SayRequest(sentence=""), timeout=TIMEOUT_S)
+        except grpc.RpcError as error:
+            assert_equal("empty Say status", error.code(), grpc.StatusCode.INVALID_ARGUMENT)
+            status = rpc_status.from_call(error)
+            if status is None:
+                raise AssertionError("no grpc-status-details-bin trailer")
+            assert_equal("details", len(status.details), 1)
+            bad_request = error_details_pb2.BadRequest()
+            if not status.details[0].Unpack(bad_request):
+                raise AssertionError(f"detail is {status.details[0].type_url}, not BadRequest")
+            violations = [(v.field, v.description) for v in bad_request.field_violations]
+            assert_equal("field violations", violations, [("sentence", "must not be empty")])
+            return
+        raise AssertionError("an empty Say succeeded")
+
     with open(args.ca, "rb") as f:
         credentials = grpc.ssl_channel_credentials(root_certificates=f.read())
     channels = [
@@ -94,7 +116,7 @@ def main():
     failed = 0
     for label, open_channel in channels:
         with open_channel() as channel:
-            for rpc in (say, introduce, converse, unimplemented):
+            for rpc in (say, introduce, converse, unimplemented, error_details):
                 check = f"grpcio {label} {rpc.__name__.capitalize()}"
                 try:
                     rpc(channel)

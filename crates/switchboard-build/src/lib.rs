@@ -60,6 +60,10 @@ pub(crate) struct CodegenOptions {
 /// A prost configuration with the switchboard generator installed.
 pub(crate) fn prost_config(files: FileSet, options: &CodegenOptions) -> prost_build::Config {
     let mut config = prost_build::Config::new();
+    // Every message implements `prost::Name` with the standard type URL, so generated types
+    // pack into `Any` and serve as error details (`ErrorDetail::new`, `Error::detail`).
+    config.enable_type_names();
+    config.type_name_domain(["."], "type.googleapis.com");
     config.service_generator(Box::new(
         ServiceGenerator::from_file_set(files)
             .server(options.server)

@@ -112,6 +112,22 @@ impl Error {
         self
     }
 
+    /// The first detail of type `M` that decodes, e.g.
+    /// `error.detail::<switchboard::error_details::BadRequest>()`; `None` when there is none.
+    /// Generated messages implement [`prost::Name`], so they work here too.
+    pub fn detail<M: prost::Message + prost::Name + Default>(&self) -> Option<M> {
+        self.details_of::<M>().next()
+    }
+
+    /// Every detail of type `M` that decodes, in order.
+    pub fn details_of<M: prost::Message + prost::Name + Default>(
+        &self,
+    ) -> impl Iterator<Item = M> + '_ {
+        self.details()
+            .iter()
+            .filter_map(|detail| detail.to_message::<M>()?.ok())
+    }
+
     /// Metadata sent with the error: response headers and trailers of the failed call.
     pub fn metadata(&self) -> &HeaderMap {
         &self.inner.metadata

@@ -21,6 +21,7 @@ pub mod codec;
 pub mod compression;
 mod envelope;
 mod error;
+pub mod error_details;
 pub mod interceptor;
 pub mod metadata;
 pub(crate) mod protocol;

@@ -19,6 +19,9 @@ pub struct Eliza;
 
 impl ElizaService for Eliza {
     async fn say(&self, request: Request<SayRequest>) -> Result<Response<SayResponse>, Error> {
+        if request.message().sentence.trim().is_empty() {
+            return Err(empty_sentence());
+        }
         let (sentence, _) = doctor::reply(&request.message().sentence);
         Ok(Response::new(SayResponse { sentence }))
     }
@@ -68,6 +71,21 @@ impl ElizaService for Eliza {
                 .with_stream_trailers(trailers),
         )
     }
+}
+
+/// The error for saying nothing: `invalid_argument` with a standard `google.rpc.BadRequest`
+/// detail naming the field, which every gRPC and Connect client can decode.
+fn empty_sentence() -> Error {
+    use switchboard::error_details::{BadRequest, bad_request::FieldViolation};
+    Error::invalid_argument("say something: the sentence is empty").with_detail(
+        switchboard::ErrorDetail::new(&BadRequest {
+            field_violations: vec![FieldViolation {
+                field: "sentence".into(),
+                description: "must not be empty".into(),
+                ..Default::default()
+            }],
+        }),
+    )
 }
 
 /// A response stream fed by a task: the producer runs concurrently with the response body,
