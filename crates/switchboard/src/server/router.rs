@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
+
+use futures_util::future::Either;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -190,34 +192,35 @@ impl Router {
             .extensions()
             .get::<PeerCertificates>()
             .map(|c| c.0.clone());
-        self.inner.handle(request, remote, certificates).await
+        self.route(request, remote, certificates).await
     }
 
     /// Handles one HTTP request from a connection whose remote address and TLS certificates
     /// the caller knows: the built-in server's path, which spares two allocations per call
     /// compared with carrying them in the request's extensions.
-    pub(crate) async fn handle_from<B>(
+    pub(crate) fn handle_from<B>(
         &self,
         request: http::Request<B>,
         remote: SocketAddr,
         certificates: Option<Arc<[bytes::Bytes]>>,
-    ) -> http::Response<Body>
+    ) -> impl Future<Output = http::Response<Body>> + Send + '_
     where
         B: http_body::Body + Send + 'static,
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
-        self.inner.handle(request, Some(remote), certificates).await
+        self.route(request, Some(remote), certificates)
     }
-}
 
-impl RouterInner {
-    async fn handle<B>(
+    /// The call's future, picked by HTTP version. Not an `async fn`: each layer of those
+    /// keeps its arguments for the whole call, and hyper copies the whole future when it
+    /// spawns the call, so the HTTP/2 path is the dispatch future itself.
+    fn route<B>(
         &self,
         request: http::Request<B>,
         remote: Option<SocketAddr>,
         certificates: Option<Arc<[bytes::Bytes]>>,
-    ) -> http::Response<Body>
+    ) -> impl Future<Output = http::Response<Body>> + Send + '_
     where
         B: http_body::Body + Send + 'static,
         B::Data: Send,
@@ -225,13 +228,34 @@ impl RouterInner {
     {
         let (parts, body) = request.into_parts();
         // Wrapped at once: a body left unread by an early answer is drained, so an HTTP/1.1
-        // peer still sending can read the answer and reuse the connection. Over HTTP/1 that
-        // happens before the reply (see `UnreadBody`); over HTTP/2, where streams are
-        // independent, in the background.
+        // peer still sending can read the answer and reuse the connection. Over HTTP/2, where
+        // streams are independent, that happens in the background.
         let reader = BodyReader::new(box_body(body), Side::Server);
         if parts.version >= http::Version::HTTP_2 {
-            return self.dispatch(parts, reader, remote, certificates).await;
+            Either::Left(self.inner.dispatch(parts, reader, remote, certificates))
+        } else {
+            // Over HTTP/1 before the reply (see `UnreadBody`); boxed, to keep the HTTP/2
+            // future as small as it was.
+            Either::Right(Box::pin(self.inner.handle_http1(
+                parts,
+                reader,
+                remote,
+                certificates,
+            )))
         }
+    }
+}
+
+impl RouterInner {
+    /// An HTTP/1 call: the reply waits until a request body left unread is settled, and says
+    /// `Connection: close` when it could not be drained.
+    async fn handle_http1(
+        &self,
+        parts: http::request::Parts,
+        reader: BodyReader,
+        remote: Option<SocketAddr>,
+        certificates: Option<Arc<[bytes::Bytes]>>,
+    ) -> http::Response<Body> {
         let unread = UnreadBody::default();
         let reader = reader.with_unread(unread.clone());
         let mut response = self.dispatch(parts, reader, remote, certificates).await;
