@@ -28,6 +28,8 @@ struct Inner {
     details: Vec<ErrorDetail>,
     metadata: HeaderMap,
     wire: bool,
+    /// A conditional Connect GET whose resource has not changed (HTTP 304).
+    not_modified: bool,
     source: Option<SharedError>,
 }
 
@@ -41,6 +43,7 @@ impl Error {
                 details: Vec::new(),
                 metadata: HeaderMap::new(),
                 wire: false,
+                not_modified: false,
                 source: None,
             }),
         }
@@ -144,9 +147,43 @@ impl Error {
         self
     }
 
+    /// Marks the error as read from the wire.
+    pub(crate) fn mark_wire(&mut self) {
+        self.inner.wire = true;
+    }
+
     /// Whether the error came from (or is meant to look as if it came from) a peer.
     pub fn is_wire(&self) -> bool {
         self.inner.wire
+    }
+
+    /// The answer to a conditional request whose resource has not changed: a handler of a
+    /// `NO_SIDE_EFFECTS` method returns it when the request's `If-None-Match` (or
+    /// `If-Modified-Since`) still matches, and a Connect GET then gets an empty
+    /// `304 Not Modified` with `headers` (typically the `ETag`), so browsers and CDNs can
+    /// serve their cached copy. Other requests (POST, gRPC) get it as an `unknown` error, as
+    /// connect-go does. A client sees a 304 as an error for which
+    /// [`Error::is_not_modified`] is true.
+    ///
+    /// ```
+    /// use http::{HeaderMap, HeaderValue, header::ETAG};
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert(ETAG, HeaderValue::from_static("\"v1\""));
+    /// let error = switchboard::Error::not_modified(headers);
+    /// assert!(error.is_not_modified());
+    /// assert_eq!(error.metadata()[ETAG], "\"v1\"");
+    /// ```
+    pub fn not_modified(headers: HeaderMap) -> Self {
+        let mut error = Error::new(Code::Unknown, "not modified");
+        error.inner.metadata = headers;
+        error.inner.not_modified = true;
+        error
+    }
+
+    /// Whether this is a [`Error::not_modified`] answer (on a client: the server answered a
+    /// conditional GET with `304 Not Modified`).
+    pub fn is_not_modified(&self) -> bool {
+        self.inner.not_modified
     }
 }
 

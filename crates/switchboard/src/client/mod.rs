@@ -33,6 +33,9 @@ use crate::spec::{Descriptors, Peer, Protocol, Spec};
 use crate::stream::{MessageSource, Streaming, WireStream};
 use crate::{Code, Error};
 
+/// The default of [`ClientConfig::get_max_url_bytes`].
+pub const DEFAULT_GET_MAX_URL_BYTES: usize = 8 * 1024;
+
 /// Client-wide settings; per-call [`crate::CallOptions`] override them.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
@@ -46,6 +49,7 @@ pub struct ClientConfig {
     send_max_bytes: usize,
     timeout: Option<Duration>,
     use_get: bool,
+    get_max_url_bytes: usize,
     headers: HeaderMap,
     interceptors: Interceptors,
 }
@@ -63,6 +67,7 @@ impl Default for ClientConfig {
             send_max_bytes: usize::MAX,
             timeout: None,
             use_get: false,
+            get_max_url_bytes: DEFAULT_GET_MAX_URL_BYTES,
             headers: HeaderMap::new(),
             interceptors: Interceptors::default(),
         }
@@ -139,6 +144,15 @@ impl ClientConfig {
     /// Send unary calls to side-effect-free methods as HTTP GET by default.
     pub fn use_get(mut self, use_get: bool) -> Self {
         self.use_get = use_get;
+        self
+    }
+
+    /// The longest URL a Connect GET may have (default 8 KiB, the request-line limit of
+    /// common proxies and servers such as nginx); a call whose URL would be longer is sent
+    /// as a POST instead, as connect-go's `WithHTTPGetMaxURLSize` does. `usize::MAX`: no
+    /// limit.
+    pub fn get_max_url_bytes(mut self, limit: usize) -> Self {
+        self.get_max_url_bytes = limit;
         self
     }
 
@@ -420,6 +434,7 @@ impl<T: Transport> Client<T> {
                 policy: config.policy,
                 read_max_bytes: config.read_max_bytes,
                 use_get: options.use_get.unwrap_or(config.use_get),
+                get_max_url_bytes: config.get_max_url_bytes,
                 message_compression,
                 send_failure: SendFailure::default(),
             },

@@ -39,6 +39,8 @@ pub(crate) struct CallSetup {
     pub(crate) stream_type: StreamType,
     /// A Connect GET request carries its message in the URL.
     pub(crate) get_message: Option<Bytes>,
+    /// The call is a Connect GET (which may be answered `304 Not Modified`).
+    pub(crate) is_get: bool,
     /// The handler's say over compressing each response message.
     pub(crate) message_compression: MessageCompression,
 }
@@ -55,6 +57,7 @@ impl CallSetup {
             timeout: None,
             stream_type,
             get_message: None,
+            is_get: false,
             message_compression: crate::compression::MessageCompression::default(),
         }
     }
@@ -137,6 +140,8 @@ pub(crate) struct OutgoingCall {
     pub(crate) policy: CompressionPolicy,
     pub(crate) read_max_bytes: usize,
     pub(crate) use_get: bool,
+    /// Longest URL a GET may have; a longer one is sent as a POST.
+    pub(crate) get_max_url_bytes: usize,
     /// The caller's say over compressing each request message.
     pub(crate) message_compression: MessageCompression,
     /// Why the request body failed, if it did.

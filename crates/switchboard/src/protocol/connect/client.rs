@@ -52,7 +52,10 @@ impl ClientProtocol for ConnectClient {
         match body {
             OutgoingBody::Unary(payload) if unary => {
                 if call.use_get && call.spec.idempotency() == Idempotency::NoSideEffects {
-                    return get_request(call, headers, payload);
+                    if let Some(request) = get_request(call, &headers, &payload)? {
+                        return Ok(request);
+                    }
+                    // The URL would be too long for proxies and servers: POST instead.
                 }
                 headers.insert(header::CONTENT_TYPE, unary_content_type(call.codec));
                 if let Some(accept) = call.registry.accept_header() {
@@ -175,14 +178,14 @@ fn stream_content_type(codec: Codec) -> HeaderValue {
 /// JSON.
 fn get_request(
     call: &OutgoingCall,
-    mut headers: HeaderMap,
-    payload: Bytes,
-) -> Result<http::Request<Body>, Error> {
+    headers: &HeaderMap,
+    payload: &Bytes,
+) -> Result<Option<http::Request<Body>>, Error> {
     let (compressed, payload) = compress(
         call.compression.as_ref(),
         call.policy,
         &call.message_compression,
-        payload,
+        payload.clone(),
     )?;
     // The order the protocol recommends (connect, base64, compression, encoding, message),
     // so equal requests give equal URLs and shared caches hit.
@@ -207,6 +210,15 @@ fn get_request(
         query.push_str(&URL_SAFE_NO_PAD.encode(&payload));
     }
     let path = call.uri.path();
+    let url_len = call.uri.scheme_str().map_or(0, |scheme| scheme.len() + 3)
+        + call.uri.authority().map_or(0, |a| a.as_str().len())
+        + path.len()
+        + 1
+        + query.len();
+    if url_len > call.get_max_url_bytes {
+        return Ok(None);
+    }
+    let mut headers = headers.clone();
     let mut uri = http::uri::Builder::new();
     if let Some(scheme) = call.uri.scheme() {
         uri = uri.scheme(scheme.clone());
@@ -221,7 +233,7 @@ fn get_request(
     if let Some(accept) = call.registry.accept_header() {
         headers.insert(header::ACCEPT_ENCODING, accept.clone());
     }
-    build(Method::GET, uri, headers, Body::empty())
+    build(Method::GET, uri, headers, Body::empty()).map(Some)
 }
 
 /// Characters escaped in a query value: everything but RFC 3986 unreserved characters.
@@ -240,6 +252,13 @@ async fn read_unary(
 ) -> Result<IncomingResponse, Error> {
     let compression =
         response_compression(&parts.headers, header::CONTENT_ENCODING.as_str(), registry);
+    if parts.status == StatusCode::NOT_MODIFIED {
+        // The answer to a conditional GET: the caller's cached copy is still good.
+        let _ = reader.drain(limit).await;
+        let mut error = Error::not_modified(user_headers(&parts.headers));
+        error.mark_wire();
+        return Err(error);
+    }
     if parts.status != StatusCode::OK {
         let body = reader.read_to_end(limit).await.unwrap_or_default();
         let body = match (&compression, body.is_empty()) {

@@ -138,6 +138,14 @@ impl ServerProtocol for ConnectServer {
         if setup.stream_type == StreamType::Unary {
             match reply {
                 Reply::Unary(Ok(unary)) => self.unary_success(setup, unary, config),
+                Reply::Unary(Err(error)) | Reply::Stream(Err(error))
+                    if error.is_not_modified() && !setup.is_get =>
+                {
+                    // 304 answers only a GET; anything else gets an ordinary `unknown`.
+                    let mut plain = Error::new(error.code(), error.message().to_owned());
+                    *plain.metadata_mut() = error.metadata().clone();
+                    unary_error(&plain, config)
+                }
                 Reply::Unary(Err(error)) | Reply::Stream(Err(error)) => unary_error(&error, config),
                 Reply::Stream(Ok(_)) => {
                     unary_error(&Error::internal("a unary method produced a stream"), config)
@@ -244,6 +252,7 @@ impl ConnectServer {
                         ));
                     }
                     setup.get_message = Some(Bytes::from(message));
+                    setup.is_get = true;
                     Ok(())
                 });
         match checked {
@@ -441,6 +450,13 @@ fn append_prefixed_trailers(headers: &mut HeaderMap, trailers: &HeaderMap) {
 /// A unary error: the code's HTTP status and a JSON error body; error metadata as headers.
 pub(crate) fn unary_error(error: &Error, config: &ServerConfig) -> http::Response<Body> {
     let _ = config;
+    if error.is_not_modified() {
+        // Only reached for GET (see `respond`): an empty 304 with the validators.
+        let mut response = http::Response::new(Body::empty());
+        *response.status_mut() = StatusCode::NOT_MODIFIED;
+        *response.headers_mut() = error.metadata().clone();
+        return response;
+    }
     let mut response = http::Response::new(Body::full(error_body(error)));
     *response.status_mut() = error.code().http_status();
     let headers = response.headers_mut();
