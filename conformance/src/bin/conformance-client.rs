@@ -734,8 +734,25 @@ impl<Res: ResponseMessage> Responses<Res> {
                     return Next::Failed(canceled());
                 }
                 Some(Ok(Ok(response))) => {
-                    let (headers, stream, _) = response.into_parts();
+                    let (headers, mut stream, _) = response.into_parts();
                     self.headers = headers;
+                    // A bidi call returns before its response headers, which come with the
+                    // stream (other calls have them already: this returns an empty map).
+                    match unless_canceled(self.cancel_at, stream.headers()).await {
+                        None => {
+                            self.cancel();
+                            return Next::Failed(canceled());
+                        }
+                        Some(Ok(arrived)) => {
+                            if !arrived.is_empty() {
+                                self.headers = arrived.clone();
+                            }
+                        }
+                        Some(Err(error)) => {
+                            self.headers = error.metadata().clone();
+                            return Next::Failed(error);
+                        }
+                    }
                     self.stream = Some(stream);
                 }
                 Some(Ok(Err(error)) | Err(error)) => {

@@ -210,7 +210,9 @@ impl Running {
     }
 
     /// Serves `server` (any configuration) on 127.0.0.1.
-    pub async fn serve(server: switchboard::server::Server) -> Running {
+    pub async fn serve<S: switchboard::server::ServeRequest>(
+        server: switchboard::server::Server<S>,
+    ) -> Running {
         start_server(server).await
     }
 
@@ -242,7 +244,9 @@ pub async fn start_router(router: switchboard::server::Router) -> Running {
     start_server(switchboard::server::Server::new(router)).await
 }
 
-async fn start_server(server: switchboard::server::Server) -> Running {
+async fn start_server<S: switchboard::server::ServeRequest>(
+    server: switchboard::server::Server<S>,
+) -> Running {
     let (listener, addr) = switchboard::server::bind("127.0.0.1:0".parse().unwrap())
         .await
         .expect("bind");

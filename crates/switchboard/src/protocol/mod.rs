@@ -125,6 +125,10 @@ pub(crate) trait ServerProtocol: Send + Sync + 'static {
 
     /// The answer for a procedure no service provides.
     fn unimplemented(&self, parts: &http::request::Parts) -> http::Response<Body>;
+
+    /// Answers a request of this protocol with `error` before (or instead of) any handler,
+    /// in the form its clients read: see [`crate::server::error_response`].
+    fn error_response(&self, headers: &HeaderMap, error: &Error) -> http::Response<Body>;
 }
 
 /// One client call, as the protocol needs to see it.
@@ -191,8 +195,12 @@ pub(crate) trait ClientProtocol: Send + Sync + 'static {
 /// Picks the protocol of a request from its content type: gRPC and gRPC-Web announce
 /// themselves; everything else is Connect (which answers unknown types with 415).
 pub(crate) fn classify(parts: &http::request::Parts) -> &'static dyn ServerProtocol {
-    let content_type = parts
-        .headers
+    classify_headers(&parts.headers)
+}
+
+/// [`classify`] from the request headers alone.
+pub(crate) fn classify_headers(headers: &HeaderMap) -> &'static dyn ServerProtocol {
+    let content_type = headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");

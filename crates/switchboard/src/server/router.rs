@@ -192,57 +192,57 @@ impl Router {
             .extensions()
             .get::<PeerCertificates>()
             .map(|c| c.0.clone());
-        self.route(request, remote, certificates).await
+        route(self.inner.clone(), request, remote, certificates).await
     }
 
     /// Handles one HTTP request from a connection whose remote address and TLS certificates
     /// the caller knows: the built-in server's path, which spares two allocations per call
     /// compared with carrying them in the request's extensions.
-    pub(crate) fn handle_from<B>(
-        &self,
+    pub(crate) fn into_call<B>(
+        self,
         request: http::Request<B>,
         remote: SocketAddr,
         certificates: Option<Arc<[bytes::Bytes]>>,
-    ) -> impl Future<Output = http::Response<Body>> + Send + '_
+    ) -> impl Future<Output = http::Response<Body>> + Send + 'static
     where
         B: http_body::Body + Send + 'static,
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
-        self.route(request, Some(remote), certificates)
+        route(self.inner, request, Some(remote), certificates)
     }
+}
 
-    /// The call's future, picked by HTTP version. Not an `async fn`: each layer of those
-    /// keeps its arguments for the whole call, and hyper copies the whole future when it
-    /// spawns the call, so the HTTP/2 path is the dispatch future itself.
-    fn route<B>(
-        &self,
-        request: http::Request<B>,
-        remote: Option<SocketAddr>,
-        certificates: Option<Arc<[bytes::Bytes]>>,
-    ) -> impl Future<Output = http::Response<Body>> + Send + '_
-    where
-        B: http_body::Body + Send + 'static,
-        B::Data: Send,
-        B::Error: Into<BoxError>,
-    {
-        let (parts, body) = request.into_parts();
-        // Wrapped at once: a body left unread by an early answer is drained, so an HTTP/1.1
-        // peer still sending can read the answer and reuse the connection. Over HTTP/2, where
-        // streams are independent, that happens in the background.
-        let reader = BodyReader::new(box_body(body), Side::Server);
-        if parts.version >= http::Version::HTTP_2 {
-            Either::Left(self.inner.dispatch(parts, reader, remote, certificates))
-        } else {
-            // Over HTTP/1 before the reply (see `UnreadBody`); boxed, to keep the HTTP/2
-            // future as small as it was.
-            Either::Right(Box::pin(self.inner.handle_http1(
-                parts,
-                reader,
-                remote,
-                certificates,
-            )))
-        }
+/// The call's future, picked by HTTP version. Not an `async fn`, and owning the router: each
+/// layer of async fn keeps its arguments for the whole call, and hyper copies the whole
+/// future when it spawns the call, so the HTTP/2 path is the dispatch future itself.
+fn route<B>(
+    inner: Arc<RouterInner>,
+    request: http::Request<B>,
+    remote: Option<SocketAddr>,
+    certificates: Option<Arc<[bytes::Bytes]>>,
+) -> impl Future<Output = http::Response<Body>> + Send + 'static
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let (parts, body) = request.into_parts();
+    // Wrapped at once: a body left unread by an early answer is drained, so an HTTP/1.1 peer
+    // still sending can read the answer and reuse the connection. Over HTTP/2, where streams
+    // are independent, that happens in the background.
+    let reader = BodyReader::new(box_body(body), Side::Server);
+    if parts.version >= http::Version::HTTP_2 {
+        Either::Left(inner.dispatch(parts, reader, remote, certificates))
+    } else {
+        // Over HTTP/1 before the reply (see `UnreadBody`); boxed, to keep the HTTP/2 future
+        // as small as it is.
+        Either::Right(Box::pin(inner.handle_http1(
+            parts,
+            reader,
+            remote,
+            certificates,
+        )))
     }
 }
 
@@ -250,7 +250,7 @@ impl RouterInner {
     /// An HTTP/1 call: the reply waits until a request body left unread is settled, and says
     /// `Connection: close` when it could not be drained.
     async fn handle_http1(
-        &self,
+        self: Arc<Self>,
         parts: http::request::Parts,
         reader: BodyReader,
         remote: Option<SocketAddr>,
@@ -258,7 +258,10 @@ impl RouterInner {
     ) -> http::Response<Body> {
         let unread = UnreadBody::default();
         let reader = reader.with_unread(unread.clone());
-        let mut response = self.dispatch(parts, reader, remote, certificates).await;
+        let mut response = self
+            .clone()
+            .dispatch(parts, reader, remote, certificates)
+            .await;
         if !unread.settle().await {
             response.headers_mut().insert(
                 http::header::CONNECTION,
@@ -269,7 +272,7 @@ impl RouterInner {
     }
 
     async fn dispatch(
-        &self,
+        self: Arc<Self>,
         parts: http::request::Parts,
         reader: BodyReader,
         remote: Option<SocketAddr>,

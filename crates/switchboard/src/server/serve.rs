@@ -12,8 +12,16 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio_util::either::Either;
 
-use crate::server::Router;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::FutureExt as _;
+
+use crate::body::{Body, BoxError};
 use crate::server::linger::Linger;
+use crate::server::{Router, error_response_to};
+use crate::spec::{PeerCertificates, RemoteAddr};
+use crate::{Code, Error};
 
 /// How long a TLS handshake may take.
 const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -27,13 +35,94 @@ const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 /// How often an idle HTTP/2 connection is pinged, and how long the answer may take.
 const KEEP_ALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Serves a [`Router`] on a TCP listener.
+/// What the built-in server calls for each request: a [`Router`] as it is (the fastest
+/// path), or any tower service built around one ([`Server::from_service`]).
+pub trait ServeRequest: Clone + Send + 'static {
+    /// Handles one request from `remote` (with its verified TLS client certificates); the
+    /// server calls it on a clone per request.
+    fn serve_request(
+        self,
+        request: http::Request<Incoming>,
+        remote: SocketAddr,
+        certificates: Option<Arc<[Bytes]>>,
+    ) -> impl Future<Output = http::Response<Body>> + Send + 'static;
+}
+
+impl ServeRequest for Router {
+    fn serve_request(
+        self,
+        request: http::Request<Incoming>,
+        remote: SocketAddr,
+        certificates: Option<Arc<[Bytes]>>,
+    ) -> impl Future<Output = http::Response<Body>> + Send + 'static {
+        self.into_call(request, remote, certificates)
+    }
+}
+
+/// A tower service served by the built-in server (see [`Server::from_service`]): each
+/// request carries the peer's [`RemoteAddr`] and [`PeerCertificates`] in its extensions,
+/// where a [`Router`] inside (and any layer) finds them.
+#[derive(Clone, Debug)]
+pub struct TowerService<S>(S);
+
+impl<S, B> ServeRequest for TowerService<S>
+where
+    S: tower_service::Service<http::Request<Incoming>, Response = http::Response<B>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    fn serve_request(
+        self,
+        mut request: http::Request<Incoming>,
+        remote: SocketAddr,
+        certificates: Option<Arc<[Bytes]>>,
+    ) -> impl Future<Output = http::Response<Body>> + Send + 'static {
+        request.extensions_mut().insert(RemoteAddr(remote));
+        if let Some(certificates) = certificates {
+            request
+                .extensions_mut()
+                .insert(PeerCertificates(certificates));
+        }
+        // Enough of the request to answer in its protocol if the service fails.
+        let mut head = http::HeaderMap::new();
+        if let Some(content_type) = request.headers().get(http::header::CONTENT_TYPE) {
+            head.insert(http::header::CONTENT_TYPE, content_type.clone());
+        }
+        let mut service = self.0;
+        async move {
+            let result = async {
+                std::future::poll_fn(|cx| service.poll_ready(cx)).await?;
+                service.call(request).await
+            }
+            .await;
+            match result {
+                Ok(response) => response.map(Body::new),
+                Err(error) => {
+                    // A layer may fail with a switchboard::Error to choose the code.
+                    let error = match error.into().downcast::<Error>() {
+                        Ok(error) => *error,
+                        Err(other) => Error::from_source(Code::Unknown, other),
+                    };
+                    error_response_to(&head, &error)
+                }
+            }
+        }
+    }
+}
+
+/// Serves a [`Router`] (or a tower service around one) on a TCP listener.
 ///
 /// Both HTTP/1.1 and HTTP/2 with prior knowledge are accepted on the same port (the
 /// protocol is detected from the connection preface). On shutdown the listener closes,
 /// HTTP/2 peers get GOAWAY, and the calls already in flight run to completion.
-pub struct Server {
-    router: Router,
+pub struct Server<S = Router> {
+    service: S,
     builder: auto::Builder<TokioExecutor>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     grace: std::time::Duration,
@@ -45,6 +134,28 @@ pub const DEFAULT_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::fro
 impl Server {
     /// A server for `router` with hyper's defaults.
     pub fn new(router: Router) -> Self {
+        Server::with_service(router)
+    }
+}
+
+impl<S> Server<TowerService<S>>
+where
+    TowerService<S>: ServeRequest,
+{
+    /// A server for any tower service — typically a [`Router`] inside layers, e.g.
+    /// `ServiceBuilder::new().layer(auth).service(router)` — with the same TLS, mutual TLS,
+    /// timeouts and graceful shutdown as [`Server::new`]. The remote address and the TLS
+    /// client certificates reach the service as [`RemoteAddr`] and [`PeerCertificates`]
+    /// request extensions (and from there every handler's [`crate::Peer`]). A layer that
+    /// rejects a request answers with [`crate::server::error_response`], or fails with a
+    /// boxed [`Error`], which is written in the request's protocol.
+    pub fn from_service(service: S) -> Self {
+        Server::with_service(TowerService(service))
+    }
+}
+
+impl<S: ServeRequest> Server<S> {
+    fn with_service(service: S) -> Self {
         let mut builder = auto::Builder::new(TokioExecutor::new());
         // A peer that never finishes sending its request head is dropped (slow-loris).
         builder
@@ -60,7 +171,7 @@ impl Server {
             .max_concurrent_streams(None)
             .adaptive_window(true);
         Server {
-            router,
+            service,
             builder,
             tls: None,
             grace: DEFAULT_SHUTDOWN_GRACE,
@@ -121,7 +232,7 @@ impl Server {
             // Closing a connection the peer still writes to lingers, so the peer reads the
             // last reply instead of a reset (see `linger`).
             let stream = Linger::new(stream);
-            let router = self.router.clone();
+            let service = self.service.clone();
             let builder = self.builder.clone();
             let tls = self.tls.clone();
             let watcher = graceful.watcher();
@@ -158,17 +269,18 @@ impl Server {
                         }
                     }
                 };
-                let service =
+                let per_request =
                     hyper::service::service_fn(move |request: http::Request<Incoming>| {
-                        let router = router.clone();
-                        let certificates = certificates.clone();
-                        async move {
-                            Ok::<_, Infallible>(
-                                router.handle_from(request, remote, certificates).await,
-                            )
-                        }
+                        // The call's own future, mapped: an async block around it would keep
+                        // a second copy of the request's parts for the whole call, and hyper
+                        // copies the whole future when it spawns the call.
+                        service
+                            .clone()
+                            .serve_request(request, remote, certificates.clone())
+                            .map(Ok::<_, Infallible>)
                     });
-                let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+                let connection =
+                    builder.serve_connection_with_upgrades(TokioIo::new(io), per_request);
                 if let Err(error) = watcher.watch(connection.into_owned()).await {
                     tracing::debug!(%error, %remote, "connection ended with an error");
                 }

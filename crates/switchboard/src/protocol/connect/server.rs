@@ -183,6 +183,31 @@ impl ServerProtocol for ConnectServer {
         }
     }
 
+    /// Unary requests (and GETs) get the JSON error with its HTTP status; streaming
+    /// requests get HTTP 200 and an end-of-stream message carrying the error.
+    fn error_response(&self, request: &HeaderMap, error: &Error) -> http::Response<Body> {
+        let streaming = request
+            .get(header::CONTENT_TYPE)
+            .filter(|v| {
+                v.to_str().ok().is_some_and(|v| {
+                    v.get(..STREAM_PREFIX.len())
+                        .is_some_and(|p| p.eq_ignore_ascii_case(STREAM_PREFIX))
+                })
+            })
+            .cloned();
+        let Some(content_type) = streaming else {
+            return unary_error(error, &ServerConfig::default());
+        };
+        let body = end_stream_body(Some(error), error.metadata());
+        let mut response = http::Response::new(Body::full(
+            frame(FLAG_END_STREAM, &body).unwrap_or_default(),
+        ));
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, content_type);
+        response
+    }
+
     fn unimplemented(&self, parts: &http::request::Parts) -> http::Response<Body> {
         let error = Error::unimplemented(format!("{} is not implemented", parts.uri.path()));
         let mut response = http::Response::new(Body::full(error_body(&error)));

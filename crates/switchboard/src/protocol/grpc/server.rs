@@ -175,16 +175,24 @@ impl ServerProtocol for GrpcServer {
 
     fn unimplemented(&self, parts: &http::request::Parts) -> http::Response<Body> {
         let error = Error::unimplemented(format!("{} is not implemented", parts.uri.path()));
+        self.error_response(&parts.headers, &error)
+    }
+
+    /// A trailers-only response: HTTP 200, the status and the error's metadata in the
+    /// headers, no body (gRPC and gRPC-Web alike).
+    fn error_response(&self, request: &HeaderMap, error: &Error) -> http::Response<Body> {
         let mut headers = HeaderMap::new();
         headers.insert(
             header::CONTENT_TYPE,
-            parts
-                .headers
+            request
                 .get(header::CONTENT_TYPE)
                 .cloned()
                 .unwrap_or(HeaderValue::from_static("application/grpc")),
         );
-        write_status(&mut headers, Some(&error));
+        for (name, value) in error.metadata() {
+            headers.append(name.clone(), value.clone());
+        }
+        write_status(&mut headers, Some(error));
         let mut response = http::Response::new(Body::empty());
         *response.headers_mut() = headers;
         response
