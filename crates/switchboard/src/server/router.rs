@@ -43,6 +43,9 @@ pub trait RpcService: Send + 'static {
 struct Route {
     spec: Spec,
     handler: Arc<dyn ErasedHandler>,
+    /// The settings of the service this route belongs to, when it has its own
+    /// ([`Router::add_service_with`]); otherwise the router's.
+    config: Option<Arc<ServerConfig>>,
 }
 
 /// The methods of the services being registered; generated code calls the four methods that
@@ -50,12 +53,21 @@ struct Route {
 #[derive(Default)]
 pub struct Routes {
     routes: HashMap<Box<str>, Route>,
+    /// The settings of the service being registered, if it has its own.
+    scope: Option<Arc<ServerConfig>>,
 }
 
 impl Routes {
     fn insert(&mut self, spec: Spec, handler: Arc<dyn ErasedHandler>) {
-        self.routes
-            .insert(spec.procedure().into(), Route { spec, handler });
+        let config = self.scope.clone();
+        self.routes.insert(
+            spec.procedure().into(),
+            Route {
+                spec,
+                handler,
+                config,
+            },
+        );
     }
 
     /// Routes a unary method.
@@ -159,7 +171,33 @@ impl Router {
         self
     }
 
-    /// Replaces the settings.
+    /// Adds a service's methods with settings of their own instead of the router's: its own
+    /// interceptors, message limits and compression — e.g. authentication on the API while
+    /// health checks and reflection stay open.
+    ///
+    /// ```
+    /// use switchboard::server::{Router, ServerConfig};
+    /// # struct Api;
+    /// # impl switchboard::server::RpcService for Api {
+    /// #     fn name(&self) -> &'static str { "example.v1.Api" }
+    /// #     fn register(self, _routes: &mut switchboard::server::Routes) {}
+    /// # }
+    /// let router = Router::new()
+    ///     .add_service_with(Api, ServerConfig::default().read_max_bytes(64 * 1024));
+    /// # let _ = router;
+    /// ```
+    pub fn add_service_with<S: RpcService>(mut self, service: S, config: ServerConfig) -> Self {
+        let inner = self.inner_mut();
+        inner
+            .services
+            .push((service.name(), service.file_descriptor_set()));
+        inner.routes.scope = Some(Arc::new(config));
+        service.register(&mut inner.routes);
+        inner.routes.scope = None;
+        self
+    }
+
+    /// Replaces the settings (of every service added without settings of its own).
     pub fn with_config(mut self, config: ServerConfig) -> Self {
         self.inner_mut().config = config;
         self
@@ -282,7 +320,7 @@ impl RouterInner {
         let Some(route) = self.routes.routes.get(parts.uri.path()) else {
             return protocol.unimplemented(&parts);
         };
-        let config = &self.config;
+        let config = route.config.as_deref().unwrap_or(&self.config);
         let mut setup = match protocol.negotiate(&parts, &route.spec, config) {
             Ok(setup) => setup,
             Err(response) => return *response,
