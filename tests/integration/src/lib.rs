@@ -265,3 +265,37 @@ async fn start_server<S: switchboard::server::ServeRequest>(
         task,
     }
 }
+
+/// A throwaway PKI for TLS tests, all PEM: a CA, a server certificate for 127.0.0.1 and
+/// localhost, and a client certificate.
+pub struct Pki {
+    /// The CA certificate.
+    pub ca: String,
+    /// The server's certificate and key.
+    pub server: (String, String),
+    /// The client's certificate and key.
+    pub client: (String, String),
+}
+
+/// A fresh [`Pki`].
+pub fn pki() -> Pki {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let leaf = |names: Vec<String>| {
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(names)
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        (cert.pem(), key.serialize_pem())
+    };
+    Pki {
+        ca: ca.pem(),
+        server: leaf(vec!["127.0.0.1".into(), "localhost".into()]),
+        client: leaf(vec!["client.test".into()]),
+    }
+}

@@ -13,6 +13,7 @@ use switchboard::server::tls::server_config;
 use switchboard::server::{Router, Server, error_response};
 use switchboard::{Body, Code, Error, PeerCertificates, Protocol, Request, Response};
 use switchboard_integration_tests::Running;
+use switchboard_integration_tests::pki;
 use switchboard_integration_tests::proto::*;
 
 /// Who is calling, as the auth layer established it.
@@ -162,33 +163,4 @@ async fn a_tower_layer_authenticates_with_the_client_certificate() {
         assert!(text.starts_with("mtls:1 remote=true"), "{text}");
     }
     server.stop().await;
-}
-
-/// A CA, a server certificate for 127.0.0.1 and a client certificate, all PEM.
-struct Pki {
-    ca: String,
-    server: (String, String),
-    client: (String, String),
-}
-
-fn pki() -> Pki {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let leaf = |names: Vec<String>| {
-        let key = KeyPair::generate().unwrap();
-        let cert = CertificateParams::new(names)
-            .unwrap()
-            .signed_by(&key, &issuer)
-            .unwrap();
-        (cert.pem(), key.serialize_pem())
-    };
-    Pki {
-        ca: ca.pem(),
-        server: leaf(vec!["127.0.0.1".into()]),
-        client: leaf(vec!["client.test".into()]),
-    }
 }

@@ -9,6 +9,7 @@ use switchboard::codec::Codec;
 use switchboard::server::ServerConfig;
 use switchboard::server::tls::server_config;
 use switchboard::{Code, Protocol, Request};
+use switchboard_integration_tests::pki;
 use switchboard_integration_tests::proto::*;
 use switchboard_integration_tests::{start, start_tls};
 
@@ -180,35 +181,6 @@ async fn unknown_procedures_are_unimplemented_in_every_protocol() {
     server.stop().await;
 }
 
-/// A CA, a server certificate for 127.0.0.1 and a client certificate, all PEM.
-struct Pki {
-    ca: String,
-    server: (String, String),
-    client: (String, String),
-}
-
-fn pki() -> Pki {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let leaf = |names: Vec<String>| {
-        let key = KeyPair::generate().unwrap();
-        let cert = CertificateParams::new(names)
-            .unwrap()
-            .signed_by(&key, &issuer)
-            .unwrap();
-        (cert.pem(), key.serialize_pem())
-    };
-    Pki {
-        ca: ca.pem(),
-        server: leaf(vec!["127.0.0.1".into(), "localhost".into()]),
-        client: leaf(vec!["client.test".into()]),
-    }
-}
-
 #[tokio::test]
 async fn every_protocol_over_tls_with_alpn() {
     let pki = pki();
@@ -242,7 +214,7 @@ async fn every_protocol_over_tls_with_alpn() {
 #[tokio::test]
 async fn mutual_tls_refuses_strangers_and_shows_the_certificate() {
     let pki = pki();
-    let stranger = self::pki();
+    let stranger = switchboard_integration_tests::pki();
     let tls = server_config(
         pki.server.0.as_bytes(),
         pki.server.1.as_bytes(),
