@@ -4,7 +4,7 @@
 //! any of them with one generated client.
 //!
 //! A request flows through one module per concern:
-//! HTTP → [`protocol`](crate::protocol) (negotiate, read frames) → [`compression`] →
+//! HTTP → `protocol` (negotiate, read frames) → [`compression`] →
 //! [`codec`] → [`interceptor`]s → handler → encode → compress → protocol → HTTP.
 //!
 //! * [`server::Router`] is a `tower::Service<http::Request<B>>`: mount it in hyper, axum or
