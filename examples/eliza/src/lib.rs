@@ -22,8 +22,18 @@ impl ElizaService for Eliza {
         if request.message().sentence.trim().is_empty() {
             return Err(empty_sentence());
         }
+        // Say has no side effects, so its answers may be cached: the ETag names the sentence,
+        // and a conditional GET for the same sentence gets `304 Not Modified`.
+        let etag = etag_of(&request.message().sentence);
+        let mut validators = http::HeaderMap::new();
+        validators.insert(http::header::ETAG, etag.clone());
+        if request.headers().get(http::header::IF_NONE_MATCH) == Some(&etag) {
+            return Err(Error::not_modified(validators));
+        }
         let (sentence, _) = doctor::reply(&request.message().sentence);
-        Ok(Response::new(SayResponse { sentence }))
+        let mut response = Response::new(SayResponse { sentence });
+        *response.headers_mut() = validators;
+        Ok(response)
     }
 
     async fn converse(
@@ -71,6 +81,16 @@ impl ElizaService for Eliza {
                 .with_stream_trailers(trailers),
         )
     }
+}
+
+/// A strong ETag for the answer to `sentence` (FNV-1a of its bytes).
+fn etag_of(sentence: &str) -> http::HeaderValue {
+    let hash = sentence
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+    http::HeaderValue::try_from(format!("\"{hash:016x}\"")).expect("hex digits are a valid header")
 }
 
 /// The error for saying nothing: `invalid_argument` with a standard `google.rpc.BadRequest`

@@ -61,3 +61,54 @@ fn the_readme_curl_example_works_against_the_demo() {
     assert!(sentence.to_lowercase().contains("feel"), "{sentence}");
     drop(demo);
 }
+
+#[test]
+fn curl_revalidates_a_cached_say_with_a_conditional_get() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_eliza"))
+        .args(["--addr", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the demo");
+    let stdout = child.stdout.take().unwrap();
+    let _demo = Demo(child);
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("unexpected banner {line:?}"))
+        .to_owned();
+    let url = format!(
+        "http://{addr}/connectrpc.eliza.v1.ElizaService/Say?encoding=json&message=%7B%22sentence%22%3A%22Hello%22%7D"
+    );
+    // A first GET: the answer and its ETag.
+    let first = Command::new("curl")
+        .args(["--silent", "--include", &url])
+        .output()
+        .expect("run curl");
+    let head = String::from_utf8_lossy(&first.stdout).to_string();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let etag = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("etag")
+                .then(|| value.trim().to_owned())
+        })
+        .unwrap_or_else(|| panic!("no ETag in {head}"));
+    // Revalidation with that ETag: 304 and no body.
+    let second = Command::new("curl")
+        .args(["--silent", "--include", "--header"])
+        .arg(format!("If-None-Match: {etag}"))
+        .arg(&url)
+        .output()
+        .expect("run curl");
+    let head = String::from_utf8_lossy(&second.stdout).to_string();
+    assert!(head.starts_with("HTTP/1.1 304"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains(&format!("etag: {}", etag.to_ascii_lowercase())),
+        "{head}"
+    );
+}
