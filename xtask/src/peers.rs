@@ -567,13 +567,112 @@ fn build_eliza(logs: &Path) -> Result<PathBuf> {
         logs,
         "cargo build -p eliza",
         Command::new(cargo)
-            .args(["build", "-p", "eliza", "--bin", "eliza", "--target-dir"])
+            .args([
+                "build",
+                "-p",
+                "eliza",
+                "--bin",
+                "eliza",
+                "--example",
+                "auth",
+            ])
+            .arg("--target-dir")
             .arg(&target)
             .current_dir(workspace_root()),
         BUILD_TIMEOUT,
     )?
     .check()?;
     Ok(target.join("debug").join("eliza"))
+}
+
+/// The `auth` example (Eliza behind a bearer-token tower layer), built with the demo.
+fn auth_example() -> PathBuf {
+    target_dir().join("debug").join("examples").join("auth")
+}
+
+/// grpcurl and curl against the `auth` example: reflection stays open, Say without the token
+/// is `unauthenticated` in gRPC's form (trailers-only) and Connect's (JSON), and with the
+/// token it answers.
+fn auth_checks(report: &mut Report, logs: &Path, grpcurl: &Path, auth: &Server) -> Result<()> {
+    let say = format!("{SERVICE}/Say");
+    let data = format!("{{\"sentence\":{:?}}}", SAY.0);
+    let token = "authorization: Bearer demo-token";
+    let step = run_step(
+        logs,
+        "auth: grpcurl list",
+        Command::new(grpcurl).args(["-plaintext", &auth.addr, "list"]),
+        CALL_TIMEOUT,
+    )?;
+    let outcome = if step.success() && step.stdout.contains(SERVICE) {
+        Ok(())
+    } else {
+        Err(format!("{} / {:?}", step.failure(), step.stdout))
+    };
+    report.record(
+        "auth: grpcurl lists services (reflection open)",
+        outcome,
+        &step.logs,
+    );
+
+    let step = run_step(
+        logs,
+        "auth: grpcurl Say without a token",
+        Command::new(grpcurl).args(["-plaintext", "-d", &data, &auth.addr, &say]),
+        CALL_TIMEOUT,
+    )?;
+    let output = format!(
+        "{}{}",
+        step.stdout,
+        std::fs::read_to_string(&step.logs[1]).unwrap_or_default()
+    );
+    let outcome = if !step.success() && output.contains("Code: Unauthenticated") {
+        Ok(())
+    } else {
+        Err(format!("want Code: Unauthenticated, got {output:?}"))
+    };
+    report.record(
+        "auth: grpcurl Say without a token is Unauthenticated",
+        outcome,
+        &step.logs,
+    );
+
+    let step = run_step(
+        logs,
+        "auth: grpcurl Say with the token",
+        Command::new(grpcurl).args(["-plaintext", "-H", token, "-d", &data, &auth.addr, &say]),
+        CALL_TIMEOUT,
+    )?;
+    report.record(
+        "auth: grpcurl Say with the token",
+        expect_sentences(&step, &[SAY.1]),
+        &step.logs,
+    );
+
+    let url = format!("http://{}/{say}", auth.addr);
+    let step = run_step(
+        logs,
+        "auth: curl Say without a token",
+        Command::new("curl").args([
+            "--silent",
+            "--header",
+            "content-type: application/json",
+            "--data",
+            &data,
+            &url,
+        ]),
+        CALL_TIMEOUT,
+    )?;
+    let outcome = if step.success() && step.stdout.contains(r#""code":"unauthenticated""#) {
+        Ok(())
+    } else {
+        Err(format!("{} / {:?}", step.failure(), step.stdout))
+    };
+    report.record(
+        "auth: curl Say without a token is unauthenticated",
+        outcome,
+        &step.logs,
+    );
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1161,7 +1260,12 @@ fn checks(logs: &Path, work: &Path, wanted: &dyn Fn(&str) -> bool) -> Result<Rep
         report.fail(format!("{peer} install"), format!("{error:#}"), &[]);
     };
     match installed.grpcurl {
-        Some(Ok(grpcurl)) => grpcurl_checks(&mut report, logs, &grpcurl, &h2c, &tls, &certs)?,
+        Some(Ok(grpcurl)) => {
+            grpcurl_checks(&mut report, logs, &grpcurl, &h2c, &tls, &certs)?;
+            let mut auth = Server::start(logs, "eliza-auth", &auth_example(), None)?;
+            auth_checks(&mut report, logs, &grpcurl, &auth)?;
+            auth.check_alive(&mut report);
+        }
         Some(Err(error)) => install_failed(&mut report, "grpcurl", error),
         None => {}
     }

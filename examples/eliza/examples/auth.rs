@@ -1,5 +1,5 @@
 //! The Eliza demo behind a bearer-token check, done as a tower layer around the router and
-//! served by the built-in server: `cargo run -p eliza --example auth`.
+//! served by the built-in server: `cargo run -p eliza --example auth [-- --addr HOST:PORT]`.
 //!
 //! Calls to `connectrpc.eliza.v1.ElizaService` need `Authorization: Bearer demo-token`; the
 //! layer puts the caller's [`Identity`] into the request extensions, where a handler reads
@@ -76,10 +76,16 @@ where
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:8081".to_owned())
-        .parse()?;
+    // `--addr HOST:PORT` (default 127.0.0.1:8081; port 0 picks a free one).
+    let mut args = std::env::args().skip(1);
+    let mut addr = "127.0.0.1:8081".to_owned();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--addr" => addr = args.next().ok_or("--addr needs HOST:PORT")?,
+            other => return Err(format!("unknown argument {other:?}; use --addr HOST:PORT").into()),
+        }
+    }
+    let addr = addr.parse()?;
     let (listener, local) = switchboard::server::bind(addr).await?;
     let service = RequireToken {
         inner: eliza::router(),
