@@ -439,14 +439,21 @@ impl UnreadBody {
     /// Drains the body left unread, if any, before the reply goes out; `false` when it did
     /// not end within the bounds, so the connection must not be reused.
     pub(crate) async fn settle(&self) -> bool {
-        let Some(body) = self.close() else {
-            return true;
-        };
-        let mut reader = BodyReader::new(body, Side::Client);
-        tokio::time::timeout(DRAIN_MAX_TIME, reader.drain(DRAIN_MAX_BYTES))
-            .await
-            .unwrap_or(false)
+        match self.close() {
+            Some(body) => drain_unread(body).await,
+            None => true,
+        }
     }
+}
+
+/// Reads and discards what is left of a server's request body, within [`DRAIN_MAX_BYTES`]
+/// and [`DRAIN_MAX_TIME`]; `true` when it ended cleanly within them.
+async fn drain_unread(body: DynBody) -> bool {
+    // A client-side reader: it must not drain again when it is dropped in turn.
+    let mut reader = BodyReader::new(body, Side::Client);
+    tokio::time::timeout(DRAIN_MAX_TIME, reader.drain(DRAIN_MAX_BYTES))
+        .await
+        .unwrap_or(false)
 }
 
 /// How much of an unread request body the server still reads after answering, and for how
@@ -474,11 +481,7 @@ impl Drop for BodyReader {
                 Some(back) => body = back,
             }
         }
-        runtime.spawn(async move {
-            // A client-side reader: it must not drain again when it is dropped in turn.
-            let mut reader = BodyReader::new(body, Side::Client);
-            let _ = tokio::time::timeout(DRAIN_MAX_TIME, reader.drain(DRAIN_MAX_BYTES)).await;
-        });
+        runtime.spawn(drain_unread(body));
     }
 }
 

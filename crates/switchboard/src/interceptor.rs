@@ -226,11 +226,41 @@ impl CallEnder {
         }
     }
 
-    /// The end of the call as a future to poll from a body or stream; `None` when there is
-    /// nothing to run (no interceptors, or already ended).
-    pub(crate) fn finishing(&mut self, error: Option<Error>) -> Option<BoxFuture<'static, ()>> {
-        let observer = self.observer.take()?;
-        Some(Box::pin(async move { observer.end(error.as_ref()).await }))
+    /// Ends the call from a body or stream that must hand out `last` (its end frame or last
+    /// item) only once the interceptors have seen the end: poll the returned [`Ending`].
+    pub(crate) fn ending<T>(&mut self, error: Option<Error>, last: T) -> Ending<T> {
+        let on_end = self
+            .observer
+            .take()
+            .map(|observer| -> BoxFuture<'static, ()> {
+                Box::pin(async move { observer.end(error.as_ref()).await })
+            });
+        Ending {
+            on_end,
+            last: Some(last),
+        }
+    }
+}
+
+/// A call's end in progress: the interceptors' `on_end` (if any) running, then the item that
+/// ends the stream.
+pub(crate) struct Ending<T> {
+    on_end: Option<BoxFuture<'static, ()>>,
+    last: Option<T>,
+}
+
+impl<T> Ending<T> {
+    /// `last`, once `on_end` has completed.
+    pub(crate) fn poll(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<T> {
+        if let Some(on_end) = &mut self.on_end {
+            std::task::ready!(on_end.as_mut().poll(cx));
+            self.on_end = None;
+        }
+        std::task::Poll::Ready(
+            self.last
+                .take()
+                .expect("an Ending is polled to its end once"),
+        )
     }
 }
 

@@ -19,7 +19,7 @@ use crate::body::box_body;
 use crate::codec::{Codec, Message};
 use crate::compression::{CompressionPolicy, CompressionRegistry};
 use crate::interceptor::{
-    BoxFuture, CallEnder, CallObserver, Direction, Interceptor, Interceptors, Side,
+    CallEnder, CallObserver, Direction, Ending, Interceptor, Interceptors, Side,
 };
 use crate::protocol::client_shared::SendFailure;
 use crate::protocol::connect::client::ConnectClient;
@@ -259,8 +259,12 @@ impl<T: Transport> Client<T> {
             let payload = self.encode(&message, descriptors.input.as_ref())?;
             drop(message);
             let incoming = self.exchange(&call, OutgoingBody::Unary(payload)).await?;
-            let mut stream =
-                self.wire_stream::<Res>(incoming.messages, &call, descriptors.output, &observer);
+            let mut stream = self.wire_stream::<Res>(
+                incoming.messages,
+                call.codec,
+                descriptors.output,
+                &observer,
+            );
             let message = single_response(&mut stream).await?;
             let trailers = stream.trailers().cloned().unwrap_or_default();
             Ok(Response::from_parts(message, incoming.headers, trailers))
@@ -312,7 +316,7 @@ impl<T: Transport> Client<T> {
             let incoming = self.exchange(&call, outgoing).await?;
             let mut stream = self.wire_stream::<Res>(
                 incoming.messages,
-                &call,
+                call.codec,
                 descriptors.output.clone(),
                 &observer,
             );
@@ -357,22 +361,13 @@ impl<T: Transport> Client<T> {
         let exchange = tokio::spawn(async move {
             with_timeout(call.timeout, client.exchange(&call, outgoing)).await
         });
-        let source = ClientStreamSource {
-            inner: Box::new(PendingHead::Waiting(exchange)),
+        let source = ClientStreamSource::new(
+            Box::new(PendingHead::Waiting(exchange)),
             send_failure,
             deadline,
-            sleep: deadline.map(|d| Box::pin(tokio::time::sleep_until(d.into()))),
             ender,
-            ending: None,
-            finished: false,
-        };
-        let stream = Streaming::from_wire(WireStream {
-            source: Box::new(source),
-            codec,
-            descriptor: descriptors.output,
-            observer: observer.map(|o| (o, Direction::Response)),
-            failed: false,
-        });
+        );
+        let stream = self.wire_stream(Box::new(source), codec, descriptors.output, &observer);
         Ok(Response::from_parts(
             stream,
             HeaderMap::new(),
@@ -498,13 +493,13 @@ impl<T: Transport> Client<T> {
     fn wire_stream<Res: Message>(
         &self,
         source: Box<dyn MessageSource>,
-        call: &OutgoingCall,
+        codec: Codec,
         descriptor: Option<MessageDescriptor>,
         observer: &Option<Arc<CallObserver>>,
     ) -> Streaming<Res> {
         Streaming::from_wire(WireStream {
             source,
-            codec: call.codec,
+            codec,
             descriptor,
             observer: observer.clone().map(|o| (o, Direction::Response)),
             failed: false,
@@ -522,16 +517,13 @@ impl<T: Transport> Client<T> {
     ) -> Result<Response<Streaming<Res>>, Error> {
         match result {
             Ok(incoming) => {
-                let source: Box<dyn MessageSource> = Box::new(ClientStreamSource {
-                    inner: incoming.messages,
-                    send_failure: call.send_failure.clone(),
+                let source = ClientStreamSource::new(
+                    incoming.messages,
+                    call.send_failure.clone(),
                     deadline,
-                    sleep: deadline.map(|d| Box::pin(tokio::time::sleep_until(d.into()))),
                     ender,
-                    ending: None,
-                    finished: false,
-                });
-                let stream = self.wire_stream(source, call, descriptor, &observer);
+                );
+                let stream = self.wire_stream(Box::new(source), call.codec, descriptor, &observer);
                 Ok(Response::from_parts(
                     stream,
                     incoming.headers,
@@ -745,11 +737,28 @@ struct ClientStreamSource {
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
     ender: CallEnder,
     /// The interceptors' `on_end`, running, and the last item, which waits for it.
-    ending: Option<(BoxFuture<'static, ()>, LastItem)>,
+    ending: Option<Ending<LastItem>>,
     finished: bool,
 }
 
 impl ClientStreamSource {
+    fn new(
+        inner: Box<dyn MessageSource>,
+        send_failure: SendFailure,
+        deadline: Option<Instant>,
+        ender: CallEnder,
+    ) -> Self {
+        ClientStreamSource {
+            inner,
+            send_failure,
+            deadline,
+            sleep: deadline.map(|d| Box::pin(tokio::time::sleep_until(d.into()))),
+            ender,
+            ending: None,
+            finished: false,
+        }
+    }
+
     /// Ends the stream with `last` (`None`: cleanly) once `on_end` has run.
     fn finish(
         &mut self,
@@ -761,27 +770,18 @@ impl ClientStreamSource {
             Some(Err(error)) => Some(error.clone()),
             _ => None,
         };
-        match self.ender.finishing(error) {
-            None => {
-                self.finished = true;
-                Poll::Ready(last)
-            }
-            Some(ending) => {
-                self.ending = Some((ending, last));
-                self.poll_ending(cx)
-            }
-        }
+        self.ending = Some(self.ender.ending(error, last));
+        self.poll_ending(cx)
     }
 
     fn poll_ending(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Error>>> {
-        let Some((ending, _)) = &mut self.ending else {
+        let Some(ending) = &mut self.ending else {
             return Poll::Ready(None);
         };
-        if ending.as_mut().poll(cx).is_pending() {
-            return Poll::Pending;
-        }
+        let last = std::task::ready!(ending.poll(cx));
+        self.ending = None;
         self.finished = true;
-        Poll::Ready(self.ending.take().and_then(|(_, last)| last))
+        Poll::Ready(last)
     }
 }
 

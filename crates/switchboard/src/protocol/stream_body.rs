@@ -14,7 +14,7 @@ use super::{Outbound, frame_encoded};
 use crate::body::FrameSource;
 use crate::compression::{CompressionPolicy, Compressor, MessageCompression};
 use crate::envelope::Encoded;
-use crate::interceptor::BoxFuture;
+use crate::interceptor::Ending;
 use crate::{Code, Error};
 
 /// How a protocol ends a stream: Connect writes an end-of-stream envelope, gRPC writes HTTP
@@ -35,7 +35,7 @@ pub(crate) struct StreamingBody<E> {
     /// gathered; the end is written on the next poll, after the batch.
     ended: Option<Option<Error>>,
     /// The interceptors' end of the call, running; the protocol's end frame waits for it.
-    ending: Option<(BoxFuture<'static, ()>, Frame<Bytes>)>,
+    ending: Option<Ending<Frame<Bytes>>>,
     done: bool,
 }
 
@@ -80,27 +80,18 @@ impl<E: StreamEnd> StreamingBody<E> {
             trailers.extend(late.take());
         }
         let frame = self.end.end(error.as_ref(), trailers);
-        match self.outbound.ender.finishing(error) {
-            None => {
-                self.done = true;
-                Poll::Ready(Some(frame))
-            }
-            Some(ending) => {
-                self.ending = Some((ending, frame));
-                self.poll_ending(cx)
-            }
-        }
+        self.ending = Some(self.outbound.ender.ending(error, frame));
+        self.poll_ending(cx)
     }
 
     fn poll_ending(&mut self, cx: &mut Context<'_>) -> Poll<Option<Frame<Bytes>>> {
-        let Some((ending, _)) = &mut self.ending else {
+        let Some(ending) = &mut self.ending else {
             return Poll::Ready(None);
         };
-        if ending.as_mut().poll(cx).is_pending() {
-            return Poll::Pending;
-        }
+        let frame = std::task::ready!(ending.poll(cx));
+        self.ending = None;
         self.done = true;
-        Poll::Ready(self.ending.take().map(|(_, frame)| frame))
+        Poll::Ready(Some(frame))
     }
 
     fn frame_message(&self, payload: Encoded) -> Result<Bytes, Error> {

@@ -4,12 +4,12 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
-
-use futures_util::future::Either;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
+
+use futures_util::future::Either;
 
 use crate::Error;
 use crate::body::{Body, BoxError, box_body};
@@ -162,13 +162,8 @@ impl Router {
     }
 
     /// Adds a service's methods.
-    pub fn add_service<S: RpcService>(mut self, service: S) -> Self {
-        let inner = self.inner_mut();
-        inner
-            .services
-            .push((service.name(), service.file_descriptor_set()));
-        service.register(&mut inner.routes);
-        self
+    pub fn add_service<S: RpcService>(self, service: S) -> Self {
+        self.add_scoped(service, None)
     }
 
     /// Adds a service's methods with settings of their own instead of the router's: its own
@@ -186,12 +181,17 @@ impl Router {
     ///     .add_service_with(Api, ServerConfig::default().read_max_bytes(64 * 1024));
     /// # let _ = router;
     /// ```
-    pub fn add_service_with<S: RpcService>(mut self, service: S, config: ServerConfig) -> Self {
+    pub fn add_service_with<S: RpcService>(self, service: S, config: ServerConfig) -> Self {
+        self.add_scoped(service, Some(Arc::new(config)))
+    }
+
+    /// Registers a service's routes, with its own settings or (`None`) the router's.
+    fn add_scoped<S: RpcService>(mut self, service: S, config: Option<Arc<ServerConfig>>) -> Self {
         let inner = self.inner_mut();
         inner
             .services
             .push((service.name(), service.file_descriptor_set()));
-        inner.routes.scope = Some(Arc::new(config));
+        inner.routes.scope = config;
         service.register(&mut inner.routes);
         inner.routes.scope = None;
         self
@@ -296,10 +296,7 @@ impl RouterInner {
     ) -> http::Response<Body> {
         let unread = UnreadBody::default();
         let reader = reader.with_unread(unread.clone());
-        let mut response = self
-            .clone()
-            .dispatch(parts, reader, remote, certificates)
-            .await;
+        let mut response = self.dispatch(parts, reader, remote, certificates).await;
         if !unread.settle().await {
             response.headers_mut().insert(
                 http::header::CONNECTION,
