@@ -13,6 +13,26 @@ impl Drop for Demo {
     }
 }
 
+/// Starts the demo on a free port; the running demo and its address.
+fn start_demo() -> (Demo, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_eliza"))
+        .args(["--addr", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the demo");
+    let stdout = child.stdout.take().unwrap();
+    let demo = Demo(child);
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("unexpected banner {line:?}"))
+        .to_owned();
+    (demo, addr)
+}
+
 /// The shell command between the README's curl markers.
 fn readme_curl() -> String {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
@@ -32,21 +52,7 @@ fn readme_curl() -> String {
 
 #[test]
 fn the_readme_curl_example_works_against_the_demo() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_eliza"))
-        .args(["--addr", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start the demo");
-    let stdout = child.stdout.take().unwrap();
-    let demo = Demo(child);
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("unexpected banner {line:?}"))
-        .to_owned();
+    let (demo, addr) = start_demo();
 
     let command = readme_curl().replace("127.0.0.1:8080", &addr);
     let output = Command::new("sh")
@@ -64,21 +70,7 @@ fn the_readme_curl_example_works_against_the_demo() {
 
 #[test]
 fn curl_revalidates_a_cached_say_with_a_conditional_get() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_eliza"))
-        .args(["--addr", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start the demo");
-    let stdout = child.stdout.take().unwrap();
-    let _demo = Demo(child);
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("unexpected banner {line:?}"))
-        .to_owned();
+    let (_demo, addr) = start_demo();
     let url = format!(
         "http://{addr}/connectrpc.eliza.v1.ElizaService/Say?encoding=json&message=%7B%22sentence%22%3A%22Hello%22%7D"
     );

@@ -169,6 +169,20 @@ async fn completed_and_failed_calls_end_once_before_the_other_side_sees_the_end(
     server.stop().await;
 }
 
+/// Reads `stream` until it fails; a clean end fails the test with `clean_end`.
+async fn first_error(
+    stream: &mut switchboard::Streaming<EchoResponse>,
+    clean_end: &str,
+) -> switchboard::Error {
+    loop {
+        match stream.message().await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("{clean_end}"),
+            Err(error) => return error,
+        }
+    }
+}
+
 /// A long, slow server stream.
 fn endless() -> EchoRequest {
     EchoRequest {
@@ -239,13 +253,7 @@ async fn a_deadline_ends_the_call_once_on_each_side() {
     let (client, mut client_ends) = client(&server.url(), true);
     let request = Request::new(endless()).with_timeout(Duration::from_millis(300));
     let mut stream = client.server_stream(request).await.unwrap().into_message();
-    let error = loop {
-        match stream.message().await {
-            Ok(Some(_)) => continue,
-            Ok(None) => panic!("the endless stream ended"),
-            Err(error) => break error,
-        }
-    };
+    let error = first_error(&mut stream, "the endless stream ended").await;
     assert_eq!(error.code(), Code::DeadlineExceeded);
     assert_eq!(
         ended_now(&mut client_ends),
@@ -285,13 +293,7 @@ async fn a_server_shutting_down_ends_the_streams_it_cuts_off() {
         ended_soon(&mut server_ends).await,
         ended("ServerStream", Some(Code::Canceled))
     );
-    let error = loop {
-        match stream.message().await {
-            Ok(Some(_)) => continue,
-            Ok(None) => panic!("a cut-off stream must not end cleanly"),
-            Err(error) => break error,
-        }
-    };
+    let error = first_error(&mut stream, "a cut-off stream must not end cleanly").await;
     let (method, code) = ended_now(&mut client_ends);
     assert_eq!(method, "ServerStream");
     assert_eq!(code, Some(error.code()));
