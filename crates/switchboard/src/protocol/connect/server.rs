@@ -198,10 +198,8 @@ impl ServerProtocol for ConnectServer {
         let Some(content_type) = streaming else {
             return unary_error(error, &ServerConfig::default());
         };
-        let body = end_stream_body(Some(error), error.metadata());
-        let mut response = http::Response::new(Body::full(
-            frame(FLAG_END_STREAM, &body).unwrap_or_default(),
-        ));
+        let end = ConnectEnd.end(Some(error), error.metadata().clone());
+        let mut response = http::Response::new(Body::full(end.into_data().unwrap_or_default()));
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, content_type);
