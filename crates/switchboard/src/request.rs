@@ -235,6 +235,11 @@ impl<T> Response<T> {
         }
     }
 
+    /// Sets the trailers to read when a streamed reply ends.
+    pub(crate) fn set_stream_trailers(&mut self, trailers: Option<crate::stream::StreamTrailers>) {
+        self.stream_trailers = trailers;
+    }
+
     /// Takes the trailers to read when a streamed reply ends.
     pub(crate) fn take_stream_trailers(&mut self) -> Option<crate::stream::StreamTrailers> {
         self.stream_trailers.take()

@@ -13,7 +13,7 @@ use prost_reflect::MessageDescriptor;
 
 use crate::Error;
 use crate::codec::{Codec, Message};
-use crate::interceptor::{CallObserver, Direction};
+use crate::interceptor::MessageHooks;
 
 /// The stream of messages a streaming handler returns.
 pub type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Error>> + Send + 'static>>;
@@ -123,7 +123,8 @@ pub(crate) struct WireStream {
     pub(crate) source: Box<dyn MessageSource>,
     pub(crate) codec: Codec,
     pub(crate) descriptor: Option<MessageDescriptor>,
-    pub(crate) observer: Option<(Arc<CallObserver>, Direction)>,
+    /// The interceptors' hooks on each message (intercepted calls only).
+    pub(crate) hooks: Option<Box<MessageHooks>>,
     pub(crate) failed: bool,
 }
 
@@ -207,9 +208,9 @@ impl<T: Message> Stream for Streaming<T> {
                 };
                 let result = item
                     .and_then(|bytes| wire.codec.decode::<T>(bytes, wire.descriptor.as_ref()))
-                    .and_then(|message| {
-                        if let Some((observer, direction)) = &wire.observer {
-                            observer.message(*direction, &message)?;
+                    .and_then(|mut message| {
+                        if let Some(hooks) = &mut wire.hooks {
+                            hooks.run(&mut message)?;
                         }
                         Ok(message)
                     });

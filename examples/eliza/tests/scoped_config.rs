@@ -3,7 +3,7 @@
 
 use eliza::proto::{ElizaServiceClient, ElizaServiceServer, SayRequest};
 use switchboard::client::{Client, ClientConfig};
-use switchboard::interceptor::{BoxFuture, CallInfo, Interceptor};
+use switchboard::interceptor::{Call, Interceptor, Next, Reply};
 use switchboard::server::{Router, Server, ServerConfig};
 use switchboard::{Code, Error};
 use switchboard_health::{HealthCheckRequest, HealthClient, ServingStatus};
@@ -12,21 +12,15 @@ use switchboard_health::{HealthCheckRequest, HealthClient, ServingStatus};
 struct RequireToken;
 
 impl Interceptor for RequireToken {
-    fn on_start<'a>(
-        &'a self,
-        _info: &'a CallInfo,
-        headers: &'a mut http::HeaderMap,
-    ) -> BoxFuture<'a, Result<(), Error>> {
-        let ok = headers
+    async fn intercept(&self, call: Call, next: Next) -> Result<Reply, Error> {
+        let ok = call
+            .headers()
             .get(http::header::AUTHORIZATION)
             .is_some_and(|v| v == "Bearer demo-token");
-        Box::pin(async move {
-            if ok {
-                Ok(())
-            } else {
-                Err(Error::new(Code::Unauthenticated, "a token is required"))
-            }
-        })
+        if !ok {
+            return Err(Error::new(Code::Unauthenticated, "a token is required"));
+        }
+        next.run(call).await
     }
 }
 

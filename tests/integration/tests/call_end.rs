@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use switchboard::client::{Client, ClientConfig};
-use switchboard::interceptor::{BoxFuture, CallEnd, CallInfo, Interceptor};
+use switchboard::interceptor::{Call, Interceptor, Next, Reply};
 use switchboard::server::{Router, Server, ServerConfig};
 use switchboard::{Code, Request};
 use switchboard_integration_tests::proto::*;
@@ -18,14 +18,23 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 /// One call's end: the method name, and the code (`None`: completed).
 type Ended = (String, Option<Code>);
 
-/// Sends every `on_end` to a channel.
+/// Sends every call's end to a channel, from an end hook of a wrapping interceptor.
 struct EndRecorder(UnboundedSender<Ended>);
 
 impl Interceptor for EndRecorder {
-    fn on_end<'a>(&'a self, info: &'a CallInfo, end: CallEnd<'a>) -> BoxFuture<'a, ()> {
-        let method = info.spec.procedure().rsplit('/').next().unwrap().to_owned();
-        let _ = self.0.send((method, end.error.map(|e| e.code())));
-        Box::pin(std::future::ready(()))
+    async fn intercept(&self, mut call: Call, next: Next) -> Result<Reply, switchboard::Error> {
+        let method = call
+            .spec()
+            .procedure()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .to_owned();
+        let ends = self.0.clone();
+        call.on_end(move |end| {
+            let _ = ends.send((method, end.error().map(|e| e.code())));
+        });
+        next.run(call).await
     }
 }
 

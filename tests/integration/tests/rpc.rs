@@ -10,7 +10,7 @@ use http::HeaderValue;
 use switchboard::client::{Client, ClientConfig};
 use switchboard::codec::Codec;
 use switchboard::compression::{CompressionPolicy, CompressionRegistry};
-use switchboard::interceptor::{BoxFuture, CallEnd, CallInfo, Direction, Interceptor};
+use switchboard::interceptor::{BoxFuture, CallInfo, Direction, EndSummary, Hooks};
 use switchboard::server::ServerConfig;
 use switchboard::{Code, Request};
 use switchboard_integration_tests::proto::*;
@@ -377,7 +377,7 @@ struct Recorder {
 
 struct Shared(Arc<Recorder>);
 
-impl Interceptor for Shared {
+impl Hooks for Shared {
     fn on_start<'a>(
         &'a self,
         info: &'a CallInfo,
@@ -412,12 +412,12 @@ impl Interceptor for Shared {
         Ok(())
     }
 
-    fn on_end<'a>(&'a self, _info: &'a CallInfo, end: CallEnd<'a>) -> BoxFuture<'a, ()> {
+    fn on_end<'a>(&'a self, _info: &'a CallInfo, end: &'a EndSummary) -> BoxFuture<'a, ()> {
         self.0
             .ends
             .lock()
             .unwrap()
-            .push(end.error.map(|e| e.code()));
+            .push(end.error.as_ref().map(|e| e.code()));
         Box::pin(async {})
     }
 }
@@ -425,12 +425,12 @@ impl Interceptor for Shared {
 #[tokio::test]
 async fn interceptors_see_calls_messages_and_ends_on_both_sides() {
     let server_side = Arc::new(Recorder::default());
-    let server = start(ServerConfig::default().interceptor(Shared(server_side.clone()))).await;
+    let server = start(ServerConfig::default().hooks(Shared(server_side.clone()))).await;
     let client_side = Arc::new(Recorder::default());
     let client = client(
         &server.url(),
         true,
-        ClientConfig::default().interceptor(Shared(client_side.clone())),
+        ClientConfig::default().hooks(Shared(client_side.clone())),
     );
 
     let response = client.echo(req("seen")).await.unwrap();

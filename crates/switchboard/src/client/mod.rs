@@ -19,7 +19,8 @@ use crate::body::box_body;
 use crate::codec::{Codec, Message};
 use crate::compression::{CompressionPolicy, CompressionRegistry};
 use crate::interceptor::{
-    CallEnder, CallObserver, Direction, Ending, Interceptor, Interceptors, Side,
+    Call, CallEnder, CallInfo, CallShared, Chain, Direction, EndFuture, Hooks, Interceptor,
+    Interceptors, MessageHooks, Next, Reply as Answer, ReplyFuture, Side,
 };
 use crate::protocol::client_shared::SendFailure;
 use crate::protocol::connect::client::ConnectClient;
@@ -162,9 +163,15 @@ impl ClientConfig {
         self
     }
 
-    /// Adds an interceptor; interceptors run in the order added.
+    /// Adds an interceptor inside those added before (the first added is outermost).
     pub fn interceptor(mut self, interceptor: impl Interceptor) -> Self {
         self.interceptors.push(interceptor);
+        self
+    }
+
+    /// Adds [`Hooks`] (start, each message, end) as an interceptor, in the same order.
+    pub fn hooks(mut self, hooks: impl Hooks) -> Self {
+        self.interceptors.push_hooks(hooks);
         self
     }
 }
@@ -247,31 +254,43 @@ impl<T: Transport> Client<T> {
         spec: Spec,
         request: Request<Req>,
     ) -> Result<Response<Res>, Error> {
-        let (call, message, observer) = self.prepare(spec, request).await?;
-        // Owns the call's end: dropped with this future (the caller gave up), it ends the
-        // call as cancelled.
-        let mut ender = CallEnder::new(observer.clone());
+        let Some(chain) = self.shared.config.interceptors.all() else {
+            return self.unary_call(spec, request, None).await;
+        };
+        let (result, shared, mut ender) = self
+            .intercepted(chain, spec, request, |client, spec, request, hooks| {
+                Box::pin(async move {
+                    let response = client.unary_call::<Req, Res>(spec, request, hooks).await?;
+                    Ok(answer_from(response))
+                })
+            })
+            .await;
+        let result = result.and_then(|answer| unary_response(answer, &shared));
+        ender.settle(result).await
+    }
+
+    async fn unary_call<Req: Message, Res: Message>(
+        &self,
+        spec: Spec,
+        request: Request<Req>,
+        mut hooks: Option<Box<MessageHooks>>,
+    ) -> Result<Response<Res>, Error> {
+        let (call, mut message) = self.prepare(spec, request)?;
         let descriptors = Descriptors::of(&call.spec);
         let result = async {
-            if let Some(observer) = &observer {
-                observer.message(Direction::Request, &message)?;
+            if let Some(hooks) = &mut hooks {
+                hooks.run(&mut message)?;
             }
             let payload = self.encode(&message, descriptors.input.as_ref())?;
             drop(message);
             let incoming = self.exchange(&call, OutgoingBody::Unary(payload)).await?;
-            let mut stream = self.wire_stream::<Res>(
-                incoming.messages,
-                call.codec,
-                descriptors.output,
-                &observer,
-            );
+            let mut stream =
+                self.wire_stream::<Res>(incoming.messages, call.codec, descriptors.output);
             let message = single_response(&mut stream).await?;
             let trailers = stream.trailers().cloned().unwrap_or_default();
             Ok(Response::from_parts(message, incoming.headers, trailers))
         };
-        let result = with_timeout(call.timeout, result).await;
-        ender.finish(result.as_ref().err()).await;
-        result
+        with_timeout(call.timeout, result).await
     }
 
     /// Calls a server-streaming method; the response stream ends with the trailers.
@@ -280,21 +299,49 @@ impl<T: Transport> Client<T> {
         spec: Spec,
         request: Request<Req>,
     ) -> Result<Response<Streaming<Res>>, Error> {
-        let (call, message, observer) = self.prepare(spec, request).await?;
-        let ender = CallEnder::new(observer.clone());
+        let Some(chain) = self.shared.config.interceptors.all() else {
+            let incoming = self.server_streaming_call(spec, request, None).await?;
+            return Ok(incoming.into_response(CallEnder::default(), None));
+        };
+        let (result, shared, ender) = self
+            .intercepted(chain, spec, request, |client, spec, request, hooks| {
+                Box::pin(async move {
+                    let incoming = client
+                        .server_streaming_call::<Req>(spec, request, hooks)
+                        .await?;
+                    Ok(incoming.into_answer())
+                })
+            })
+            .await;
+        streamed_response(result, &shared, ender).await
+    }
+
+    async fn server_streaming_call<Req: Message>(
+        &self,
+        spec: Spec,
+        request: Request<Req>,
+        mut hooks: Option<Box<MessageHooks>>,
+    ) -> Result<IncomingStream, Error> {
+        let (call, mut message) = self.prepare(spec, request)?;
         let descriptors = Descriptors::of(&call.spec);
         let deadline = deadline_of(call.timeout);
         let result = async {
-            if let Some(observer) = &observer {
-                observer.message(Direction::Request, &message)?;
+            if let Some(hooks) = &mut hooks {
+                hooks.run(&mut message)?;
             }
             let payload = self.encode(&message, descriptors.input.as_ref())?;
             drop(message);
             self.exchange(&call, OutgoingBody::Unary(payload)).await
         };
-        let result = with_timeout(call.timeout, result).await;
-        self.finish_streaming(result, &call, descriptors.output, observer, ender, deadline)
-            .await
+        let incoming = with_timeout(call.timeout, result).await?;
+        Ok(IncomingStream {
+            source: incoming.messages,
+            headers: incoming.headers,
+            send_failure: call.send_failure,
+            deadline,
+            codec: call.codec,
+            descriptor: descriptors.output,
+        })
     }
 
     /// Calls a client-streaming method with a stream of requests.
@@ -308,26 +355,47 @@ impl<T: Transport> Client<T> {
         Res: Message,
         S: Stream<Item = Req> + Send + 'static,
     {
-        let (call, messages, observer) = self.prepare(spec, request).await?;
-        let mut ender = CallEnder::new(observer.clone());
+        let Some(chain) = self.shared.config.interceptors.all() else {
+            return self.client_streaming_call(spec, request, None).await;
+        };
+        let (result, shared, mut ender) = self
+            .intercepted(chain, spec, request, |client, spec, request, hooks| {
+                Box::pin(async move {
+                    let response = client
+                        .client_streaming_call::<Req, Res, S>(spec, request, hooks)
+                        .await?;
+                    Ok(answer_from(response))
+                })
+            })
+            .await;
+        let result = result.and_then(|answer| unary_response(answer, &shared));
+        ender.settle(result).await
+    }
+
+    async fn client_streaming_call<Req, Res, S>(
+        &self,
+        spec: Spec,
+        request: Request<S>,
+        hooks: Option<Box<MessageHooks>>,
+    ) -> Result<Response<Res>, Error>
+    where
+        Req: Message,
+        Res: Message,
+        S: Stream<Item = Req> + Send + 'static,
+    {
+        let (call, messages) = self.prepare(spec, request)?;
         let descriptors = Descriptors::of(&call.spec);
-        let outgoing = self.encode_stream(messages, &descriptors, &observer);
+        let outgoing = self.encode_stream(messages, &descriptors, hooks);
         let result = async {
             let incoming = self.exchange(&call, outgoing).await?;
-            let mut stream = self.wire_stream::<Res>(
-                incoming.messages,
-                call.codec,
-                descriptors.output.clone(),
-                &observer,
-            );
+            let mut stream =
+                self.wire_stream::<Res>(incoming.messages, call.codec, descriptors.output.clone());
             let message = single_response(&mut stream).await;
             let message = call.send_failure.or(message)?;
             let trailers = stream.trailers().cloned().unwrap_or_default();
             Ok(Response::from_parts(message, incoming.headers, trailers))
         };
-        let result = with_timeout(call.timeout, result).await;
-        ender.finish(result.as_ref().err()).await;
-        result
+        with_timeout(call.timeout, result).await
     }
 
     /// Calls a bidirectional-streaming method. Over HTTP/2 both directions flow at once; over
@@ -348,11 +416,35 @@ impl<T: Transport> Client<T> {
         Res: Message,
         S: Stream<Item = Req> + Send + 'static,
     {
-        let (call, messages, observer) = self.prepare(spec, request).await?;
-        let ender = CallEnder::new(observer.clone());
+        let Some(chain) = self.shared.config.interceptors.all() else {
+            let incoming = self.bidi_streaming_call(spec, request, None)?;
+            return Ok(incoming.into_response(CallEnder::default(), None));
+        };
+        let (result, shared, ender) = self
+            .intercepted(chain, spec, request, |client, spec, request, hooks| {
+                Box::pin(async move {
+                    let incoming = client.bidi_streaming_call::<Req, S>(spec, request, hooks)?;
+                    Ok(incoming.into_answer())
+                })
+            })
+            .await;
+        streamed_response(result, &shared, ender).await
+    }
+
+    fn bidi_streaming_call<Req, S>(
+        &self,
+        spec: Spec,
+        request: Request<S>,
+        hooks: Option<Box<MessageHooks>>,
+    ) -> Result<IncomingStream, Error>
+    where
+        Req: Message,
+        S: Stream<Item = Req> + Send + 'static,
+    {
+        let (call, messages) = self.prepare(spec, request)?;
         let descriptors = Descriptors::of(&call.spec);
         let deadline = deadline_of(call.timeout);
-        let outgoing = self.encode_stream(messages, &descriptors, &observer);
+        let outgoing = self.encode_stream(messages, &descriptors, hooks);
         let codec = call.codec;
         let send_failure = call.send_failure.clone();
         // The exchange runs in a task of its own, so the request goes out (and the request
@@ -361,25 +453,67 @@ impl<T: Transport> Client<T> {
         let exchange = tokio::spawn(async move {
             with_timeout(call.timeout, client.exchange(&call, outgoing)).await
         });
-        let source = ClientStreamSource::new(
-            Box::new(PendingHead::Waiting(exchange)),
+        Ok(IncomingStream {
+            source: Box::new(PendingHead::Waiting(exchange)),
+            headers: HeaderMap::new(),
             send_failure,
             deadline,
-            ender,
-        );
-        let stream = self.wire_stream(Box::new(source), codec, descriptors.output, &observer);
-        Ok(Response::from_parts(
-            stream,
-            HeaderMap::new(),
-            HeaderMap::new(),
-        ))
+            codec,
+            descriptor: descriptors.output,
+        })
     }
 
-    async fn prepare<M>(
+    /// Runs a call inside the interceptors: `terminal` makes the call itself (with the
+    /// request as the interceptors left it and their request-message hooks) when the chain
+    /// reaches it. Returns what the chain answered, with the call's shared state and its end.
+    async fn intercepted<M, F>(
         &self,
+        chain: Chain,
         spec: Spec,
         request: Request<M>,
-    ) -> Result<(OutgoingCall, M, Option<Arc<CallObserver>>), Error> {
+        terminal: F,
+    ) -> (Result<Answer, Error>, Arc<CallShared>, CallEnder)
+    where
+        M: Send + 'static,
+        F: FnOnce(Self, Spec, Request<M>, Option<Box<MessageHooks>>) -> ReplyFuture
+            + Send
+            + 'static,
+    {
+        let shared = CallShared::new(CallInfo {
+            spec: spec.clone(),
+            peer: Some(Peer::new(self.shared.config.protocol, None)),
+            side: Side::Client,
+            started: Instant::now(),
+        });
+        // Owns the call's end: dropped with the caller's future, it ends the call as
+        // cancelled.
+        let ender = CallEnder::new(shared.clone());
+        let mut message = None;
+        let mut shell = request.map(|m| message = Some(m));
+        let call = Call::new(
+            shared.clone(),
+            None,
+            std::mem::take(shell.headers_mut()),
+            std::mem::take(shell.extensions_mut()),
+            message.map(|m| Box::new(m) as Box<dyn std::any::Any + Send>),
+        );
+        let client = self.clone();
+        let run = move |call: Call| -> ReplyFuture {
+            let hooks = MessageHooks::new(call.shared.clone(), Direction::Request, call.hooks);
+            *shell.headers_mut() = call.headers;
+            *shell.extensions_mut() = call.extensions;
+            let Some(Ok(message)) = call.message.map(|m| m.downcast::<M>()) else {
+                return Box::pin(std::future::ready(Err(Error::internal(
+                    "an interceptor took the request message",
+                ))));
+            };
+            terminal(client, spec, shell.map(|()| *message), Some(hooks))
+        };
+        let result = Next::new(chain, Box::new(run)).run(call).await;
+        (result, shared, ender)
+    }
+
+    fn prepare<M>(&self, spec: Spec, request: Request<M>) -> Result<(OutgoingCall, M), Error> {
         let config = &self.shared.config;
         let options = request.options().clone();
         let message_compression = request.message_compression().clone();
@@ -388,22 +522,6 @@ impl<T: Transport> Client<T> {
         for (name, value) in &user_headers {
             headers.append(name.clone(), value.clone());
         }
-        let observer = config
-            .interceptors
-            .start(
-                &spec,
-                Some(Peer::new(config.protocol, None)),
-                Side::Client,
-                &mut headers,
-            )
-            .await;
-        let observer = match observer {
-            Ok(observer) => observer,
-            Err((error, observer)) => {
-                CallEnder::new(observer).finish(Some(&error)).await;
-                return Err(error);
-            }
-        };
         let compression_name = options.compression.or(config.send_compression);
         let compression = match compression_name {
             None | Some("identity") => None,
@@ -434,7 +552,6 @@ impl<T: Transport> Client<T> {
                 send_failure: SendFailure::default(),
             },
             message,
-            observer,
         ))
     }
 
@@ -456,7 +573,7 @@ impl<T: Transport> Client<T> {
         &self,
         messages: S,
         descriptors: &Descriptors,
-        observer: &Option<Arc<CallObserver>>,
+        hooks: Option<Box<MessageHooks>>,
     ) -> OutgoingBody
     where
         S: Stream<Item = Req> + Send + 'static,
@@ -466,7 +583,7 @@ impl<T: Transport> Client<T> {
             codec: self.shared.config.codec,
             descriptor: descriptors.input.clone(),
             send_max_bytes: self.shared.config.send_max_bytes,
-            observer: observer.clone(),
+            hooks,
         }))
     }
 
@@ -495,46 +612,95 @@ impl<T: Transport> Client<T> {
         source: Box<dyn MessageSource>,
         codec: Codec,
         descriptor: Option<MessageDescriptor>,
-        observer: &Option<Arc<CallObserver>>,
     ) -> Streaming<Res> {
         Streaming::from_wire(WireStream {
             source,
             codec,
             descriptor,
-            observer: observer.clone().map(|o| (o, Direction::Response)),
+            hooks: None,
             failed: false,
         })
     }
+}
 
-    async fn finish_streaming<Res: Message>(
-        &self,
-        result: Result<IncomingResponse, Error>,
-        call: &OutgoingCall,
-        descriptor: Option<MessageDescriptor>,
-        observer: Option<Arc<CallObserver>>,
-        mut ender: CallEnder,
-        deadline: Option<Instant>,
-    ) -> Result<Response<Streaming<Res>>, Error> {
-        match result {
-            Ok(incoming) => {
-                let source = ClientStreamSource::new(
-                    incoming.messages,
-                    call.send_failure.clone(),
-                    deadline,
-                    ender,
-                );
-                let stream = self.wire_stream(Box::new(source), call.codec, descriptor, &observer);
-                Ok(Response::from_parts(
-                    stream,
-                    incoming.headers,
-                    HeaderMap::new(),
-                ))
-            }
-            Err(error) => {
-                ender.finish(Some(&error)).await;
-                Err(error)
-            }
+/// A streamed response whose head has arrived (or, for bidi calls, is on its way), before
+/// it becomes the caller's [`Streaming`].
+struct IncomingStream {
+    source: Box<dyn MessageSource>,
+    headers: HeaderMap,
+    /// The request stream's own failure, which replaces however the response then ends.
+    send_failure: SendFailure,
+    deadline: Option<Instant>,
+    codec: Codec,
+    descriptor: Option<MessageDescriptor>,
+}
+
+impl IncomingStream {
+    /// The caller's response: the stream enforces the deadline, runs the interceptors'
+    /// response hooks and owns the call's end.
+    fn into_response<Res: Message>(
+        mut self,
+        ender: CallEnder,
+        hooks: Option<Box<MessageHooks>>,
+    ) -> Response<Streaming<Res>> {
+        let headers = std::mem::take(&mut self.headers);
+        let source = ClientStreamSource::new(self.source, self.send_failure, self.deadline, ender);
+        let stream = Streaming::from_wire(WireStream {
+            source: Box::new(source),
+            codec: self.codec,
+            descriptor: self.descriptor,
+            hooks,
+            failed: false,
+        });
+        Response::from_parts(stream, headers, HeaderMap::new())
+    }
+
+    /// The response as interceptors see it: headers, and the stream still to come.
+    fn into_answer(mut self) -> Answer {
+        let headers = std::mem::take(&mut self.headers);
+        Answer::from_body(Box::new(self), headers, HeaderMap::new())
+    }
+}
+
+/// A response as the interceptors see it.
+fn answer_from<T: Send + 'static>(response: Response<T>) -> Answer {
+    let (headers, message, trailers) = response.into_parts();
+    Answer::from_body(Box::new(message), headers, trailers)
+}
+
+/// A unary-response call's response from what the interceptors returned, through their
+/// response-message hooks.
+fn unary_response<Res: Message>(
+    mut answer: Answer,
+    shared: &Arc<CallShared>,
+) -> Result<Response<Res>, Error> {
+    let mut hooks = answer.message_hooks(shared, Direction::Response);
+    let mut message = answer.take_body::<Res>()?;
+    hooks.run(&mut message)?;
+    Ok(Response::from_parts(
+        message,
+        answer.headers,
+        answer.trailers,
+    ))
+}
+
+/// A streamed call's response from what the interceptors returned; the stream carries their
+/// response-message hooks and the call's end.
+async fn streamed_response<Res: Message>(
+    result: Result<Answer, Error>,
+    shared: &Arc<CallShared>,
+    mut ender: CallEnder,
+) -> Result<Response<Streaming<Res>>, Error> {
+    let result = result.and_then(|mut answer| {
+        let hooks = answer.message_hooks(shared, Direction::Response);
+        Ok((answer.take_body::<IncomingStream>()?, answer.headers, hooks))
+    });
+    match result {
+        Ok((mut incoming, headers, hooks)) => {
+            incoming.headers = headers;
+            Ok(incoming.into_response(ender, Some(hooks)))
         }
+        Err(error) => ender.settle(Err(error)).await,
     }
 }
 
@@ -615,7 +781,7 @@ struct EncodeRequests<Req> {
     codec: Codec,
     descriptor: Option<MessageDescriptor>,
     send_max_bytes: usize,
-    observer: Option<Arc<CallObserver>>,
+    hooks: Option<Box<MessageHooks>>,
 }
 
 impl<Req: Message> Stream for EncodeRequests<Req> {
@@ -626,9 +792,9 @@ impl<Req: Message> Stream for EncodeRequests<Req> {
         match this.inner.as_mut().poll_next(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(None) => Poll::Ready(None),
-            Poll::Ready(Some(message)) => {
-                if let Some(observer) = &this.observer {
-                    if let Err(e) = observer.message(Direction::Request, &message) {
+            Poll::Ready(Some(mut message)) => {
+                if let Some(hooks) = &mut this.hooks {
+                    if let Err(e) = hooks.run(&mut message) {
                         return Poll::Ready(Some(Err(e)));
                     }
                 }
@@ -724,9 +890,6 @@ impl MessageSource for PendingHead {
     }
 }
 
-/// The item that ends a response stream: `None` for a clean end, or the error.
-type LastItem = Option<Result<Bytes, Error>>;
-
 /// A streamed response on the client: enforces the deadline and ends the call for its
 /// interceptors before the caller sees the end (or when dropped before it, as cancelled).
 struct ClientStreamSource {
@@ -736,8 +899,9 @@ struct ClientStreamSource {
     deadline: Option<Instant>,
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
     ender: CallEnder,
-    /// The interceptors' `on_end`, running, and the last item, which waits for it.
-    ending: Option<Ending<LastItem>>,
+    /// The interceptors' end hooks, running; the stream's end (the error they leave, if
+    /// any) waits for them.
+    ending: Option<EndFuture>,
     finished: bool,
 }
 
@@ -759,18 +923,14 @@ impl ClientStreamSource {
         }
     }
 
-    /// Ends the stream with `last` (`None`: cleanly) once `on_end` has run.
+    /// Ends the stream (`None`: cleanly) once the end hooks have run.
     fn finish(
         &mut self,
         cx: &mut Context<'_>,
-        last: LastItem,
+        error: Option<Error>,
     ) -> Poll<Option<Result<Bytes, Error>>> {
         self.sleep = None;
-        let error = match &last {
-            Some(Err(error)) => Some(error.clone()),
-            _ => None,
-        };
-        self.ending = Some(self.ender.ending(error, last));
+        self.ending = Some(self.ender.end(error, None));
         self.poll_ending(cx)
     }
 
@@ -778,10 +938,10 @@ impl ClientStreamSource {
         let Some(ending) = &mut self.ending else {
             return Poll::Ready(None);
         };
-        let last = std::task::ready!(ending.poll(cx));
+        let (error, _) = std::task::ready!(Pin::new(ending).poll(cx));
         self.ending = None;
         self.finished = true;
-        Poll::Ready(last)
+        Poll::Ready(error.map(Err))
     }
 }
 
@@ -795,21 +955,21 @@ impl MessageSource for ClientStreamSource {
         }
         if let Some(sleep) = &mut self.sleep {
             if std::future::Future::poll(sleep.as_mut(), cx).is_ready() {
-                return self.finish(cx, Some(Err(deadline_exceeded())));
+                return self.finish(cx, Some(deadline_exceeded()));
             }
         }
         match self.inner.poll_message(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(None) => {
-                let last = self.send_failure.get().map(Err);
-                self.finish(cx, last)
+                let error = self.send_failure.get();
+                self.finish(cx, error)
             }
             Poll::Ready(Some(Err(error))) => {
                 let error = self
                     .send_failure
                     .get()
                     .unwrap_or_else(|| past_deadline(error, self.deadline));
-                self.finish(cx, Some(Err(error)))
+                self.finish(cx, Some(error))
             }
             Poll::Ready(Some(Ok(bytes))) => Poll::Ready(Some(Ok(bytes))),
         }

@@ -14,7 +14,7 @@ use super::{Outbound, frame_encoded};
 use crate::body::FrameSource;
 use crate::compression::{CompressionPolicy, Compressor, MessageCompression};
 use crate::envelope::Encoded;
-use crate::interceptor::Ending;
+use crate::interceptor::EndFuture;
 use crate::{Code, Error};
 
 /// How a protocol ends a stream: Connect writes an end-of-stream envelope, gRPC writes HTTP
@@ -34,8 +34,9 @@ pub(crate) struct StreamingBody<E> {
     /// The message stream ended (with this error, if any) while a batch of messages was being
     /// gathered; the end is written on the next poll, after the batch.
     ended: Option<Option<Error>>,
-    /// The interceptors' end of the call, running; the protocol's end frame waits for it.
-    ending: Option<Ending<Frame<Bytes>>>,
+    /// The interceptors' end of the call, running; the protocol's end frame waits for it and
+    /// is built from the status and trailers it leaves.
+    ending: Option<EndFuture>,
     done: bool,
 }
 
@@ -71,16 +72,16 @@ impl<E: StreamEnd> StreamingBody<E> {
         }
     }
 
-    /// Ends the stream: the protocol's end frame, written once the interceptors' `on_end` has
-    /// run (so they see the end before the peer does, and exactly once).
+    /// Ends the stream: the protocol's end frame, written once the interceptors' end hooks
+    /// have run (so they see the end before the peer does, exactly once, and may still change
+    /// the status and trailers).
     fn finish(&mut self, cx: &mut Context<'_>, error: Option<Error>) -> Poll<Option<Frame<Bytes>>> {
         self.sleep = None;
         let mut trailers = std::mem::take(&mut self.outbound.trailers);
         if let Some(late) = self.outbound.stream_trailers.take() {
             trailers.extend(late.take());
         }
-        let frame = self.end.end(error.as_ref(), trailers);
-        self.ending = Some(self.outbound.ender.ending(error, frame));
+        self.ending = Some(self.outbound.ender.end(error, Some(trailers)));
         self.poll_ending(cx)
     }
 
@@ -88,10 +89,12 @@ impl<E: StreamEnd> StreamingBody<E> {
         let Some(ending) = &mut self.ending else {
             return Poll::Ready(None);
         };
-        let frame = std::task::ready!(ending.poll(cx));
+        let (error, trailers) = std::task::ready!(std::pin::Pin::new(ending).poll(cx));
         self.ending = None;
         self.done = true;
-        Poll::Ready(Some(frame))
+        Poll::Ready(Some(
+            self.end.end(error.as_ref(), trailers.unwrap_or_default()),
+        ))
     }
 
     fn frame_message(&self, payload: Encoded) -> Result<Bytes, Error> {

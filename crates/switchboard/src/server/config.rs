@@ -1,7 +1,7 @@
 //! Server-wide settings.
 
 use crate::compression::{CompressionPolicy, CompressionRegistry};
-use crate::interceptor::{Interceptor, Interceptors};
+use crate::interceptor::{Hooks, Interceptor, Interceptors};
 
 /// Default cap on one received message: 4 MiB, as in gRPC.
 pub const DEFAULT_READ_MAX_BYTES: usize = 4 * 1024 * 1024;
@@ -64,9 +64,17 @@ impl ServerConfig {
         self
     }
 
-    /// Adds an interceptor; interceptors run in the order added.
+    /// Adds an interceptor inside those added before (the first added is outermost). On a
+    /// service added with [`crate::server::Router::add_service_with`], its own interceptors
+    /// run inside the router's.
     pub fn interceptor(mut self, interceptor: impl Interceptor) -> Self {
         self.interceptors.push(interceptor);
+        self
+    }
+
+    /// Adds [`Hooks`] (start, each message, end) as an interceptor, in the same order.
+    pub fn hooks(mut self, hooks: impl Hooks) -> Self {
+        self.interceptors.push_hooks(hooks);
         self
     }
 }

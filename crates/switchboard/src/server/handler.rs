@@ -15,7 +15,10 @@ use prost_reflect::MessageDescriptor;
 use crate::codec::{Codec, Message};
 use crate::compression::MessageCompression;
 use crate::envelope::Encoded;
-use crate::interceptor::{BoxFuture, CallEnder, CallObserver, Direction, Interceptors, Side};
+use crate::interceptor::{
+    BoxFuture, Call, CallEnder, CallInfo, CallShared, Chain, Direction, MessageHooks, Next,
+    Reply as Answer, ReplyFuture, Side,
+};
 use crate::protocol::{Outbound, Reply, StreamReply, UnaryReply};
 use crate::request::{Request, Response, ServerContext};
 use crate::spec::{Descriptors, Peer, Spec};
@@ -33,7 +36,8 @@ pub(crate) struct ServerCall {
     pub(crate) deadline: Option<Instant>,
     pub(crate) codec: Codec,
     pub(crate) source: Box<dyn MessageSource>,
-    pub(crate) interceptors: Interceptors,
+    /// The interceptors wrapping this call; `None` when none applies.
+    pub(crate) chain: Option<Chain>,
     pub(crate) message_compression: MessageCompression,
 }
 
@@ -42,59 +46,49 @@ pub(crate) trait ErasedHandler: Send + Sync + 'static {
     fn call(&self, call: ServerCall) -> BoxFuture<'static, Reply>;
 }
 
-/// The part of a call common to all four kinds, before the user's function runs.
-struct Started {
-    observer: Option<Arc<CallObserver>>,
-    request_stream: WireStream,
+/// What the user's function gets besides its input: the request as it arrived (headers and
+/// extensions as the interceptors left them).
+struct RequestParts {
+    source: Box<dyn MessageSource>,
+    codec: Codec,
     headers: HeaderMap,
     extensions: Extensions,
     context: ServerContext,
-    deadline: Option<Instant>,
     message_compression: MessageCompression,
 }
 
-async fn start(
-    call: ServerCall,
-    descriptors: &Descriptors,
-) -> Result<Started, (Error, Option<Arc<CallObserver>>)> {
-    let ServerCall {
-        spec,
-        method,
-        uri,
-        mut headers,
-        extensions,
-        peer,
-        deadline,
-        codec,
-        source,
-        interceptors,
-        message_compression,
-    } = call;
-    let observer = interceptors
-        .start(&spec, Some(peer.clone()), Side::Server, &mut headers)
-        .await?;
-    Ok(Started {
-        request_stream: WireStream {
-            source,
-            codec,
+impl RequestParts {
+    /// Reads the input the method's shape calls for, and runs the user's function on it.
+    async fn invoke<I, Req, F, Fut, Out>(
+        self,
+        f: &F,
+        descriptors: &Descriptors,
+        hooks: Option<Box<MessageHooks>>,
+    ) -> Result<Response<Out>, Error>
+    where
+        I: RequestShape<Req>,
+        F: Fn(Request<I::Input>) -> Fut,
+        Fut: Future<Output = Result<Response<Out>, Error>>,
+    {
+        let stream = WireStream {
+            source: self.source,
+            codec: self.codec,
             descriptor: descriptors.input.clone(),
-            observer: observer.clone().map(|o| (o, Direction::Request)),
+            hooks,
             failed: false,
-        },
-        observer,
-        headers,
-        extensions,
-        context: ServerContext {
-            spec,
-            peer,
-            deadline,
-            method,
-            uri,
-            request_compressed: None,
-        },
-        deadline,
-        message_compression,
-    })
+        };
+        let (input, compressed) = I::input(stream).await?;
+        let mut context = self.context;
+        context.request_compressed = compressed;
+        let request = Request::from_server(
+            input,
+            self.headers,
+            self.extensions,
+            context,
+            self.message_compression,
+        );
+        f(request).await
+    }
 }
 
 /// Reads exactly one request message; with it, whether it arrived compressed.
@@ -149,13 +143,13 @@ async fn finish_unary<Res: Message>(
     result: Result<Response<Res>, Error>,
     codec: Codec,
     descriptors: &Descriptors,
-    observer: Option<Arc<CallObserver>>,
+    mut hooks: Option<Box<MessageHooks>>,
     mut ender: CallEnder,
 ) -> Reply {
     let result = result.and_then(|response| {
-        let (headers, message, trailers) = response.into_parts();
-        if let Some(observer) = &observer {
-            observer.message(Direction::Response, &message)?;
+        let (headers, mut message, trailers) = response.into_parts();
+        if let Some(hooks) = &mut hooks {
+            hooks.run(&mut message)?;
         }
         let payload = encode(codec, descriptors.output.as_ref(), &message)?;
         Ok(UnaryReply {
@@ -164,15 +158,30 @@ async fn finish_unary<Res: Message>(
             trailers,
         })
     });
-    ender.finish(result.as_ref().err()).await;
-    Reply::Unary(result)
+    if !ender.is_armed() {
+        return Reply::Unary(result);
+    }
+    // The end hooks see (and may change) the status and trailers before they are written.
+    Reply::Unary(match result {
+        Ok(mut reply) => {
+            let trailers = std::mem::take(&mut reply.trailers);
+            match ender.end(None, Some(trailers)).await {
+                (None, trailers) => {
+                    reply.trailers = trailers.unwrap_or_default();
+                    Ok(reply)
+                }
+                (Some(error), _) => Err(error),
+            }
+        }
+        Err(error) => ender.settle(Err(error)).await,
+    })
 }
 
 async fn finish_stream<Res: Message>(
     result: Result<Response<ResponseStream<Res>>, Error>,
     codec: Codec,
     descriptors: &Descriptors,
-    observer: Option<Arc<CallObserver>>,
+    hooks: Option<Box<MessageHooks>>,
     mut ender: CallEnder,
     deadline: Option<Instant>,
 ) -> Reply {
@@ -187,7 +196,7 @@ async fn finish_stream<Res: Message>(
                         inner: stream,
                         codec,
                         descriptor: descriptors.output.clone(),
-                        observer,
+                        hooks,
                     }),
                     trailers,
                     stream_trailers,
@@ -196,10 +205,7 @@ async fn finish_stream<Res: Message>(
                 },
             }))
         }
-        Err(error) => {
-            ender.finish(Some(&error)).await;
-            Reply::Stream(Err(error))
-        }
+        Err(error) => Reply::Stream(ender.settle(Err(error)).await),
     }
 }
 
@@ -208,7 +214,7 @@ struct EncodeStream<Res> {
     inner: ResponseStream<Res>,
     codec: Codec,
     descriptor: Option<MessageDescriptor>,
-    observer: Option<Arc<CallObserver>>,
+    hooks: Option<Box<MessageHooks>>,
 }
 
 impl<Res: Message> Stream for EncodeStream<Res> {
@@ -220,9 +226,9 @@ impl<Res: Message> Stream for EncodeStream<Res> {
             Poll::Pending => Poll::Pending,
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
-            Poll::Ready(Some(Ok(message))) => {
-                if let Some(observer) = &this.observer {
-                    if let Err(e) = observer.message(Direction::Response, &message) {
+            Poll::Ready(Some(Ok(mut message))) => {
+                if let Some(hooks) = &mut this.hooks {
+                    if let Err(e) = hooks.run(&mut message) {
                         return Poll::Ready(Some(Err(e)));
                     }
                 }
@@ -250,11 +256,10 @@ pub(crate) trait ReplyShape<Res>: 'static {
         result: Result<Response<Self::Output>, Error>,
         codec: Codec,
         descriptors: &Descriptors,
-        observer: Option<Arc<CallObserver>>,
+        hooks: Option<Box<MessageHooks>>,
         ender: CallEnder,
         deadline: Option<Instant>,
     ) -> impl Future<Output = Reply> + Send;
-    fn fail(error: Error) -> Reply;
 }
 
 /// One request message (unary and server-streaming methods).
@@ -286,14 +291,11 @@ impl<Res: Message> ReplyShape<Res> for One {
         result: Result<Response<Res>, Error>,
         codec: Codec,
         descriptors: &Descriptors,
-        observer: Option<Arc<CallObserver>>,
+        hooks: Option<Box<MessageHooks>>,
         ender: CallEnder,
         _deadline: Option<Instant>,
     ) -> impl Future<Output = Reply> + Send {
-        finish_unary(result, codec, descriptors, observer, ender)
-    }
-    fn fail(error: Error) -> Reply {
-        Reply::Unary(Err(error))
+        finish_unary(result, codec, descriptors, hooks, ender)
     }
 }
 
@@ -303,14 +305,11 @@ impl<Res: Message> ReplyShape<Res> for Many {
         result: Result<Response<ResponseStream<Res>>, Error>,
         codec: Codec,
         descriptors: &Descriptors,
-        observer: Option<Arc<CallObserver>>,
+        hooks: Option<Box<MessageHooks>>,
         ender: CallEnder,
         deadline: Option<Instant>,
     ) -> impl Future<Output = Reply> + Send {
-        finish_stream(result, codec, descriptors, observer, ender, deadline)
-    }
-    fn fail(error: Error) -> Reply {
-        Reply::Stream(Err(error))
+        finish_stream(result, codec, descriptors, hooks, ender, deadline)
     }
 }
 
@@ -342,38 +341,158 @@ where
     F: Fn(Request<I::Input>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Response<O::Output>, Error>> + Send + 'static,
 {
-    fn call(&self, call: ServerCall) -> BoxFuture<'static, Reply> {
+    fn call(&self, mut call: ServerCall) -> BoxFuture<'static, Reply> {
         let f = self.f.clone();
         let descriptors = self.descriptors.clone();
-        let codec = call.codec;
-        Box::pin(async move {
-            let started = match start(call, &descriptors).await {
-                Ok(started) => started,
-                Err((error, observer)) => {
-                    CallEnder::new(observer).finish(Some(&error)).await;
-                    return O::fail(error);
-                }
-            };
-            let observer = started.observer.clone();
-            // Owns the call's end from here: dropped with this future (the client went away),
-            // it ends the call as cancelled.
-            let ender = CallEnder::new(observer.clone());
-            let deadline = started.deadline;
-            let result = with_deadline(deadline, async move {
-                let (input, compressed) = I::input(started.request_stream).await?;
-                let mut context = started.context;
-                context.request_compressed = compressed;
-                let request = Request::from_server(
-                    input,
-                    started.headers,
-                    started.extensions,
-                    context,
-                    started.message_compression,
-                );
-                f(request).await
-            })
-            .await;
-            O::finish(result, codec, &descriptors, observer, ender, deadline).await
-        })
+        match call.chain.take() {
+            None => Box::pin(run_plain::<I, O, Req, Res, F, Fut>(f, descriptors, call)),
+            Some(chain) => Box::pin(run_intercepted::<I, O, Req, Res, F, Fut>(
+                f,
+                descriptors,
+                call,
+                chain,
+            )),
+        }
     }
+}
+
+/// Splits a call into its deadline, codec and what the user's function needs.
+fn split(call: ServerCall) -> (Option<Instant>, Codec, RequestParts) {
+    let ServerCall {
+        spec,
+        method,
+        uri,
+        headers,
+        extensions,
+        peer,
+        deadline,
+        codec,
+        source,
+        chain: _,
+        message_compression,
+    } = call;
+    let parts = RequestParts {
+        source,
+        codec,
+        headers,
+        extensions,
+        context: ServerContext {
+            spec,
+            peer,
+            deadline,
+            method,
+            uri,
+            request_compressed: None,
+        },
+        message_compression,
+    };
+    (deadline, codec, parts)
+}
+
+/// A call no interceptor wraps: no interceptor code runs at all.
+async fn run_plain<I, O, Req, Res, F, Fut>(
+    f: Arc<F>,
+    descriptors: Descriptors,
+    call: ServerCall,
+) -> Reply
+where
+    I: RequestShape<Req>,
+    O: ReplyShape<Res>,
+    Req: Message,
+    Res: Message,
+    F: Fn(Request<I::Input>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Response<O::Output>, Error>> + Send + 'static,
+{
+    let (deadline, codec, parts) = split(call);
+    let result = with_deadline(
+        deadline,
+        parts.invoke::<I, Req, F, Fut, O::Output>(&*f, &descriptors, None),
+    )
+    .await;
+    O::finish(
+        result,
+        codec,
+        &descriptors,
+        None,
+        CallEnder::default(),
+        deadline,
+    )
+    .await
+}
+
+/// A call wrapped by interceptors: the chain runs under the deadline and ends in the user's
+/// function; its reply is turned back into the method's types.
+async fn run_intercepted<I, O, Req, Res, F, Fut>(
+    f: Arc<F>,
+    descriptors: Descriptors,
+    call: ServerCall,
+    chain: Chain,
+) -> Reply
+where
+    I: RequestShape<Req>,
+    O: ReplyShape<Res>,
+    Req: Message,
+    Res: Message,
+    F: Fn(Request<I::Input>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Response<O::Output>, Error>> + Send + 'static,
+{
+    let shared = CallShared::new(CallInfo {
+        spec: call.spec.clone(),
+        peer: Some(call.peer.clone()),
+        side: Side::Server,
+        started: Instant::now(),
+    });
+    // Owns the call's end from here: dropped with this future (the client went away), it
+    // ends the call as cancelled.
+    let ender = CallEnder::new(shared.clone());
+    let (deadline, codec, mut parts) = split(call);
+    let intercepted = Call::new(
+        shared.clone(),
+        deadline,
+        std::mem::take(&mut parts.headers),
+        std::mem::take(&mut parts.extensions),
+        None,
+    );
+    let terminal_descriptors = descriptors.clone();
+    let terminal = move |call: Call| -> ReplyFuture {
+        Box::pin(async move {
+            let hooks = MessageHooks::new(call.shared.clone(), Direction::Request, call.hooks);
+            parts.headers = call.headers;
+            parts.extensions = call.extensions;
+            let response = parts
+                .invoke::<I, Req, F, Fut, O::Output>(&*f, &terminal_descriptors, Some(hooks))
+                .await?;
+            Ok(answer_from(response))
+        })
+    };
+    let result = with_deadline(
+        deadline,
+        Next::new(chain, Box::new(terminal)).run(intercepted),
+    )
+    .await;
+    let (result, hooks) = match result {
+        Ok(mut answer) => {
+            let hooks = answer.message_hooks(&shared, Direction::Response);
+            (response_from::<O::Output>(answer), Some(hooks))
+        }
+        Err(error) => (Err(error), None),
+    };
+    O::finish(result, codec, &descriptors, hooks, ender, deadline).await
+}
+
+/// A handler's response as the interceptors see it.
+fn answer_from<T: Send + 'static>(mut response: Response<T>) -> Answer {
+    let stream_trailers = response.take_stream_trailers();
+    let (headers, message, trailers) = response.into_parts();
+    let mut answer = Answer::from_body(Box::new(message), headers, trailers);
+    answer.stream_trailers = stream_trailers;
+    answer
+}
+
+/// The method's response back from what the interceptors returned.
+fn response_from<T: 'static>(mut answer: Answer) -> Result<Response<T>, Error> {
+    let message = answer.take_body::<T>()?;
+    let mut response = Response::from_parts(message, answer.headers, answer.trailers);
+    response.set_stream_trailers(answer.stream_trailers);
+    Ok(response)
 }

@@ -15,7 +15,7 @@ use crate::Error;
 use crate::body::{Body, BoxError, box_body};
 use crate::codec::Message;
 use crate::envelope::{BodyReader, Side, UnreadBody};
-use crate::interceptor::BoxFuture;
+use crate::interceptor::{BoxFuture, Chain};
 use crate::protocol::classify;
 use crate::request::{Request, Response};
 use crate::server::ServerConfig;
@@ -46,6 +46,20 @@ struct Route {
     /// The settings of the service this route belongs to, when it has its own
     /// ([`Router::add_service_with`]); otherwise the router's.
     config: Option<Arc<ServerConfig>>,
+    /// The interceptors that wrap this method's calls (the router's, then the service's);
+    /// `None` when there are none, which keeps their cost off the call path.
+    chain: Option<Chain>,
+}
+
+impl Route {
+    fn resolve_chain(&mut self, router: &ServerConfig) {
+        self.chain = match &self.config {
+            None => router.interceptors.chain_for(None, &self.spec),
+            Some(own) => own
+                .interceptors
+                .chain_for(Some(&router.interceptors), &self.spec),
+        };
+    }
 }
 
 /// The methods of the services being registered; generated code calls the four methods that
@@ -66,6 +80,7 @@ impl Routes {
                 spec,
                 handler,
                 config,
+                chain: None,
             },
         );
     }
@@ -194,12 +209,16 @@ impl Router {
         inner.routes.scope = config;
         service.register(&mut inner.routes);
         inner.routes.scope = None;
+        inner.resolve_chains();
         self
     }
 
-    /// Replaces the settings (of every service added without settings of its own).
+    /// Replaces the settings (of every service added without settings of its own; the
+    /// interceptors wrap every service).
     pub fn with_config(mut self, config: ServerConfig) -> Self {
-        self.inner_mut().config = config;
+        let inner = self.inner_mut();
+        inner.config = config;
+        inner.resolve_chains();
         self
     }
 
@@ -285,6 +304,12 @@ where
 }
 
 impl RouterInner {
+    fn resolve_chains(&mut self) {
+        for route in self.routes.routes.values_mut() {
+            route.resolve_chain(&self.config);
+        }
+    }
+
     /// An HTTP/1 call: the reply waits until a request body left unread is settled, and says
     /// `Connection: close` when it could not be drained.
     async fn handle_http1(
@@ -338,7 +363,7 @@ impl RouterInner {
             deadline,
             codec: setup.codec,
             source,
-            interceptors: config.interceptors.clone(),
+            chain: route.chain.clone(),
             message_compression: setup.message_compression.clone(),
         };
         let reply = route.handler.call(call).await;
