@@ -585,7 +585,7 @@ fn build_eliza(logs: &Path) -> Result<PathBuf> {
     Ok(target.join("debug").join("eliza"))
 }
 
-/// The `auth` example (Eliza behind a bearer-token tower layer), built with the demo.
+/// The `auth` example (Eliza behind bearer-token and audit interceptors), built with the demo.
 fn auth_example() -> PathBuf {
     target_dir().join("debug").join("examples").join("auth")
 }
@@ -645,6 +645,36 @@ fn auth_checks(report: &mut Report, logs: &Path, grpcurl: &Path, auth: &Server) 
     report.record(
         "auth: grpcurl Say with the token",
         expect_sentences(&step, &[SAY.1]),
+        &step.logs,
+    );
+
+    // The interceptors' response header (Authenticate) and whole-stream trailer (Audit, from
+    // its end hook) on a server stream, as grpcurl received them.
+    let introduce = format!("{{\"name\":{NAME:?}}}");
+    let step = run_step(
+        logs,
+        "auth: grpcurl -v Introduce with the token",
+        Command::new(grpcurl).args([
+            "-plaintext",
+            "-v",
+            "-H",
+            token,
+            "-d",
+            &introduce,
+            &auth.addr,
+            &format!("{SERVICE}/Introduce"),
+        ]),
+        CALL_TIMEOUT,
+    )?;
+    let sent = format!("x-messages-sent: {}", INTRODUCTION.len());
+    let outcome = expect_sentences(&step, &INTRODUCTION)
+        .and_then(|()| {
+            expect_grpcurl_metadata(&step.stdout, Metadata::Headers, "x-caller: demo-user")
+        })
+        .and_then(|()| expect_grpcurl_metadata(&step.stdout, Metadata::Trailers, &sent));
+    report.record(
+        "auth: grpcurl sees the interceptors' header and end-of-stream trailer",
+        outcome,
         &step.logs,
     );
 
@@ -735,15 +765,36 @@ fn expect_sentences(step: &Step, want: &[&str]) -> Result<(), String> {
 /// The `x-sentences` trailer Introduce computes from its stream, as `grpcurl -v` prints the
 /// trailers it received.
 fn expect_late_trailer(stdout: &str, sentences: usize) -> Result<(), String> {
-    let trailers = stdout
+    expect_grpcurl_metadata(
+        stdout,
+        Metadata::Trailers,
+        &format!("x-sentences: {sentences}"),
+    )
+}
+
+/// Which metadata `grpcurl -v` printed.
+#[derive(Clone, Copy, Debug)]
+enum Metadata {
+    Headers,
+    Trailers,
+}
+
+/// `line` (`name: value`) among the response headers or trailers `grpcurl -v` printed.
+fn expect_grpcurl_metadata(stdout: &str, which: Metadata, line: &str) -> Result<(), String> {
+    let (_, after_headers) = stdout
+        .split_once("Response headers received:")
+        .ok_or("grpcurl printed no headers")?;
+    let (headers, trailers) = after_headers
         .split_once("Response trailers received:")
-        .map(|(_, rest)| rest)
         .ok_or("grpcurl printed no trailers")?;
-    let want = format!("x-sentences: {sentences}");
-    if trailers.lines().any(|line| line.trim() == want) {
+    let section = match which {
+        Metadata::Headers => headers,
+        Metadata::Trailers => trailers,
+    };
+    if section.lines().any(|l| l.trim() == line) {
         Ok(())
     } else {
-        Err(format!("trailers {trailers:?} lack {want:?}"))
+        Err(format!("{which:?} {section:?} lack {line:?}"))
     }
 }
 

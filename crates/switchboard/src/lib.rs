@@ -136,3 +136,8 @@ macro_rules! include_proto {
         include!(concat!(env!("OUT_DIR"), "/", $package, ".rs"));
     };
 }
+
+/// The README's Rust blocks, compiled and run as doctests so its examples stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
