@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use switchboard::compression::CompressionPolicy;
+use switchboard::interceptor::{Call, Hooks, Interceptor, Next, Reply};
 use switchboard::server::{Router, ServerConfig};
 use switchboard::{Error, Request, Response, ResponseStream, Streaming};
 
@@ -85,13 +86,37 @@ impl EchoService for Echo {
     }
 }
 
+/// An interceptor that only passes the call on: what wrapping a call costs, measured by
+/// running with `SWITCHBOARD_ECHO_INTERCEPTOR=pass` (never in the side-by-side benchmarks).
+struct PassThrough;
+
+impl Interceptor for PassThrough {
+    async fn intercept(&self, call: Call, next: Next) -> Result<Reply, Error> {
+        next.run(call).await
+    }
+}
+
+/// `interceptor::Hooks` with every method left to its default: the cost of the hook form,
+/// with `SWITCHBOARD_ECHO_INTERCEPTOR=hooks`.
+struct NoHooks;
+
+impl Hooks for NoHooks {}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = bench_cli::parse_addr(USAGE)?;
     // The benchmark compares uncompressed exchanges, whatever the client offers.
-    let config = ServerConfig::default().compression_policy(CompressionPolicy {
+    let mut config = ServerConfig::default().compression_policy(CompressionPolicy {
         min_bytes: usize::MAX,
     });
+    match std::env::var("SWITCHBOARD_ECHO_INTERCEPTOR").as_deref() {
+        Ok("pass") => config = config.interceptor(PassThrough),
+        Ok("hooks") => config = config.hooks(NoHooks),
+        Ok(other) => {
+            return Err(format!("SWITCHBOARD_ECHO_INTERCEPTOR={other:?}: use pass or hooks").into());
+        }
+        Err(_) => {}
+    }
     let router = Router::new()
         .with_config(config)
         .add_service(EchoServiceServer::new(Echo));
