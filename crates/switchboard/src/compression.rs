@@ -31,6 +31,7 @@ mod zstd;
 pub use self::brotli::Brotli;
 pub use self::deflate::Deflate;
 pub use self::gzip::Gzip;
+pub(crate) use self::registry::CallCompression;
 pub use self::registry::CompressionRegistry;
 pub use self::snappy::Snappy;
 pub use self::zstd::Zstd;

@@ -88,6 +88,13 @@ impl Error {
         Error::new(Code::ResourceExhausted, message)
     }
 
+    /// The error of a call whose deadline passed, the same on both sides and for every
+    /// shape (the handler or interceptors still running, a stream still flowing, a client
+    /// still waiting).
+    pub(crate) fn deadline_exceeded() -> Self {
+        Error::new(Code::DeadlineExceeded, "the call's deadline passed")
+    }
+
     /// The status code.
     pub fn code(&self) -> Code {
         self.inner.code

@@ -15,10 +15,12 @@
 #![deny(unsafe_code)]
 
 pub mod body;
+mod call;
 pub mod client;
 mod code;
 pub mod codec;
 pub mod compression;
+mod config;
 mod envelope;
 mod error;
 pub mod error_details;

@@ -18,6 +18,7 @@ pub use transport::{Connector, HttpTransport, Transport};
 use crate::body::box_body;
 use crate::codec::{Codec, Message};
 use crate::compression::{CompressionPolicy, CompressionRegistry};
+use crate::config::DEFAULT_READ_MAX_BYTES;
 use crate::interceptor::{
     Call, CallEnder, CallInfo, CallShared, Chain, Direction, EndFuture, Hooks, Interceptor,
     Interceptors, MessageHooks, Next, Reply as Answer, ReplyFuture, Side,
@@ -29,7 +30,6 @@ use crate::protocol::{
     ClientProtocol, IncomingResponse, OutgoingBody, OutgoingCall, check_send_limit,
 };
 use crate::request::{Request, Response};
-use crate::server::DEFAULT_READ_MAX_BYTES;
 use crate::spec::{Descriptors, Peer, Protocol, Spec};
 use crate::stream::{MessageSource, Streaming, WireStream};
 use crate::{Code, Error};
@@ -735,7 +735,7 @@ async fn with_timeout<T>(
             let deadline = deadline_of(Some(timeout));
             match tokio::time::timeout(timeout, work).await {
                 Ok(result) => result.map_err(|e| past_deadline(e, deadline)),
-                Err(_) => Err(deadline_exceeded()),
+                Err(_) => Err(Error::deadline_exceeded()),
             }
         }
     }
@@ -746,13 +746,11 @@ async fn with_timeout<T>(
 /// fired. Errors the peer reported stay as they are.
 fn past_deadline(error: Error, deadline: Option<Instant>) -> Error {
     match deadline {
-        Some(deadline) if !error.is_wire() && Instant::now() >= deadline => deadline_exceeded(),
+        Some(deadline) if !error.is_wire() && Instant::now() >= deadline => {
+            Error::deadline_exceeded()
+        }
         _ => error,
     }
-}
-
-fn deadline_exceeded() -> Error {
-    Error::new(Code::DeadlineExceeded, "the call's deadline passed")
 }
 
 fn transport_error(error: crate::body::BoxError) -> Error {
@@ -955,7 +953,7 @@ impl MessageSource for ClientStreamSource {
         }
         if let Some(sleep) = &mut self.sleep {
             if std::future::Future::poll(sleep.as_mut(), cx).is_ready() {
-                return self.finish(cx, Some(deadline_exceeded()));
+                return self.finish(cx, Some(Error::deadline_exceeded()));
             }
         }
         match self.inner.poll_message(cx) {
@@ -982,7 +980,7 @@ impl MessageSource for ClientStreamSource {
     fn poll_headers(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         if let Some(sleep) = &mut self.sleep {
             if std::future::Future::poll(sleep.as_mut(), cx).is_ready() {
-                return Poll::Ready(Err(deadline_exceeded()));
+                return Poll::Ready(Err(Error::deadline_exceeded()));
             }
         }
         self.inner.poll_headers(cx).map_err(|error| {

@@ -7,6 +7,15 @@ use http::HeaderValue;
 
 use super::{Brotli, Compressor, Deflate, Gzip, Snappy, Zstd};
 
+/// One call's compression, settled by [`CompressionRegistry::negotiate_call`]; `None` is
+/// identity.
+pub(crate) struct CallCompression {
+    /// How the request's messages are compressed.
+    pub(crate) request: Option<Arc<dyn Compressor>>,
+    /// How to compress the response's messages.
+    pub(crate) response: Option<Arc<dyn Compressor>>,
+}
+
 /// Ordered set of compressors. Registration order is preference order.
 ///
 /// Clients use it to advertise what they can decode (see
@@ -122,6 +131,43 @@ impl CompressionRegistry {
     /// Precomputed when the registry changes, so this never allocates.
     pub fn accept_header(&self) -> Option<&HeaderValue> {
         self.accept.as_ref()
+    }
+
+    /// Settles one call's compression, the same way for every protocol: the algorithm the
+    /// request was `sent` with must be registered (otherwise `unimplemented`, naming the
+    /// ones that are, as the gRPC and Connect specifications ask); the response uses the
+    /// first algorithm of the peer's `accept` list this registry has (see
+    /// [`negotiate`](Self::negotiate)) when the peer sent such a list, and otherwise the
+    /// request's. `None` is identity.
+    pub(crate) fn negotiate_call<'a>(
+        &self,
+        sent: Option<&str>,
+        accept: impl Iterator<Item = &'a str>,
+    ) -> Result<CallCompression, crate::Error> {
+        let sent = sent
+            .map(str::trim)
+            .filter(|n| !n.is_empty() && *n != "identity");
+        let request = match sent {
+            None => None,
+            Some(name) => Some(self.get(name).cloned().ok_or_else(|| {
+                let supported: Vec<&str> = self.names().collect();
+                crate::Error::unimplemented(format!(
+                    "unknown compression {name:?}: supported encodings are {}",
+                    if supported.is_empty() {
+                        "identity".to_owned()
+                    } else {
+                        supported.join(", ")
+                    }
+                ))
+            })?),
+        };
+        let mut accept = accept.peekable();
+        let response = if accept.peek().is_none() {
+            request.clone()
+        } else {
+            self.negotiate(accept).cloned()
+        };
+        Ok(CallCompression { request, response })
     }
 
     /// Chooses the algorithm for a response, given the values of the peer's
@@ -248,6 +294,53 @@ mod tests {
 
     use super::super::DecompressError;
     use super::*;
+
+    /// One rule for every protocol: the request's algorithm must be known; the response
+    /// follows the peer's accept list when there is one, else the request's algorithm.
+    #[test]
+    fn a_call_negotiates_request_and_response_compression() {
+        let registry = CompressionRegistry::with_defaults();
+        let names =
+            |c: CallCompression| (c.request.map(|c| c.name()), c.response.map(|c| c.name()));
+        let none = std::iter::empty::<&str>;
+        assert_eq!(
+            names(registry.negotiate_call(None, none()).unwrap()),
+            (None, None)
+        );
+        assert_eq!(
+            names(registry.negotiate_call(Some(" identity "), none()).unwrap()),
+            (None, None)
+        );
+        assert_eq!(
+            names(registry.negotiate_call(Some("gzip"), none()).unwrap()),
+            (Some("gzip"), Some("gzip"))
+        );
+        assert_eq!(
+            names(
+                registry
+                    .negotiate_call(Some("gzip"), ["zstd, gzip"].into_iter())
+                    .unwrap()
+            ),
+            (Some("gzip"), Some("zstd"))
+        );
+        assert_eq!(
+            names(
+                registry
+                    .negotiate_call(None, ["identity"].into_iter())
+                    .unwrap()
+            ),
+            (None, None)
+        );
+        let error = registry.negotiate_call(Some("lz4"), none()).err().unwrap();
+        assert_eq!(error.code(), crate::Code::Unimplemented);
+        assert!(error.message().contains("\"lz4\""), "{error}");
+        assert!(error.message().contains("gzip, br, zstd"), "{error}");
+        let error = CompressionRegistry::empty()
+            .negotiate_call(Some("gzip"), none())
+            .err()
+            .unwrap();
+        assert!(error.message().ends_with("identity"), "{error}");
+    }
 
     /// A stand-in algorithm with a configurable name.
     #[derive(Debug)]

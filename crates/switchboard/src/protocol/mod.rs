@@ -9,7 +9,7 @@ mod stream_body;
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_core::Stream;
@@ -18,11 +18,11 @@ use http::{HeaderMap, HeaderValue};
 use crate::Code;
 use crate::Error;
 use crate::body::Body;
+use crate::call::Reply;
 use crate::codec::Codec;
 use crate::compression::{CompressionPolicy, Compressor, DecompressError, MessageCompression};
+use crate::config::ServerConfig;
 use crate::envelope::{BodyReader, Encoded, FLAG_COMPRESSED, PREFIX_LEN, Side, put_prefix};
-use crate::interceptor::CallEnder;
-use crate::server::ServerConfig;
 use crate::spec::{Protocol, Spec, StreamType};
 use crate::stream::MessageSource;
 
@@ -63,34 +63,58 @@ impl CallSetup {
     }
 }
 
-/// What a handler produced.
-pub(crate) enum Reply {
-    /// One message (unary and client-streaming methods).
-    Unary(Result<UnaryReply, Error>),
-    /// A stream of messages (server-streaming and bidi methods).
-    Stream(Result<StreamReply, Error>),
+/// The protocol's error response to a request head it refused.
+pub(crate) type Refused = Box<http::Response<Body>>;
+
+/// One call as its protocol handles it, from the request head to the response.
+/// [`ServerExchange::start`] settles everything the protocol decides for the call (codec,
+/// compression, timeout, a Connect GET's message) and opens the request's messages;
+/// [`ServerExchange::respond`] writes the handler's reply the protocol's way. The router
+/// makes one per call and follows it down to the handler and back once.
+pub(crate) struct ServerExchange {
+    protocol: &'static dyn ServerProtocol,
+    setup: CallSetup,
 }
 
-pub(crate) struct UnaryReply {
-    pub(crate) headers: HeaderMap,
-    pub(crate) payload: Encoded,
-    pub(crate) trailers: HeaderMap,
-}
+impl ServerExchange {
+    /// Starts a call of `protocol`: the exchange, and the request's messages (unframed and
+    /// decompressed) — or the protocol's error response when the head is refused.
+    pub(crate) fn start(
+        protocol: &'static dyn ServerProtocol,
+        parts: &http::request::Parts,
+        spec: &Spec,
+        body: BodyReader,
+        config: &ServerConfig,
+    ) -> Result<(Self, Box<dyn MessageSource>), Refused> {
+        let mut setup = protocol.negotiate(parts, spec, config)?;
+        let messages = protocol.request_source(&mut setup, body, config);
+        Ok((ServerExchange { protocol, setup }, messages))
+    }
 
-pub(crate) struct StreamReply {
-    pub(crate) headers: HeaderMap,
-    pub(crate) outbound: Outbound,
-}
+    /// The protocol.
+    pub(crate) fn protocol(&self) -> Protocol {
+        self.protocol.protocol()
+    }
 
-/// Encoded messages on their way out, with what ends the stream.
-pub(crate) struct Outbound {
-    pub(crate) messages: Pin<Box<dyn Stream<Item = Result<Encoded, Error>> + Send>>,
-    pub(crate) trailers: HeaderMap,
-    /// Trailers the handler's stream fills in, added to `trailers` at the end.
-    pub(crate) stream_trailers: Option<crate::stream::StreamTrailers>,
-    pub(crate) deadline: Option<Instant>,
-    /// The call's end for its interceptors, fired when the stream ends or the body is dropped.
-    pub(crate) ender: CallEnder,
+    /// The codec of the call's messages.
+    pub(crate) fn codec(&self) -> Codec {
+        self.setup.codec
+    }
+
+    /// The timeout the client asked for.
+    pub(crate) fn timeout(&self) -> Option<Duration> {
+        self.setup.timeout
+    }
+
+    /// The handler's say over compressing each response message.
+    pub(crate) fn message_compression(&self) -> &MessageCompression {
+        &self.setup.message_compression
+    }
+
+    /// Writes the handler's reply, ending the exchange.
+    pub(crate) fn respond(self, reply: Reply, config: &ServerConfig) -> http::Response<Body> {
+        self.protocol.respond(self.setup, reply, config)
+    }
 }
 
 /// The server half of a protocol.

@@ -10,12 +10,13 @@ use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
 use http_body::Frame;
 
-use super::{Outbound, frame_encoded};
+use super::frame_encoded;
+use crate::Error;
 use crate::body::FrameSource;
+use crate::call::Outbound;
 use crate::compression::{CompressionPolicy, Compressor, MessageCompression};
 use crate::envelope::Encoded;
 use crate::interceptor::EndFuture;
-use crate::{Code, Error};
 
 /// How a protocol ends a stream: Connect writes an end-of-stream envelope, gRPC writes HTTP
 /// trailers, gRPC-Web a trailers envelope.
@@ -126,8 +127,7 @@ impl<E: StreamEnd> StreamingBody<E> {
         }
         if let Some(sleep) = &mut self.sleep {
             if sleep.as_mut().poll(cx).is_ready() {
-                let error = Error::new(Code::DeadlineExceeded, "the call's deadline passed");
-                return self.finish(cx, Some(error));
+                return self.finish(cx, Some(Error::deadline_exceeded()));
             }
         }
         if let Some(error) = self.ended.take() {

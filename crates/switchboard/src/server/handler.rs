@@ -12,6 +12,8 @@ use futures_core::Stream;
 use http::{Extensions, HeaderMap};
 use prost_reflect::MessageDescriptor;
 
+use crate::Error;
+use crate::call::{Outbound, Reply, StreamReply, UnaryReply};
 use crate::codec::{Codec, Message};
 use crate::compression::MessageCompression;
 use crate::envelope::Encoded;
@@ -19,11 +21,9 @@ use crate::interceptor::{
     BoxFuture, Call, CallEnder, CallInfo, CallShared, Chain, Direction, MessageHooks, Next,
     Reply as Answer, ReplyFuture, Side,
 };
-use crate::protocol::{Outbound, Reply, StreamReply, UnaryReply};
 use crate::request::{Request, Response, ServerContext};
 use crate::spec::{Descriptors, Peer, Spec};
 use crate::stream::{MessageSource, ResponseStream, Streaming, WireStream};
-use crate::{Code, Error};
 
 /// Everything a handler needs about one incoming call.
 pub(crate) struct ServerCall {
@@ -130,12 +130,7 @@ async fn with_deadline<T>(
         None => work.await,
         Some(deadline) => tokio::time::timeout_at(deadline.into(), work)
             .await
-            .unwrap_or_else(|_| {
-                Err(Error::new(
-                    Code::DeadlineExceeded,
-                    "the call's deadline passed",
-                ))
-            }),
+            .unwrap_or_else(|_| Err(Error::deadline_exceeded())),
     }
 }
 

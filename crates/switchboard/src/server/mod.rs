@@ -1,6 +1,5 @@
 //! Serving: the [`Router`] (a tower service) and the built-in HTTP server.
 
-mod config;
 mod error_writer;
 pub(crate) mod handler;
 mod linger;
@@ -8,7 +7,7 @@ mod router;
 mod serve;
 pub mod tls;
 
-pub use config::{DEFAULT_READ_MAX_BYTES, ServerConfig};
+pub use crate::config::{DEFAULT_READ_MAX_BYTES, ServerConfig};
 pub use error_writer::{error_response, error_response_to};
 pub use router::{Router, Routes, RpcService};
 pub use serve::{DEFAULT_SHUTDOWN_GRACE, ServeRequest, Server, TowerService, bind};

@@ -14,11 +14,11 @@ use futures_util::future::Either;
 use crate::Error;
 use crate::body::{Body, BoxError, box_body};
 use crate::codec::Message;
+use crate::config::ServerConfig;
 use crate::envelope::{BodyReader, Side, UnreadBody};
 use crate::interceptor::{BoxFuture, Chain};
-use crate::protocol::classify;
+use crate::protocol::{ServerExchange, classify};
 use crate::request::{Request, Response};
-use crate::server::ServerConfig;
 use crate::server::handler::{ErasedHandler, Handler, Many, One, ServerCall};
 use crate::spec::{Peer, PeerCertificates, RemoteAddr, Spec};
 use crate::stream::{ResponseStream, Streaming};
@@ -343,16 +343,18 @@ impl RouterInner {
             return protocol.unimplemented(&parts);
         };
         let config = route.config.as_deref().unwrap_or(&self.config);
-        let mut setup = match protocol.negotiate(&parts, &route.spec, config) {
-            Ok(setup) => setup,
-            Err(response) => return *response,
-        };
-        let source = protocol.request_source(&mut setup, reader, config);
-        let mut peer = Peer::new(protocol.protocol(), remote);
+        let (exchange, source) =
+            match ServerExchange::start(protocol, &parts, &route.spec, reader, config) {
+                Ok(started) => started,
+                Err(response) => return *response,
+            };
+        let mut peer = Peer::new(exchange.protocol(), remote);
         if let Some(certificates) = certificates {
             peer = peer.with_certificates(certificates);
         }
-        let deadline = setup.timeout.and_then(|t| Instant::now().checked_add(t));
+        let deadline = exchange
+            .timeout()
+            .and_then(|t| Instant::now().checked_add(t));
         let call = ServerCall {
             spec: route.spec.clone(),
             method: parts.method,
@@ -361,13 +363,13 @@ impl RouterInner {
             extensions: parts.extensions,
             peer,
             deadline,
-            codec: setup.codec,
+            codec: exchange.codec(),
             source,
             chain: route.chain.clone(),
-            message_compression: setup.message_compression.clone(),
+            message_compression: exchange.message_compression().clone(),
         };
         let reply = route.handler.call(call).await;
-        protocol.respond(setup, reply, config)
+        exchange.respond(reply, config)
     }
 }
 

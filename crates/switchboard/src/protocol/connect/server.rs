@@ -14,16 +14,18 @@ use super::json::{end_stream_body, error_body};
 use super::*;
 use crate::Error;
 use crate::body::{Body, SourceBody};
+use crate::call::{Outbound, Reply, UnaryReply};
 use crate::codec::Codec;
+use crate::compression::CallCompression;
 use crate::compression::Compressor;
+use crate::config::ServerConfig;
 use crate::envelope::{BodyReader, FLAG_END_STREAM, Side, frame};
 use crate::interceptor::CallEnder;
 use crate::protocol::RequestEnvelopes;
 use crate::protocol::{
-    CallSetup, Outbound, Reply, ServerProtocol, StreamEnd, StreamingBody, compress_encoded,
-    decompress, parse_timeout_ms,
+    CallSetup, ServerProtocol, StreamEnd, StreamingBody, compress_encoded, decompress,
+    parse_timeout_ms,
 };
-use crate::server::ServerConfig;
 use crate::spec::{Idempotency, Protocol, Spec, StreamType};
 use crate::stream::MessageSource;
 
@@ -81,11 +83,14 @@ impl ServerProtocol for ConnectServer {
             } else {
                 (STREAM_ENCODING_HEADER, STREAM_ACCEPT_ENCODING_HEADER)
             };
-            let request =
-                request_compression(headers.get(encoding).map(HeaderValue::as_bytes), config)?;
-            setup.response_compression =
-                response_compression(headers, accept, request.as_ref(), config);
+            let CallCompression { request, response } = negotiate_compression(
+                headers.get(encoding).map(HeaderValue::as_bytes),
+                headers,
+                accept,
+                config,
+            )?;
             setup.request_compression = request;
+            setup.response_compression = response;
             Ok(())
         });
         match checked {
@@ -241,17 +246,14 @@ impl ConnectServer {
                 .and_then(|()| read_timeout(&parts.headers))
                 .and_then(|timeout| {
                     setup.timeout = timeout;
-                    let request = request_compression(
+                    let CallCompression { request, response } = negotiate_compression(
                         query.compression.as_deref().map(str::as_bytes),
-                        config,
-                    )?;
-                    setup.response_compression = response_compression(
                         &parts.headers,
                         header::ACCEPT_ENCODING.as_str(),
-                        request.as_ref(),
                         config,
-                    );
+                    )?;
                     setup.request_compression = request;
+                    setup.response_compression = response;
                     let message = query.message.ok_or_else(|| {
                         Error::invalid_argument("missing \"message\" query parameter")
                     })?;
@@ -296,7 +298,7 @@ impl ConnectServer {
     fn unary_success(
         &self,
         setup: CallSetup,
-        reply: super::super::UnaryReply,
+        reply: UnaryReply,
         config: &ServerConfig,
     ) -> http::Response<Body> {
         if reply.payload.len() > config.send_max_bytes {
@@ -417,46 +419,22 @@ fn read_timeout(headers: &HeaderMap) -> Result<Option<std::time::Duration>, Erro
         .transpose()
 }
 
-fn request_compression(
-    name: Option<&[u8]>,
-    config: &ServerConfig,
-) -> Result<Option<Arc<dyn Compressor>>, Error> {
-    let Some(name) = name else { return Ok(None) };
-    let name = std::str::from_utf8(name).unwrap_or("").trim();
-    if name.is_empty() || name == "identity" {
-        return Ok(None);
-    }
-    match config.compression.get(name) {
-        Some(c) => Ok(Some(c.clone())),
-        None => {
-            let supported: Vec<&str> = config.compression.names().collect();
-            Err(Error::unimplemented(format!(
-                "unknown compression {name:?}: supported encodings are {}",
-                if supported.is_empty() {
-                    "identity".to_owned()
-                } else {
-                    supported.join(", ")
-                }
-            )))
-        }
-    }
-}
-
-fn response_compression(
+/// The request's and the response's compression (see
+/// [`crate::compression::CompressionRegistry::negotiate_call`]): `sent` from the encoding
+/// header (or the GET `compression` parameter), the peer's list from `accept_header`.
+fn negotiate_compression(
+    sent: Option<&[u8]>,
     headers: &HeaderMap,
     accept_header: &str,
-    request: Option<&Arc<dyn Compressor>>,
     config: &ServerConfig,
-) -> Option<Arc<dyn Compressor>> {
-    let mut accept = headers
-        .get_all(accept_header)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .peekable();
-    if accept.peek().is_none() {
-        return request.cloned();
-    }
-    config.compression.negotiate(accept).cloned()
+) -> Result<CallCompression, Error> {
+    config.compression.negotiate_call(
+        sent.map(|name| std::str::from_utf8(name).unwrap_or("")),
+        headers
+            .get_all(accept_header)
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+    )
 }
 
 fn append_prefixed_trailers(headers: &mut HeaderMap, trailers: &HeaderMap) {

@@ -1,7 +1,5 @@
 //! The server half of gRPC and gRPC-Web.
 
-use std::sync::Arc;
-
 use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
@@ -14,14 +12,15 @@ use super::{
 };
 use crate::Error;
 use crate::body::{Body, SourceBody};
-use crate::compression::Compressor;
+use crate::call::{Outbound, Reply, UnaryReply};
+use crate::compression::CallCompression;
+use crate::config::ServerConfig;
 use crate::envelope::{BodyReader, put_prefix};
 use crate::interceptor::CallEnder;
 use crate::protocol::{
-    CallSetup, Outbound, Reply, RequestEnvelopes, ServerProtocol, StreamEnd, StreamingBody,
-    UnaryReply, check_send_limit, frame_encoded,
+    CallSetup, RequestEnvelopes, ServerProtocol, StreamEnd, StreamingBody, check_send_limit,
+    frame_encoded,
 };
-use crate::server::ServerConfig;
 use crate::spec::{Protocol, Spec};
 use crate::stream::MessageSource;
 
@@ -93,7 +92,7 @@ impl ServerProtocol for GrpcServer {
             .transpose()
             .and_then(|timeout| {
                 setup.timeout = timeout;
-                let (request, response) = negotiate_compression(headers, config)?;
+                let CallCompression { request, response } = negotiate_compression(headers, config)?;
                 setup.request_compression = request;
                 setup.response_compression = response;
                 Ok(())
@@ -258,44 +257,19 @@ impl GrpcServer {
     }
 }
 
-/// A negotiated compression; `None` is identity.
-type Compression = Option<Arc<dyn Compressor>>;
-
-/// gRPC's request/response compression rules (as connect-go applies them): the request's
-/// compression must be known; the response uses the request's compression, or else the first
-/// algorithm the client accepts that the server has.
+/// The request's and the response's compression (see
+/// [`crate::compression::CompressionRegistry::negotiate_call`]).
 fn negotiate_compression(
     headers: &HeaderMap,
     config: &ServerConfig,
-) -> Result<(Compression, Compression), Error> {
-    let sent = headers
-        .get(ENCODING_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|name| !name.is_empty() && *name != "identity");
-    let request = match sent {
-        None => None,
-        Some(name) => Some(config.compression.get(name).cloned().ok_or_else(|| {
-            let supported: Vec<&str> = config.compression.names().collect();
-            Error::unimplemented(format!(
-                "unknown compression {name:?}: supported encodings are {}",
-                supported.join(",")
-            ))
-        })?),
-    };
-    let response = match &request {
-        Some(c) => Some(c.clone()),
-        None => config
-            .compression
-            .negotiate(
-                headers
-                    .get_all(ACCEPT_ENCODING_HEADER)
-                    .iter()
-                    .filter_map(|v| v.to_str().ok()),
-            )
-            .cloned(),
-    };
-    Ok((request, response))
+) -> Result<CallCompression, Error> {
+    config.compression.negotiate_call(
+        headers.get(ENCODING_HEADER).and_then(|v| v.to_str().ok()),
+        headers
+            .get_all(ACCEPT_ENCODING_HEADER)
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+    )
 }
 
 /// Ends a gRPC stream with HTTP trailers, or a gRPC-Web stream with a trailers envelope.

@@ -1,4 +1,5 @@
-//! Server-wide settings.
+//! Server settings: shared by the router, which owns them, and the protocols, which apply
+//! them to each call (here, so that neither imports the other).
 
 use crate::compression::{CompressionPolicy, CompressionRegistry};
 use crate::interceptor::{Hooks, Interceptor, Interceptors};
