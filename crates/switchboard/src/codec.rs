@@ -48,8 +48,11 @@ pub trait Message: Send + Sized + 'static {
 
 impl<M: prost::Message + Default + 'static> Message for M {
     fn encode_binary(&self, buf: &mut BytesMut) {
-        // BytesMut grows as needed, so encoding cannot fail for lack of capacity.
-        let _ = prost::Message::encode(self, buf);
+        // `encode_raw`, not `encode`: `encode` computes the encoded length again only to
+        // check a capacity BytesMut does not have (it grows as needed); callers reserve
+        // `binary_len()` first. prost marks it hidden, but it is the required method every
+        // generated message implements.
+        prost::Message::encode_raw(self, buf);
     }
 
     fn binary_len(&self) -> usize {
