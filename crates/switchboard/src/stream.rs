@@ -102,6 +102,15 @@ pub(crate) trait MessageSource: Send + 'static {
     fn headers(&self) -> Option<&HeaderMap> {
         None
     }
+    /// Takes hooks to run on the response headers when they arrive, for a source whose head
+    /// is still on its way (a client's bidi call); gives them back when the headers are
+    /// already known (they travel in the `Response`).
+    fn defer_header_hooks(
+        &mut self,
+        hooks: Vec<crate::interceptor::HeaderHook>,
+    ) -> Option<Vec<crate::interceptor::HeaderHook>> {
+        Some(hooks)
+    }
 }
 
 /// A stream of received messages: the request stream of a client- or bidi-streaming handler,

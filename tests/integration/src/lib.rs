@@ -299,3 +299,25 @@ pub fn pki() -> Pki {
         client: leaf(vec!["client.test".into()]),
     }
 }
+
+/// Mutual TLS from a fresh [`Pki`]: a server configuration that requires a client
+/// certificate signed by the CA, and a client configuration that trusts the CA and presents
+/// the client certificate.
+pub fn mutual_tls() -> (
+    std::sync::Arc<switchboard::server::tls::ServerTlsConfig>,
+    std::sync::Arc<switchboard::client::tls::ClientTlsConfig>,
+) {
+    let pki = pki();
+    let server = switchboard::server::tls::server_config(
+        pki.server.0.as_bytes(),
+        pki.server.1.as_bytes(),
+        Some(pki.ca.as_bytes()),
+    )
+    .expect("server TLS configuration");
+    let client = switchboard::client::tls::client_config(
+        Some(pki.ca.as_bytes()),
+        Some((pki.client.0.as_bytes(), pki.client.1.as_bytes())),
+    )
+    .expect("client TLS configuration");
+    (server, client)
+}

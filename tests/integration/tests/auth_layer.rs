@@ -7,13 +7,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use switchboard::client::tls::client_config;
 use switchboard::client::{Client, ClientConfig, HttpTransport};
-use switchboard::server::tls::server_config;
 use switchboard::server::{Router, Server, error_response};
 use switchboard::{Body, Code, Error, PeerCertificates, Protocol, Request, Response};
 use switchboard_integration_tests::Running;
-use switchboard_integration_tests::pki;
+use switchboard_integration_tests::mutual_tls;
 use switchboard_integration_tests::proto::*;
 
 /// Who is calling, as the auth layer established it.
@@ -142,19 +140,8 @@ async fn a_tower_layer_authenticates_with_a_bearer_token() {
 
 #[tokio::test]
 async fn a_tower_layer_authenticates_with_the_client_certificate() {
-    let pki = pki();
-    let tls = server_config(
-        pki.server.0.as_bytes(),
-        pki.server.1.as_bytes(),
-        Some(pki.ca.as_bytes()),
-    )
-    .unwrap();
+    let (tls, roots) = mutual_tls();
     let server = Running::serve(Server::from_service(layered()).with_tls(tls)).await;
-    let roots = client_config(
-        Some(pki.ca.as_bytes()),
-        Some((pki.client.0.as_bytes(), pki.client.1.as_bytes())),
-    )
-    .unwrap();
     let url = format!("https://127.0.0.1:{}", server.addr.port());
     let base = Client::new(&url, HttpTransport::tls(roots)).unwrap();
     let outcomes = calls(base, None).await;

@@ -14,15 +14,13 @@ use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use http::HeaderValue;
-use switchboard::client::tls::client_config;
 use switchboard::client::{Client, ClientConfig, HttpTransport};
 use switchboard::interceptor::{self, Call, Interceptor, Next, Reply};
-use switchboard::server::tls::server_config;
 use switchboard::server::{Router, Server, ServerConfig};
 use switchboard::{Code, Error, Protocol, Request, Response, ResponseStream, Streaming};
 use switchboard_health::{HealthCheckRequest, HealthClient, ServingStatus};
 use switchboard_integration_tests::proto::*;
-use switchboard_integration_tests::{Running, TestServer, pki, start_router};
+use switchboard_integration_tests::{Running, TestServer, mutual_tls, start_router};
 
 /// Who is calling, as `Authenticate` established it.
 #[derive(Clone, Debug)]
@@ -82,6 +80,9 @@ impl Interceptor for Stamp {
         reply
             .headers_mut()
             .insert("x-stamp", HeaderValue::from_static("outer"));
+        reply.on_headers(|headers| {
+            headers.insert("x-stamp-hook", HeaderValue::from_static("1"));
+        });
         reply.on_message(|message| {
             if let Some(response) = message.downcast_mut::<EchoResponse>() {
                 response.text.push('!');
@@ -209,7 +210,17 @@ fn client_side(token: Option<&'static str>, ends: Arc<Mutex<Vec<Ended>>>) -> imp
                 let code = end.error().map(Error::code);
                 ends.lock().unwrap().push((method, code, end.messages()));
             });
-            next.run(call).await
+            let mut reply = next.run(call).await?;
+            // Runs when the headers are known: for bidi, after the call has returned.
+            reply.on_headers(|headers| {
+                let stamped = if headers.contains_key("x-stamp") {
+                    "yes"
+                } else {
+                    "no"
+                };
+                headers.insert("x-client-saw-stamp", HeaderValue::from_static(stamped));
+            });
+            Ok(reply)
         }
     })
 }
@@ -258,6 +269,11 @@ async fn every_shape(client: &TestServiceClient, what: &str) {
         .unwrap_or_else(|e| panic!("{what}: {e}"));
     assert_eq!(unary.message().text, "ada:CHI!", "{what}");
     assert_eq!(unary.headers().get("x-stamp").unwrap(), "outer", "{what}");
+    assert_eq!(
+        unary.headers().get("x-client-saw-stamp").unwrap(),
+        "yes",
+        "{what}"
+    );
     assert_eq!(
         trailer(Some(unary.trailers()), "x-messages"),
         Some("1/1"),
@@ -656,19 +672,8 @@ async fn concurrent_streams_keep_their_own_state() {
 
 #[tokio::test]
 async fn the_identity_comes_from_the_client_certificate_on_every_protocol() {
-    let pki = pki();
-    let tls = server_config(
-        pki.server.0.as_bytes(),
-        pki.server.1.as_bytes(),
-        Some(pki.ca.as_bytes()),
-    )
-    .unwrap();
+    let (tls, roots) = mutual_tls();
     let server = Running::serve(Server::new(router(Arc::default())).with_tls(tls)).await;
-    let roots = client_config(
-        Some(pki.ca.as_bytes()),
-        Some((pki.client.0.as_bytes(), pki.client.1.as_bytes())),
-    )
-    .unwrap();
     let url = format!("https://127.0.0.1:{}", server.addr.port());
     for protocol in PROTOCOLS {
         let base = Client::new(&url, HttpTransport::tls(roots.clone()))
@@ -680,5 +685,39 @@ async fn the_identity_comes_from_the_client_certificate_on_every_protocol() {
         let mut stream = client.bidi(texts(&["a"])).await.unwrap().into_message();
         assert_eq!(stream.message().await.unwrap().unwrap().text, "mtls:1:A!");
     }
+    server.stop().await;
+}
+
+/// `applies_to` narrows an interceptor to some methods: on the server once per method when the
+/// service is added, on the client on every call.
+#[tokio::test]
+async fn applies_to_narrows_an_interceptor_to_methods() {
+    struct OnlyEcho(&'static str);
+    impl Interceptor for OnlyEcho {
+        async fn intercept(&self, call: Call, next: Next) -> Result<Reply, Error> {
+            let mut reply = next.run(call).await?;
+            reply
+                .headers_mut()
+                .insert(self.0, HeaderValue::from_static("1"));
+            Ok(reply)
+        }
+        fn applies_to(&self, spec: &switchboard::Spec) -> bool {
+            spec.procedure().ends_with("/Echo")
+        }
+    }
+    let server = start_router(
+        Router::new()
+            .with_config(ServerConfig::default().interceptor(OnlyEcho("x-server")))
+            .add_service(TestServiceServer::new(TestServer)),
+    )
+    .await;
+    let config = ClientConfig::default().interceptor(OnlyEcho("x-client"));
+    let client = TestServiceClient::new(Client::h2c(&server.url()).unwrap().with_config(config));
+    let unary = client.echo(echo("hi")).await.unwrap();
+    assert!(unary.headers().contains_key("x-server"));
+    assert!(unary.headers().contains_key("x-client"));
+    let stream = client.server_stream(echo("s")).await.unwrap();
+    assert!(!stream.headers().contains_key("x-server"));
+    assert!(!stream.headers().contains_key("x-client"));
     server.stop().await;
 }

@@ -20,8 +20,9 @@ use crate::codec::{Codec, Message};
 use crate::compression::{CompressionPolicy, CompressionRegistry};
 use crate::config::DEFAULT_READ_MAX_BYTES;
 use crate::interceptor::{
-    Call, CallEnder, CallInfo, CallShared, Chain, Direction, EndFuture, Hooks, Interceptor,
-    Interceptors, MessageHooks, Next, Reply as Answer, ReplyFuture, Side,
+    Call, CallEnder, CallInfo, CallShared, Chain, Direction, EndFuture, HeaderHook, Hooks,
+    Interceptor, Interceptors, MessageHooks, Next, Reply as Answer, ReplyFuture, Side,
+    run_header_hooks,
 };
 use crate::protocol::client_shared::SendFailure;
 use crate::protocol::connect::client::ConnectClient;
@@ -301,7 +302,7 @@ impl<T: Transport> Client<T> {
     ) -> Result<Response<Streaming<Res>>, Error> {
         let Some(chain) = self.shared.config.interceptors.all() else {
             let incoming = self.server_streaming_call(spec, request, None).await?;
-            return Ok(incoming.into_response(CallEnder::default(), None));
+            return Ok(incoming.into_response(CallEnder::default(), None, Vec::new()));
         };
         let (result, shared, ender) = self
             .intercepted(chain, spec, request, |client, spec, request, hooks| {
@@ -418,7 +419,7 @@ impl<T: Transport> Client<T> {
     {
         let Some(chain) = self.shared.config.interceptors.all() else {
             let incoming = self.bidi_streaming_call(spec, request, None)?;
-            return Ok(incoming.into_response(CallEnder::default(), None));
+            return Ok(incoming.into_response(CallEnder::default(), None, Vec::new()));
         };
         let (result, shared, ender) = self
             .intercepted(chain, spec, request, |client, spec, request, hooks| {
@@ -454,7 +455,7 @@ impl<T: Transport> Client<T> {
             with_timeout(call.timeout, client.exchange(&call, outgoing)).await
         });
         Ok(IncomingStream {
-            source: Box::new(PendingHead::Waiting(exchange)),
+            source: Box::new(PendingHead::Waiting(exchange, Vec::new())),
             headers: HeaderMap::new(),
             send_failure,
             deadline,
@@ -642,8 +643,15 @@ impl IncomingStream {
         mut self,
         ender: CallEnder,
         hooks: Option<Box<MessageHooks>>,
+        header_hooks: Vec<HeaderHook>,
     ) -> Response<Streaming<Res>> {
-        let headers = std::mem::take(&mut self.headers);
+        let mut headers = std::mem::take(&mut self.headers);
+        if !header_hooks.is_empty() {
+            // A bidi call's headers are still on their way: its source runs the hooks.
+            if let Some(hooks) = self.source.defer_header_hooks(header_hooks) {
+                run_header_hooks(hooks, &mut headers);
+            }
+        }
         let source = ClientStreamSource::new(self.source, self.send_failure, self.deadline, ender);
         let stream = Streaming::from_wire(WireStream {
             source: Box::new(source),
@@ -675,6 +683,10 @@ fn unary_response<Res: Message>(
     shared: &Arc<CallShared>,
 ) -> Result<Response<Res>, Error> {
     let mut hooks = answer.message_hooks(shared, Direction::Response);
+    run_header_hooks(
+        std::mem::take(&mut answer.header_hooks),
+        &mut answer.headers,
+    );
     let mut message = answer.take_body::<Res>()?;
     hooks.run(&mut message)?;
     Ok(Response::from_parts(
@@ -693,12 +705,14 @@ async fn streamed_response<Res: Message>(
 ) -> Result<Response<Streaming<Res>>, Error> {
     let result = result.and_then(|mut answer| {
         let hooks = answer.message_hooks(shared, Direction::Response);
-        Ok((answer.take_body::<IncomingStream>()?, answer.headers, hooks))
+        let header_hooks = std::mem::take(&mut answer.header_hooks);
+        let incoming = answer.take_body::<IncomingStream>()?;
+        Ok((incoming, answer.headers, hooks, header_hooks))
     });
     match result {
-        Ok((mut incoming, headers, hooks)) => {
+        Ok((mut incoming, headers, hooks, header_hooks)) => {
             incoming.headers = headers;
-            Ok(incoming.into_response(ender, Some(hooks)))
+            Ok(incoming.into_response(ender, Some(hooks), header_hooks))
         }
         Err(error) => ender.settle(Err(error)).await,
     }
@@ -811,7 +825,11 @@ impl<Req: Message> Stream for EncodeRequests<Req> {
 /// The response of a bidi call whose head has not arrived yet: the spawned exchange, then
 /// the response's messages.
 enum PendingHead {
-    Waiting(tokio::task::JoinHandle<Result<IncomingResponse, Error>>),
+    /// The exchange, and the interceptors' hooks on the headers still to come.
+    Waiting(
+        tokio::task::JoinHandle<Result<IncomingResponse, Error>>,
+        Vec<HeaderHook>,
+    ),
     Arrived(IncomingResponse),
     /// The exchange failed; the error is returned by the next message read.
     Failed(Option<Error>),
@@ -819,7 +837,7 @@ enum PendingHead {
 
 impl PendingHead {
     fn poll_head(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        let PendingHead::Waiting(task) = self else {
+        let PendingHead::Waiting(task, _) = self else {
             return Poll::Ready(match self {
                 PendingHead::Failed(Some(error)) => Err(error.clone()),
                 PendingHead::Failed(None) => Err(Error::internal("the call has failed")),
@@ -834,7 +852,10 @@ impl PendingHead {
             }
         };
         match result {
-            Ok(incoming) => {
+            Ok(mut incoming) => {
+                if let PendingHead::Waiting(_, hooks) = self {
+                    run_header_hooks(std::mem::take(hooks), &mut incoming.headers);
+                }
                 *self = PendingHead::Arrived(incoming);
                 Poll::Ready(Ok(()))
             }
@@ -848,7 +869,7 @@ impl PendingHead {
 
 impl Drop for PendingHead {
     fn drop(&mut self) {
-        if let PendingHead::Waiting(task) = self {
+        if let PendingHead::Waiting(task, _) = self {
             task.abort();
         }
     }
@@ -885,6 +906,15 @@ impl MessageSource for PendingHead {
             PendingHead::Arrived(incoming) => Some(&incoming.headers),
             _ => None,
         }
+    }
+
+    fn defer_header_hooks(&mut self, hooks: Vec<HeaderHook>) -> Option<Vec<HeaderHook>> {
+        match self {
+            PendingHead::Waiting(_, waiting) => waiting.extend(hooks),
+            PendingHead::Arrived(incoming) => run_header_hooks(hooks, &mut incoming.headers),
+            PendingHead::Failed(_) => {}
+        }
+        None
     }
 }
 

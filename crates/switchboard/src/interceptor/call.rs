@@ -16,6 +16,16 @@ use crate::spec::{Peer, Spec};
 /// A hook run on every message of one direction; may change the message or fail the call.
 pub type MessageHook = Box<dyn FnMut(&mut (dyn Any + Send)) -> Result<(), Error> + Send>;
 
+/// A hook run once on the response headers, when they are known.
+pub(crate) type HeaderHook = Box<dyn FnOnce(&mut HeaderMap) + Send>;
+
+/// Runs header hooks in order.
+pub(crate) fn run_header_hooks(hooks: Vec<HeaderHook>, headers: &mut HeaderMap) {
+    for hook in hooks {
+        hook(headers);
+    }
+}
+
 /// The message hooks of one direction of one intercepted call, run by the stream that carries
 /// the messages; also counts them for the call's end.
 pub(crate) struct MessageHooks {
@@ -193,6 +203,7 @@ pub struct Reply {
     pub(crate) body: Box<dyn Any + Send>,
     pub(crate) stream_trailers: Option<crate::stream::StreamTrailers>,
     pub(crate) hooks: Vec<MessageHook>,
+    pub(crate) header_hooks: Vec<HeaderHook>,
 }
 
 impl std::fmt::Debug for Reply {
@@ -223,6 +234,7 @@ impl Reply {
             body,
             stream_trailers: None,
             hooks: Vec::new(),
+            header_hooks: Vec::new(),
         }
     }
 
@@ -232,8 +244,19 @@ impl Reply {
     }
 
     /// The response headers, to change before they are sent (server) or seen (client).
+    /// Empty on a client's bidi call, which returns before its headers arrive: see
+    /// [`Reply::on_headers`].
     pub fn headers_mut(&mut self) -> &mut HeaderMap {
         &mut self.headers
+    }
+
+    /// Runs `hook` once on the response headers when they are known, before the caller
+    /// (client) or the peer (server) sees them, after the hooks of interceptors inside this
+    /// one. That is at once for every call except a client's bidi call, whose headers arrive
+    /// later (servers such as grpc-go send them with the first response): there it is the
+    /// only way to see them.
+    pub fn on_headers(&mut self, hook: impl FnOnce(&mut HeaderMap) + Send + 'static) {
+        self.header_hooks.push(Box::new(hook));
     }
 
     /// The response trailers set so far: a unary call's (all of them), or those a streaming

@@ -65,7 +65,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub use call::{Call, MessageHook, Reply};
-pub(crate) use call::{MessageHooks, ReplyFuture};
+pub(crate) use call::{HeaderHook, MessageHooks, ReplyFuture, run_header_hooks};
 pub use end::{CallEnd, EndSummary};
 pub(crate) use end::{CallEnder, CallShared, EndFuture};
 pub use hooks::Hooks;

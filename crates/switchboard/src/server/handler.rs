@@ -19,7 +19,7 @@ use crate::compression::MessageCompression;
 use crate::envelope::Encoded;
 use crate::interceptor::{
     BoxFuture, Call, CallEnder, CallInfo, CallShared, Chain, Direction, MessageHooks, Next,
-    Reply as Answer, ReplyFuture, Side,
+    Reply as Answer, ReplyFuture, Side, run_header_hooks,
 };
 use crate::request::{Request, Response, ServerContext};
 use crate::spec::{Descriptors, Peer, Spec};
@@ -340,13 +340,8 @@ where
         let f = self.f.clone();
         let descriptors = self.descriptors.clone();
         match call.chain.take() {
-            None => Box::pin(run_plain::<I, O, Req, Res, F, Fut>(f, descriptors, call)),
-            Some(chain) => Box::pin(run_intercepted::<I, O, Req, Res, F, Fut>(
-                f,
-                descriptors,
-                call,
-                chain,
-            )),
+            None => Box::pin(Self::run_plain(f, descriptors, call)),
+            Some(chain) => Box::pin(Self::run_intercepted(f, descriptors, call, chain)),
         }
     }
 }
@@ -384,12 +379,8 @@ fn split(call: ServerCall) -> (Option<Instant>, Codec, RequestParts) {
     (deadline, codec, parts)
 }
 
-/// A call no interceptor wraps: no interceptor code runs at all.
-async fn run_plain<I, O, Req, Res, F, Fut>(
-    f: Arc<F>,
-    descriptors: Descriptors,
-    call: ServerCall,
-) -> Reply
+/// The two ways a call runs, with the method's types (the bounds written once).
+impl<I, O, Req, Res, F, Fut> Handler<I, O, Req, Res, F>
 where
     I: RequestShape<Req>,
     O: ReplyShape<Res>,
@@ -398,81 +389,76 @@ where
     F: Fn(Request<I::Input>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Response<O::Output>, Error>> + Send + 'static,
 {
-    let (deadline, codec, parts) = split(call);
-    let result = with_deadline(
-        deadline,
-        parts.invoke::<I, Req, F, Fut, O::Output>(&*f, &descriptors, None),
-    )
-    .await;
-    O::finish(
-        result,
-        codec,
-        &descriptors,
-        None,
-        CallEnder::default(),
-        deadline,
-    )
-    .await
-}
+    /// A call no interceptor wraps: no interceptor code runs at all.
+    async fn run_plain(f: Arc<F>, descriptors: Descriptors, call: ServerCall) -> Reply {
+        let (deadline, codec, parts) = split(call);
+        let result = with_deadline(
+            deadline,
+            parts.invoke::<I, Req, F, Fut, O::Output>(&*f, &descriptors, None),
+        )
+        .await;
+        O::finish(
+            result,
+            codec,
+            &descriptors,
+            None,
+            CallEnder::default(),
+            deadline,
+        )
+        .await
+    }
 
-/// A call wrapped by interceptors: the chain runs under the deadline and ends in the user's
-/// function; its reply is turned back into the method's types.
-async fn run_intercepted<I, O, Req, Res, F, Fut>(
-    f: Arc<F>,
-    descriptors: Descriptors,
-    call: ServerCall,
-    chain: Chain,
-) -> Reply
-where
-    I: RequestShape<Req>,
-    O: ReplyShape<Res>,
-    Req: Message,
-    Res: Message,
-    F: Fn(Request<I::Input>) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<Response<O::Output>, Error>> + Send + 'static,
-{
-    let shared = CallShared::new(CallInfo {
-        spec: call.spec.clone(),
-        peer: Some(call.peer.clone()),
-        side: Side::Server,
-        started: Instant::now(),
-    });
-    // Owns the call's end from here: dropped with this future (the client went away), it
-    // ends the call as cancelled.
-    let ender = CallEnder::new(shared.clone());
-    let (deadline, codec, mut parts) = split(call);
-    let intercepted = Call::new(
-        shared.clone(),
-        deadline,
-        std::mem::take(&mut parts.headers),
-        std::mem::take(&mut parts.extensions),
-        None,
-    );
-    let terminal_descriptors = descriptors.clone();
-    let terminal = move |call: Call| -> ReplyFuture {
-        Box::pin(async move {
-            let hooks = MessageHooks::new(call.shared.clone(), Direction::Request, call.hooks);
-            parts.headers = call.headers;
-            parts.extensions = call.extensions;
-            let response = parts
-                .invoke::<I, Req, F, Fut, O::Output>(&*f, &terminal_descriptors, Some(hooks))
-                .await?;
-            Ok(answer_from(response))
-        })
-    };
-    let result = with_deadline(
-        deadline,
-        Next::new(chain, Box::new(terminal)).run(intercepted),
-    )
-    .await;
-    let (result, hooks) = match result {
-        Ok(mut answer) => {
-            let hooks = answer.message_hooks(&shared, Direction::Response);
-            (response_from::<O::Output>(answer), Some(hooks))
-        }
-        Err(error) => (Err(error), None),
-    };
-    O::finish(result, codec, &descriptors, hooks, ender, deadline).await
+    /// A call wrapped by interceptors: the chain runs under the deadline and ends in the user's
+    /// function; its reply is turned back into the method's types.
+    async fn run_intercepted(
+        f: Arc<F>,
+        descriptors: Descriptors,
+        call: ServerCall,
+        chain: Chain,
+    ) -> Reply {
+        let shared = CallShared::new(CallInfo {
+            spec: call.spec.clone(),
+            peer: Some(call.peer.clone()),
+            side: Side::Server,
+            started: Instant::now(),
+        });
+        // Owns the call's end from here: dropped with this future (the client went away), it
+        // ends the call as cancelled.
+        let ender = CallEnder::new(shared.clone());
+        let (deadline, codec, mut parts) = split(call);
+        let intercepted = Call::new(
+            shared.clone(),
+            deadline,
+            std::mem::take(&mut parts.headers),
+            std::mem::take(&mut parts.extensions),
+            None,
+        );
+        let terminal_descriptors = descriptors.clone();
+        let terminal = move |call: Call| -> ReplyFuture {
+            Box::pin(async move {
+                let hooks = MessageHooks::new(call.shared.clone(), Direction::Request, call.hooks);
+                parts.headers = call.headers;
+                parts.extensions = call.extensions;
+                let response = parts
+                    .invoke::<I, Req, F, Fut, O::Output>(&*f, &terminal_descriptors, Some(hooks))
+                    .await?;
+                Ok(answer_from(response))
+            })
+        };
+        let result = with_deadline(
+            deadline,
+            Next::new(chain, Box::new(terminal)).run(intercepted),
+        )
+        .await;
+        let (result, hooks) = match result {
+            Ok(mut answer) => {
+                let hooks = answer.message_hooks(&shared, Direction::Response);
+                (response_from::<O::Output>(answer), Some(hooks))
+            }
+            Err(error) => (Err(error), None),
+        };
+        O::finish(result, codec, &descriptors, hooks, ender, deadline).await
+    }
 }
 
 /// A handler's response as the interceptors see it.
@@ -484,8 +470,12 @@ fn answer_from<T: Send + 'static>(mut response: Response<T>) -> Answer {
     answer
 }
 
-/// The method's response back from what the interceptors returned.
+/// The method's response back from what the interceptors returned, their header hooks run.
 fn response_from<T: 'static>(mut answer: Answer) -> Result<Response<T>, Error> {
+    run_header_hooks(
+        std::mem::take(&mut answer.header_hooks),
+        &mut answer.headers,
+    );
     let message = answer.take_body::<T>()?;
     let mut response = Response::from_parts(message, answer.headers, answer.trailers);
     response.set_stream_trailers(answer.stream_trailers);
