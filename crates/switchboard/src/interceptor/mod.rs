@@ -7,7 +7,7 @@
 //! change the request headers, put typed values into the request's extensions for the
 //! handler, refuse the call by returning an error, or answer it alone with [`Reply::new`].
 //! After `next` it can read and change the response headers and trailers and a unary
-//! response. Hooks it registers watch or change every message in each direction
+//! response ([`Reply::on_headers`] reaches a client's bidi headers, which arrive later). Hooks it registers watch or change every message in each direction
 //! ([`Call::on_message`], [`Reply::on_message`]) and see the call's end exactly once,
 //! whatever ends it ([`Call::on_end`]): that end may still change the status and trailers a
 //! server writes. Per-call state is the interceptor's locals and what its hooks capture.
