@@ -122,6 +122,16 @@ impl CallShared {
             .push(hook);
     }
 
+    /// Whether any end hook waits for this call's end (the call's end costs nothing more
+    /// when none does).
+    fn has_end_hooks(&self) -> bool {
+        !self
+            .end_hooks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty()
+    }
+
     /// Counts one message travelling `direction`.
     pub(crate) fn count(&self, direction: Direction) {
         let slot = match (self.info.side, direction) {
@@ -217,8 +227,10 @@ impl CallEnder {
     /// calls on an empty ender) yield their input at once.
     pub(crate) fn end(&mut self, error: Option<Error>, trailers: Option<HeaderMap>) -> EndFuture {
         match self.shared.take() {
-            None => EndFuture::Ready(Some((error, trailers))),
-            Some(shared) => EndFuture::Running(Box::pin(shared.run_end(error, trailers, false))),
+            Some(shared) if shared.has_end_hooks() => {
+                EndFuture::Running(Box::pin(shared.run_end(error, trailers, false)))
+            }
+            _ => EndFuture::Ready(Some((error, trailers))),
         }
     }
 
@@ -243,7 +255,7 @@ impl CallEnder {
 
 impl Drop for CallEnder {
     fn drop(&mut self) {
-        let Some(shared) = self.shared.take() else {
+        let Some(shared) = self.shared.take().filter(|shared| shared.has_end_hooks()) else {
             return;
         };
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
