@@ -108,10 +108,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = addr.parse()?;
     let (listener, local) = switchboard::server::bind(addr).await?;
     println!("eliza (bearer token required) listening on http://{local}");
+    let stop = switchboard::server::shutdown_signal()?;
     Server::new(router())
-        .serve_with_shutdown(listener, async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .serve_with_shutdown(listener, stop)
         .await?;
     Ok(())
 }

@@ -2,7 +2,9 @@
 //! `--tls-cert cert.pem --tls-key key.pem`.
 //!
 //! It serves `grpc.health.v1.Health` too, reporting the server (`""`) and Eliza SERVING;
-//! SIGUSR1 toggles both between SERVING and NOT_SERVING (for health-check tests).
+//! SIGUSR1 toggles both between SERVING and NOT_SERVING (for health-check tests). SIGTERM or
+//! SIGINT stops it gracefully: health reports NOT_SERVING, new connections are refused,
+//! HTTP/2 peers get GOAWAY, and calls in flight finish (within 30 s).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -67,8 +69,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "eliza listening on http://{local} (Connect, gRPC and gRPC-Web over HTTP/1.1 and h2c)"
         ),
     }
+    // SIGTERM (process managers, Kubernetes) and SIGINT (Ctrl-C), installed before serving.
+    let stop = switchboard::server::shutdown_signal()?;
     let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
+        stop.await;
         println!("shutting down: finishing calls in flight");
         // Reports NOT_SERVING and ends open health watches, which would keep the server up.
         health.shutdown();

@@ -1,37 +1,11 @@
 //! Starts the demo binary and runs the README's curl example against it, word for word
 //! (only the port changes), checking the answer.
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
 
-struct Demo(Child);
+use std::process::Command;
 
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts the demo on a free port; the running demo and its address.
-fn start_demo() -> (Demo, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_eliza"))
-        .args(["--addr", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start the demo");
-    let stdout = child.stdout.take().unwrap();
-    let demo = Demo(child);
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("unexpected banner {line:?}"))
-        .to_owned();
-    (demo, addr)
-}
+use common::start_demo;
 
 /// The shell command between the README's curl markers.
 fn readme_curl() -> String {
