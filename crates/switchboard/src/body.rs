@@ -12,6 +12,19 @@ use crate::Error;
 /// Any error a body can produce, boxed.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// A body whose bytes break its own encoding (invalid gRPC-Web-text base64): the sender's
+/// mistake, reported with the code for malformed input rather than as a broken transport.
+#[derive(Debug)]
+pub(crate) struct MalformedBody(pub(crate) String);
+
+impl std::fmt::Display for MalformedBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for MalformedBody {}
+
 type DynBody = Pin<Box<dyn http_body::Body<Data = Bytes, Error = BoxError> + Send + 'static>>;
 
 /// The body of every HTTP message switchboard writes: server responses and client requests.

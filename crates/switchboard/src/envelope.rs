@@ -504,12 +504,40 @@ pub(crate) fn too_large(len: u64, limit: usize) -> Error {
 }
 
 fn body_error(side: Side, error: BoxError) -> Error {
-    // A hyper error tells us when the peer went away; everything else is a transport failure.
-    let code = match error.downcast_ref::<hyper::Error>() {
-        Some(e) if e.is_canceled() => Code::Canceled,
-        _ => side.transport_code(),
+    // Bytes that break the body's own encoding are the sender's mistake; a hyper error tells
+    // us when the peer went away; everything else is a transport failure.
+    let code = if is_malformed(&*error) {
+        side.malformed_code()
+    } else {
+        match error.downcast_ref::<hyper::Error>() {
+            Some(e) if e.is_canceled() => Code::Canceled,
+            _ => side.transport_code(),
+        }
     };
     Error::from_source(code, error)
+}
+
+/// Whether a body failed because its bytes are malformed: our own decoders' [`MalformedBody`],
+/// or HTTP/1.1 framing hyper could not parse (a bad chunk size line or extension, which it
+/// reports as an I/O error of kind `InvalidData` or `InvalidInput`; a body cut short is
+/// `UnexpectedEof`, the peer going away).
+fn is_malformed(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if error.is::<crate::body::MalformedBody>() {
+            return true;
+        }
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput
+            ) {
+                return true;
+            }
+        }
+        cause = error.source();
+    }
+    false
 }
 
 #[cfg(test)]

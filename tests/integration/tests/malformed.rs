@@ -327,3 +327,91 @@ async fn the_server_enforces_the_callers_timeout() {
     still_serving(&server).await;
     server.stop().await;
 }
+
+/// The client's own mistakes get client-error codes, not `canceled` (which says the client
+/// went away): invalid gRPC-Web-text base64, a malformed HTTP/1.1 chunked body, and a
+/// deadline that has already passed when the call arrives (0, or 1 ns).
+#[tokio::test]
+async fn client_mistakes_get_client_error_codes() {
+    let server = start(ServerConfig::default()).await;
+
+    let bad_text = post(&server, ECHO, "application/grpc-web-text")
+        .body(Body::from("!!!!not base64!!!!"))
+        .unwrap();
+    let (status, headers, body) = send(bad_text).await;
+    assert_eq!(status, StatusCode::OK);
+    let grpc_status = match headers.get("grpc-status") {
+        Some(value) => value.to_str().unwrap().to_owned(),
+        None => {
+            use base64::Engine as _;
+            let frames = base64::engine::general_purpose::STANDARD
+                .decode(&body)
+                .expect("a base64 body");
+            let text = String::from_utf8_lossy(&frames).to_lowercase();
+            text.split("grpc-status:").nth(1).unwrap().trim()[..1].to_owned()
+        }
+    };
+    assert_eq!(grpc_status, "3", "invalid_argument");
+    still_serving(&server).await;
+
+    // A chunk size line that is not hexadecimal.
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let request = format!(
+        "POST {ECHO} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+         transfer-encoding: chunked\r\n\r\nzz\r\n{{}}\r\n0\r\n\r\n"
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes())
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut response),
+    )
+    .await
+    .expect("the server answers and closes");
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 400"), "{response}");
+    assert!(
+        response.contains(r#""code":"invalid_argument""#),
+        "{response}"
+    );
+    still_serving(&server).await;
+
+    for (header, value) in [
+        ("connect-timeout-ms", "0"),
+        ("grpc-timeout", "1n"),
+        ("grpc-timeout", "0n"),
+    ] {
+        let content_type = if header == "grpc-timeout" {
+            "application/grpc-web+json"
+        } else {
+            "application/json"
+        };
+        let body = if header == "grpc-timeout" {
+            Bytes::from_static(b"\0\0\0\0\x02{}")
+        } else {
+            Bytes::from_static(b"{}")
+        };
+        let request = post(&server, ECHO, content_type)
+            .header(header, value)
+            .body(Body::from(body))
+            .unwrap();
+        let (status, headers, body) = send(request).await;
+        let what = format!("{header}: {value}");
+        if header == "grpc-timeout" {
+            let status_header = headers
+                .get("grpc-status")
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_else(|| {
+                    let text = String::from_utf8_lossy(&body).to_lowercase();
+                    text.split("grpc-status:").nth(1).unwrap().trim()[..1].to_owned()
+                });
+            assert_eq!(status_header, "4", "{what}: deadline_exceeded");
+        } else {
+            assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{what}");
+            assert_eq!(error_code(&body), "deadline_exceeded", "{what}");
+        }
+    }
+    server.stop().await;
+}

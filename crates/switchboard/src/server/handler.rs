@@ -128,6 +128,9 @@ async fn with_deadline<T>(
 ) -> Result<T, Error> {
     match deadline {
         None => work.await,
+        // Already past (a timeout of 0, or 1 ns): the call fails without running, as tokio's
+        // timeout would poll the work once first and let a quick handler answer.
+        Some(deadline) if deadline <= Instant::now() => Err(Error::deadline_exceeded()),
         Some(deadline) => tokio::time::timeout_at(deadline.into(), work)
             .await
             .unwrap_or_else(|_| Err(Error::deadline_exceeded())),

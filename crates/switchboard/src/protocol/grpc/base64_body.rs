@@ -11,7 +11,7 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STAN
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 
-use crate::body::BoxError;
+use crate::body::{BoxError, MalformedBody};
 use crate::protocol::DynBody;
 
 /// Standard alphabet, padding optional: each padded chunk is decoded on its own.
@@ -96,7 +96,7 @@ fn decode_into(input: &[u8], out: &mut BytesMut) -> Result<(), BoxError> {
     }
     let decoded = LENIENT
         .decode(input)
-        .map_err(|e| format!("invalid base64 in grpc-web-text body: {e}"))?;
+        .map_err(|e| MalformedBody(format!("invalid base64 in grpc-web-text body: {e}")))?;
     out.extend_from_slice(&decoded);
     Ok(())
 }
