@@ -11,6 +11,14 @@ use crate::Code;
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 type SharedError = std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>;
 
+/// The longest error message sent (bytes of text, before any encoding); longer ones are cut
+/// and end with [`TRUNCATED`]. Percent-encoded in `grpc-message` it stays under 7 KiB, below
+/// the 8-16 KiB header-list limits clients set.
+pub(crate) const MAX_WIRE_MESSAGE_BYTES: usize = 2048;
+
+/// What ends a cut error message.
+pub(crate) const TRUNCATED: &str = "... [truncated]";
+
 /// A failed call: a [`Code`], a message, optional typed details and metadata.
 ///
 /// The whole value is one pointer wide (everything lives behind a `Box`), so
@@ -86,6 +94,21 @@ impl Error {
     /// Shorthand for a [`Code::ResourceExhausted`] error.
     pub fn resource_exhausted(message: impl Into<Cow<'static, str>>) -> Self {
         Error::new(Code::ResourceExhausted, message)
+    }
+
+    /// The message as it goes on the wire: at most [`MAX_WIRE_MESSAGE_BYTES`] of it (cut at a
+    /// character boundary, marked as cut), so an error quoting a peer's request cannot turn
+    /// into a megabyte `grpc-message` trailer or error body.
+    pub(crate) fn wire_message(&self) -> Cow<'_, str> {
+        let message = self.message();
+        if message.len() <= MAX_WIRE_MESSAGE_BYTES {
+            return Cow::Borrowed(message);
+        }
+        let mut end = MAX_WIRE_MESSAGE_BYTES;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        Cow::Owned(format!("{}{TRUNCATED}", &message[..end]))
     }
 
     /// The error of a call whose deadline passed, the same on both sides and for every
@@ -319,6 +342,19 @@ fn strip_type_url(type_name: String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_messages_are_cut_on_the_wire_at_a_character_boundary() {
+        let short = Error::internal("short");
+        assert_eq!(short.wire_message(), "short");
+        let long = Error::internal("é".repeat(MAX_WIRE_MESSAGE_BYTES));
+        let wire = long.wire_message();
+        assert!(wire.ends_with(TRUNCATED));
+        assert!(wire.len() <= MAX_WIRE_MESSAGE_BYTES + TRUNCATED.len());
+        assert!(wire.starts_with("éé"));
+        // The error itself keeps the whole message for local use.
+        assert_eq!(long.message().len(), 2 * MAX_WIRE_MESSAGE_BYTES);
+    }
 
     #[test]
     fn error_is_one_pointer_wide() {

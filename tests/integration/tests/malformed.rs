@@ -415,3 +415,49 @@ async fn client_mistakes_get_client_error_codes() {
     }
     server.stop().await;
 }
+
+/// An error message quoting a large request is cut before it reaches the wire (2 KiB of text),
+/// on every protocol, unary and streamed: never a megabyte `grpc-message` trailer or error body.
+#[tokio::test]
+async fn huge_error_messages_are_cut_on_the_wire() {
+    let server = start(ServerConfig::default()).await;
+    let huge = "x".repeat(1024 * 1024);
+    for protocol in [
+        switchboard::Protocol::Connect,
+        switchboard::Protocol::Grpc,
+        switchboard::Protocol::GrpcWeb,
+    ] {
+        let config = ClientConfig::default().protocol(protocol);
+        let client =
+            TestServiceClient::new(Client::h2c(&server.url()).unwrap().with_config(config));
+        let request = EchoRequest {
+            fail_code: Code::InvalidArgument as i32,
+            fail_message: huge.clone(),
+            ..Default::default()
+        };
+        let error = client.echo(request.clone()).await.unwrap_err();
+        assert_eq!(error.code(), Code::InvalidArgument, "{protocol:?}");
+        assert!(
+            error.message().len() <= 2048 + 32,
+            "{protocol:?}: {}",
+            error.message().len()
+        );
+        assert!(error.message().ends_with("[truncated]"), "{protocol:?}");
+        let mut streamed = request;
+        streamed.repeat = 1;
+        streamed.fail_after_stream = true;
+        let mut stream = client.server_stream(streamed).await.unwrap().into_message();
+        stream
+            .message()
+            .await
+            .unwrap()
+            .expect("the message before the error");
+        let error = stream.message().await.unwrap_err();
+        assert!(
+            error.message().len() <= 2048 + 32,
+            "{protocol:?}: {}",
+            error.message().len()
+        );
+    }
+    server.stop().await;
+}

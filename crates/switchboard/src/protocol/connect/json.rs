@@ -32,7 +32,7 @@ struct WireDetail {
 fn to_wire(error: &Error) -> WireError {
     WireError {
         code: Some(error.code().as_str().to_owned()),
-        message: (!error.message().is_empty()).then(|| error.message().to_owned()),
+        message: (!error.message().is_empty()).then(|| error.wire_message().into_owned()),
         details: error
             .details()
             .iter()

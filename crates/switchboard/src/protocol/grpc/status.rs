@@ -38,14 +38,14 @@ pub(crate) fn write_status(trailers: &mut HeaderMap, error: Option<&Error>) {
     }
     trailers.insert(STATUS_HEADER, HeaderValue::from(error.code().as_i32()));
     if !error.message().is_empty() {
-        if let Ok(value) = HeaderValue::try_from(percent_encode(error.message())) {
+        if let Ok(value) = HeaderValue::try_from(percent_encode(&error.wire_message())) {
             trailers.insert(MESSAGE_HEADER, value);
         }
     }
     if !error.details().is_empty() {
         let status = RpcStatus {
             code: error.code().as_i32(),
-            message: error.message().to_owned(),
+            message: error.wire_message().into_owned(),
             details: error.details().iter().map(ErrorDetail::to_any).collect(),
         };
         let encoded = STANDARD_NO_PAD.encode(status.encode_to_vec());
