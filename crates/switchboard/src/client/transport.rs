@@ -128,9 +128,11 @@ impl HttpTransport {
             _ => builder.enable_http1().wrap_connector(http),
         };
         let mut client = HyperClient::builder(TokioExecutor::new());
-        client
-            .pool_idle_timeout(std::time::Duration::from_secs(90))
-            .http2_adaptive_window(true);
+        // hyper's fixed HTTP/2 windows (5 MiB per connection, 2 MiB per stream), not its
+        // adaptive ones: those start at 64 KiB, and h2 sizes its budget for small DATA frames
+        // from the connection window, so many streams answering at once with small messages
+        // made the client close the connection (GOAWAY ENHANCE_YOUR_CALM).
+        client.pool_idle_timeout(std::time::Duration::from_secs(90));
         if http2_only {
             client.http2_only(true);
         }

@@ -11,5 +11,8 @@ pub mod tls;
 pub use crate::config::{DEFAULT_READ_MAX_BYTES, ServerConfig};
 pub use error_writer::{error_response, error_response_to};
 pub use router::{Router, Routes, RpcService};
-pub use serve::{DEFAULT_SHUTDOWN_GRACE, ServeRequest, Server, TowerService, bind};
+pub use serve::{
+    DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_SHUTDOWN_GRACE, ServeRequest, Server, TowerService,
+    bind,
+};
 pub use signal::shutdown_signal;

@@ -32,6 +32,19 @@ const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_sec
 /// client can send a request on a connection the server is closing at that very moment, and a
 /// non-idempotent call fails with an unexpected EOF.
 const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+/// How many streams one HTTP/2 connection may have open at once, advertised in SETTINGS
+/// (h2 sets no limit by default; Go's net/http advertises 250). A peer opening more gets its
+/// extra streams refused (REFUSED_STREAM, which clients retry), instead of costing the server
+/// memory without bound.
+pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 1000;
+/// HTTP/2 flow-control windows: per connection and per stream (hyper's and tonic's defaults).
+/// Fixed windows, not hyper's adaptive ones: those start at the protocol's 64 KiB, and h2
+/// sizes its budget for small DATA frames from the connection window (half of it), so a
+/// normal burst (150 streams opened at once with a small first message each) exhausted it
+/// and the connection was closed with GOAWAY ENHANCE_YOUR_CALM. With 1 MiB, about 2,000 small
+/// frames may wait unread at once.
+const CONNECTION_WINDOW: u32 = 1024 * 1024;
+const STREAM_WINDOW: u32 = 1024 * 1024;
 /// How often an idle HTTP/2 connection is pinged, and how long the answer may take.
 const KEEP_ALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -168,8 +181,9 @@ impl<S: ServeRequest> Server<S> {
             .timer(TokioTimer::new())
             .keep_alive_interval(Some(KEEP_ALIVE_INTERVAL))
             .keep_alive_timeout(KEEP_ALIVE_INTERVAL)
-            .max_concurrent_streams(None)
-            .adaptive_window(true);
+            .max_concurrent_streams(DEFAULT_MAX_CONCURRENT_STREAMS)
+            .initial_connection_window_size(CONNECTION_WINDOW)
+            .initial_stream_window_size(STREAM_WINDOW);
         Server {
             service,
             builder,
