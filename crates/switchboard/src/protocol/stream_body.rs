@@ -143,7 +143,13 @@ impl<E: StreamEnd> StreamingBody<E> {
             match self.next_framed(cx) {
                 Poll::Pending => break,
                 Poll::Ready(Ok(next)) => batch
-                    .get_or_insert_with(|| BytesMut::from(&first[..]))
+                    .get_or_insert_with(|| {
+                        // Room for the whole batch at once: growing it message by message
+                        // reallocated and copied it several times per batch.
+                        let mut batch = BytesMut::with_capacity(COALESCE_BYTES + next.len());
+                        batch.extend_from_slice(&first);
+                        batch
+                    })
                     .extend_from_slice(&next),
                 Poll::Ready(Err(error)) => {
                     self.ended = Some(error);
