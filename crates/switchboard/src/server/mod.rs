@@ -1,6 +1,7 @@
 //! Serving: the [`Router`] (a tower service) and the built-in HTTP server.
 
 mod error_writer;
+mod first_bytes;
 pub(crate) mod handler;
 mod linger;
 mod router;

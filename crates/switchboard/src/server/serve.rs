@@ -18,6 +18,7 @@ use bytes::Bytes;
 use futures_util::FutureExt as _;
 
 use crate::body::{Body, BoxError};
+use crate::server::first_bytes::FirstBytes;
 use crate::server::linger::Linger;
 use crate::server::{Router, error_response_to};
 use crate::spec::{PeerCertificates, RemoteAddr};
@@ -139,7 +140,12 @@ pub struct Server<S = Router> {
     builder: auto::Builder<TokioExecutor>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     grace: std::time::Duration,
+    first_bytes_timeout: std::time::Duration,
 }
+
+/// How long a new connection may take to send its first bytes by default (after the TLS
+/// handshake, which has 10 s of its own).
+pub const DEFAULT_FIRST_BYTES_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How long shutdown waits for calls in flight by default before closing what is left.
 pub const DEFAULT_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
@@ -189,6 +195,7 @@ impl<S: ServeRequest> Server<S> {
             builder,
             tls: None,
             grace: DEFAULT_SHUTDOWN_GRACE,
+            first_bytes_timeout: DEFAULT_FIRST_BYTES_TIMEOUT,
         }
     }
 
@@ -197,6 +204,16 @@ impl<S: ServeRequest> Server<S> {
     /// is up, the remaining connections are closed.
     pub fn shutdown_grace(mut self, grace: std::time::Duration) -> Self {
         self.grace = grace;
+        self
+    }
+
+    /// How long a new connection may stay silent (default 10 s): it must send its first 24
+    /// bytes — an HTTP/2 preface, or the start of an HTTP/1 request — within this time after
+    /// it is accepted (and after its TLS handshake), or it is closed. hyper's own HTTP/1 header
+    /// timeout and HTTP/2 keep-alive pings only start once a connection has said something,
+    /// so without this a silent peer holds its socket forever.
+    pub fn first_bytes_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.first_bytes_timeout = timeout;
         self
     }
 
@@ -249,6 +266,7 @@ impl<S: ServeRequest> Server<S> {
             let service = self.service.clone();
             let builder = self.builder.clone();
             let tls = self.tls.clone();
+            let first_bytes_timeout = self.first_bytes_timeout;
             let watcher = graceful.watcher();
             // Reap finished connections so the set stays as large as the live ones.
             while connections.try_join_next().is_some() {}
@@ -283,6 +301,7 @@ impl<S: ServeRequest> Server<S> {
                         }
                     }
                 };
+                let io = FirstBytes::new(io, first_bytes_timeout);
                 let per_request =
                     hyper::service::service_fn(move |request: http::Request<Incoming>| {
                         // The call's own future, mapped: an async block around it would keep
