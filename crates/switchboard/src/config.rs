@@ -2,6 +2,7 @@
 //! them to each call (here, so that neither imports the other).
 
 use crate::compression::{CompressionPolicy, CompressionRegistry};
+use crate::envelope::MinRate;
 use crate::interceptor::{Hooks, Interceptor, Interceptors};
 
 /// Default cap on one received message: 4 MiB, as in gRPC.
@@ -16,7 +17,15 @@ pub struct ServerConfig {
     pub(crate) compression_policy: CompressionPolicy,
     pub(crate) require_connect_protocol_header: bool,
     pub(crate) interceptors: Interceptors,
+    pub(crate) min_request_rate: Option<MinRate>,
 }
+
+/// How long a request message that has started arriving may wait for its bytes before the
+/// minimum rate applies (see [`ServerConfig::min_request_rate`]).
+pub const DEFAULT_REQUEST_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+/// The slowest average rate, in bytes per second, at which a request message may keep
+/// arriving once [`DEFAULT_REQUEST_GRACE`] is spent.
+pub const DEFAULT_MIN_REQUEST_RATE: u64 = 1024;
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -27,6 +36,10 @@ impl Default for ServerConfig {
             compression_policy: CompressionPolicy::default(),
             require_connect_protocol_header: false,
             interceptors: Interceptors::default(),
+            min_request_rate: Some(MinRate {
+                grace: DEFAULT_REQUEST_GRACE,
+                bytes_per_second: DEFAULT_MIN_REQUEST_RATE,
+            }),
         }
     }
 }
@@ -62,6 +75,20 @@ impl ServerConfig {
     /// which tells Connect traffic apart from other HTTP clients posting the same content types.
     pub fn require_connect_protocol_header(mut self, require: bool) -> Self {
         self.require_connect_protocol_header = require;
+        self
+    }
+
+    /// The slowest a request message may arrive once its first bytes are in: after `grace`
+    /// spent waiting for its bytes, at least `bytes_per_second` on average (default 10 s,
+    /// then 1 KiB/s), or the call fails with `deadline_exceeded`. Only time spent waiting
+    /// for the message counts, not time between messages of a stream, nor time the handler
+    /// spends elsewhere. A peer trickling a body a byte every few seconds otherwise holds
+    /// the call and its buffers open without limit. `bytes_per_second = 0` turns it off.
+    pub fn min_request_rate(mut self, grace: std::time::Duration, bytes_per_second: u64) -> Self {
+        self.min_request_rate = (bytes_per_second > 0).then_some(MinRate {
+            grace,
+            bytes_per_second,
+        });
         self
     }
 

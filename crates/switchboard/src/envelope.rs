@@ -9,6 +9,7 @@
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::HeaderMap;
@@ -152,6 +153,34 @@ pub(crate) struct BodyReader {
     /// Where the unread rest of a server's request body goes when the reader is dropped
     /// before the end, while the reply has not started (see [`UnreadBody`]).
     unread: Option<UnreadBody>,
+    /// The slowest a message that has started arriving may continue (server side).
+    min_rate: Option<MinRate>,
+    /// The time spent waiting for the rest of the message being received, once it is slow
+    /// enough to be measured.
+    clock: Option<Box<SlowClock>>,
+}
+
+/// The slowest a request message may arrive once it has started: after `grace` of waiting for
+/// its bytes, at least `bytes_per_second` on average. Stops a peer that holds a call (and its
+/// buffers) open by trickling a body a byte at a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct MinRate {
+    pub(crate) grace: Duration,
+    pub(crate) bytes_per_second: u64,
+}
+
+impl MinRate {
+    /// How long the reader may wait in all for a message of which `received` bytes arrived.
+    fn allowed_wait(&self, received: usize) -> Duration {
+        self.grace + Duration::from_secs_f64(received as f64 / self.bytes_per_second.max(1) as f64)
+    }
+}
+
+/// Waiting time spent on the message being received.
+struct SlowClock {
+    waited: Duration,
+    pending_since: Option<std::time::Instant>,
+    alarm: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl BodyReader {
@@ -165,7 +194,59 @@ impl BodyReader {
             eof: false,
             side,
             unread: None,
+            min_rate: None,
+            clock: None,
         }
+    }
+
+    /// Cuts a message that arrives slower than `rate` (see [`MinRate`]); `None` never does.
+    pub(crate) fn with_min_rate(mut self, rate: Option<MinRate>) -> Self {
+        self.min_rate = rate;
+        self
+    }
+
+    /// Bytes of the message being received (an envelope or a unary body), not yet complete.
+    fn received(&self) -> usize {
+        self.partial.len() + self.whole.as_ref().map_or(0, Bytes::len)
+    }
+
+    /// The body has no data ready: fine while no message is half received; otherwise the
+    /// wait counts against the message's [`MinRate`], and past it the read fails.
+    fn pending(&mut self, cx: &mut Context<'_>) -> Poll<Result<bool, Error>> {
+        let Some(rate) = self.min_rate else {
+            return Poll::Pending;
+        };
+        let received = self.received();
+        if received == 0 {
+            return Poll::Pending;
+        }
+        let now = std::time::Instant::now();
+        let clock = self.clock.get_or_insert_with(|| {
+            Box::new(SlowClock {
+                waited: Duration::ZERO,
+                pending_since: None,
+                alarm: Box::pin(tokio::time::sleep(rate.grace)),
+            })
+        });
+        let allowed = rate.allowed_wait(received);
+        if clock.waited < allowed {
+            clock.pending_since = Some(now);
+            let remaining = allowed - clock.waited;
+            clock.alarm.as_mut().reset((now + remaining).into());
+            if clock.alarm.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            clock.waited = allowed;
+        }
+        self.eof = true;
+        Poll::Ready(Err(Error::new(
+            Code::DeadlineExceeded,
+            format!(
+                "the request arrived too slowly: {received} bytes of a message in {:?} of \
+                 waiting (at least {} bytes/s are needed after {:?})",
+                clock.waited, rate.bytes_per_second, rate.grace
+            ),
+        )))
     }
 
     /// A server's reader that leaves a body it drops unread in `unread`, for the router to
@@ -197,12 +278,22 @@ impl BodyReader {
 
     /// Polls the next data chunk into `self.chunk`; `false` at end of body.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<Result<bool, Error>> {
+        if self.clock.is_some() {
+            if self.received() == 0 {
+                // The message it timed is complete.
+                self.clock = None;
+            } else if let Some(clock) = &mut self.clock {
+                if let Some(since) = clock.pending_since.take() {
+                    clock.waited += since.elapsed();
+                }
+            }
+        }
         loop {
             if self.eof {
                 return Poll::Ready(Ok(false));
             }
             match self.body.as_mut().poll_frame(cx) {
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => return self.pending(cx),
                 Poll::Ready(None) => {
                     self.eof = true;
                     return Poll::Ready(Ok(false));

@@ -75,3 +75,75 @@ async fn a_tls_handshake_followed_by_silence_is_closed() {
     closed_by_the_server(tls_stream).await;
     running.stop().await;
 }
+
+/// A body trickled a byte at a time is cut once its grace is spent; a stream whose messages
+/// come far apart is not (the rate applies within a message, not between messages).
+#[tokio::test]
+async fn a_trickled_body_is_cut_and_a_slow_stream_is_not() {
+    let config = switchboard::server::ServerConfig::default()
+        .min_request_rate(Duration::from_millis(300), 1024);
+    let router = Router::new()
+        .with_config(config)
+        .add_service(TestServiceServer::new(TestServer));
+    let running = Running::serve(Server::new(router)).await;
+
+    let mut stream = tokio::net::TcpStream::connect(running.addr).await.unwrap();
+    let head = "POST /switchboard.test.v1.TestService/Echo HTTP/1.1\r\nhost: x\r\n\
+                content-type: application/json\r\ncontent-length: 100\r\n\r\n";
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    let trickle = tokio::spawn(async move {
+        // A byte every 100 ms: 100 bytes would take 10 s.
+        for _ in 0..100 {
+            if write.write_all(b" ").await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let started = std::time::Instant::now();
+    let mut response = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !String::from_utf8_lossy(&response).contains("deadline_exceeded") {
+        let n = tokio::time::timeout(Duration::from_secs(10), read.read(&mut buf))
+            .await
+            .expect("an answer before the body is done")
+            .unwrap();
+        assert!(
+            n > 0,
+            "closed without an answer: {:?}",
+            String::from_utf8_lossy(&response)
+        );
+        response.extend_from_slice(&buf[..n]);
+    }
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 504"), "{response}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    trickle.abort();
+
+    // Messages a second apart, each arriving whole: the stream is slow, not its messages.
+    let client = TestServiceClient::new(Client::h2c(&running.url()).unwrap());
+    let spaced = futures_util::stream::unfold(0, |i| async move {
+        if i == 3 {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        Some((
+            EchoRequest {
+                text: i.to_string(),
+                ..Default::default()
+            },
+            i + 1,
+        ))
+    });
+    let reply = client
+        .client_stream(switchboard::Request::new(spaced))
+        .await
+        .unwrap();
+    assert_eq!(reply.message().text, "012");
+    running.stop().await;
+}

@@ -9,7 +9,9 @@ mod serve;
 mod signal;
 pub mod tls;
 
-pub use crate::config::{DEFAULT_READ_MAX_BYTES, ServerConfig};
+pub use crate::config::{
+    DEFAULT_MIN_REQUEST_RATE, DEFAULT_READ_MAX_BYTES, DEFAULT_REQUEST_GRACE, ServerConfig,
+};
 pub use error_writer::{error_response, error_response_to};
 pub use router::{Router, Routes, RpcService};
 pub use serve::{

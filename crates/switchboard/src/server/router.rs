@@ -343,6 +343,7 @@ impl RouterInner {
             return protocol.unimplemented(&parts);
         };
         let config = route.config.as_deref().unwrap_or(&self.config);
+        let reader = reader.with_min_rate(config.min_request_rate);
         let (exchange, source) =
             match ServerExchange::start(protocol, &parts, &route.spec, reader, config) {
                 Ok(started) => started,
