@@ -19,6 +19,15 @@ SERVING. Send SIGUSR1 (kill -USR1 PID) to toggle both between SERVING and NOT_SE
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // The server's own log (failed accepts, TLS handshakes that fail) on stderr; RUST_LOG
+    // changes the level (e.g. RUST_LOG=switchboard=debug adds connections ending in errors).
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
     let mut addr: SocketAddr = "127.0.0.1:8080".parse()?;
     let mut tls_cert: Option<PathBuf> = None;
     let mut tls_key: Option<PathBuf> = None;

@@ -147,6 +147,10 @@ pub struct Server<S = Router> {
 /// handshake, which has 10 s of its own).
 pub const DEFAULT_FIRST_BYTES_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// The first and the longest wait after a failed accept.
+const ACCEPT_BACKOFF_MIN: std::time::Duration = std::time::Duration::from_millis(5);
+const ACCEPT_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How long shutdown waits for calls in flight by default before closing what is left.
 pub const DEFAULT_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -247,13 +251,23 @@ impl<S: ServeRequest> Server<S> {
         let graceful = GracefulShutdown::new();
         let mut connections = tokio::task::JoinSet::new();
         let mut signal = std::pin::pin!(signal);
+        // After a failed accept (out of file descriptors, most often), wait before the next
+        // one, longer each time up to a second, instead of spinning on the error.
+        let mut backoff = ACCEPT_BACKOFF_MIN;
         loop {
             let (stream, remote) = tokio::select! {
                 accepted = listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
+                    Ok(accepted) => {
+                        backoff = ACCEPT_BACKOFF_MIN;
+                        accepted
+                    }
                     Err(error) => {
-                        tracing::warn!(%error, "accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                        tracing::warn!(%error, retry_in = ?backoff, "accepting a connection failed");
+                        tokio::select! {
+                            () = tokio::time::sleep(backoff) => {}
+                            () = &mut signal => break,
+                        }
+                        backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
                         continue;
                     }
                 },
@@ -291,11 +305,11 @@ impl<S: ServeRequest> Server<S> {
                                 Either::Right(Box::new(tls_stream))
                             }
                             Ok(Err(error)) => {
-                                tracing::debug!(%error, %remote, "TLS handshake failed");
+                                tracing::info!(%error, %remote, "TLS handshake failed");
                                 return;
                             }
                             Err(_) => {
-                                tracing::debug!(%remote, "TLS handshake timed out");
+                                tracing::info!(%remote, "TLS handshake timed out");
                                 return;
                             }
                         }
