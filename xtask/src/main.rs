@@ -6,6 +6,7 @@ use std::process::Command;
 
 use anyhow::{Context as _, Result, bail};
 
+mod attack;
 mod bench;
 mod conformance;
 mod interop;
@@ -20,6 +21,8 @@ fn main() -> Result<()> {
             conformance::run(&[])?;
             interop::run(&[])?;
             peers::run(&[])?;
+            // Hostile clients against the demo: each abuse refused in time, memory bounded.
+            attack::run(&[])?;
             // The harness and every peer's server, verified on each workload; figures are
             // printed, never asserted.
             bench::run(&["--quick".to_owned()])?;
@@ -36,6 +39,10 @@ fn main() -> Result<()> {
             let args: Vec<String> = std::env::args().skip(2).collect();
             peers::run(&args)
         }
+        "attack" => {
+            let args: Vec<String> = std::env::args().skip(2).collect();
+            attack::run(&args)
+        }
         "interop" => {
             let args: Vec<String> = std::env::args().skip(2).collect();
             interop::run(&args)
@@ -47,10 +54,14 @@ fn main() -> Result<()> {
         _ => {
             eprintln!("usage: cargo xtask <task>");
             eprintln!(
-                "  test                     everything CI runs: check, conformance, interop, peers, bench --quick and --guard"
+                "  test                     everything CI runs: check, conformance, interop, peers, attack, bench --quick and --guard"
             );
             eprintln!(
                 "  check                    formatting, clippy (warnings are errors) and the workspace tests"
+            );
+            eprintln!("  attack [-- --only SCENARIO,...]");
+            eprintln!(
+                "                           hostile clients against the demo (attack/hostile.py)"
             );
             eprintln!("  conformance [server|client] [-- RUNNER ARGS]");
             eprintln!(

@@ -196,16 +196,16 @@ impl Report {
 // Servers.
 
 /// A running demo, killed when dropped, whichever way the run ends.
-struct Server {
+pub(crate) struct Server {
     name: &'static str,
-    child: Child,
-    addr: String,
-    logs: Vec<PathBuf>,
+    pub(crate) child: Child,
+    pub(crate) addr: String,
+    pub(crate) logs: Vec<PathBuf>,
 }
 
 impl Server {
     /// Starts `eliza` on a free loopback port and waits for its banner.
-    fn start(
+    pub(crate) fn start(
         logs: &Path,
         name: &'static str,
         binary: &Path,
@@ -292,7 +292,7 @@ impl Drop for Server {
 // ---------------------------------------------------------------------------------------------
 // Certificates.
 
-struct Certificates {
+pub(crate) struct Certificates {
     ca: PathBuf,
     server_cert: PathBuf,
     server_key: PathBuf,
@@ -505,22 +505,39 @@ fn install_node(logs: &Path) -> Result<PathBuf> {
 
 /// A virtualenv at `<tools>/pyenv` with `interop/peers/requirements.txt`; returns its python.
 fn install_python(logs: &Path) -> Result<PathBuf> {
-    let dir = tools_dir().join("pyenv");
+    virtualenv(
+        logs,
+        "pyenv",
+        &peers_dir().join("requirements.txt"),
+        "import grpc, grpc_tools",
+        "grpcio",
+    )
+}
+
+/// A virtualenv at `<tools>/<name>` with the pinned packages of `requirements` (reinstalled
+/// when the file changes or `probe` no longer imports); returns its python.
+pub(crate) fn virtualenv(
+    logs: &Path,
+    name: &str,
+    requirements_path: &Path,
+    probe: &str,
+    label: &str,
+) -> Result<PathBuf> {
+    let dir = tools_dir().join(name);
     let python = dir.join("bin").join("python");
-    let requirements_path = peers_dir().join("requirements.txt");
-    let requirements = std::fs::read_to_string(&requirements_path)
-        .context("reading interop/peers/requirements.txt")?;
+    let requirements = std::fs::read_to_string(requirements_path)
+        .with_context(|| format!("reading {}", requirements_path.display()))?;
     let stamp = dir.join(".switchboard-stamp");
     let python_works = || {
         Command::new(&python)
-            .args(["-c", "import grpc, grpc_tools"])
+            .args(["-c", probe])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
     };
     if stamp_matches(&stamp, &requirements) && python_works() {
-        eprintln!("==> grpcio virtualenv: cached in {}", dir.display());
+        eprintln!("==> {label} virtualenv: cached in {}", dir.display());
         return Ok(python);
     }
     if !python.exists() {
@@ -529,7 +546,7 @@ fn install_python(logs: &Path) -> Result<PathBuf> {
         }
         run_step(
             logs,
-            "python3 -m venv",
+            &format!("python3 -m venv ({label})"),
             Command::new("python3").args(["-m", "venv"]).arg(&dir),
             SHORT_TIMEOUT,
         )?
@@ -537,7 +554,7 @@ fn install_python(logs: &Path) -> Result<PathBuf> {
     }
     run_step(
         logs,
-        "pip install grpcio peers",
+        &format!("pip install {label}"),
         Command::new(&python)
             .args([
                 "-m",
@@ -547,7 +564,7 @@ fn install_python(logs: &Path) -> Result<PathBuf> {
                 "--no-input",
                 "-r",
             ])
-            .arg(&requirements_path),
+            .arg(requirements_path),
         INSTALL_TIMEOUT,
     )?
     .check()?;
@@ -560,7 +577,7 @@ fn peers_dir() -> PathBuf {
 }
 
 /// Builds the demo (debug, sharing `target/` with the test suite) and returns the binary.
-fn build_eliza(logs: &Path) -> Result<PathBuf> {
+pub(crate) fn build_eliza(logs: &Path) -> Result<PathBuf> {
     let target = target_dir();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     run_step(
