@@ -9,6 +9,7 @@ use anyhow::{Context as _, Result, bail};
 mod attack;
 mod bench;
 mod conformance;
+mod fuzz;
 mod interop;
 mod peers;
 mod steps;
@@ -23,6 +24,8 @@ fn main() -> Result<()> {
             peers::run(&[])?;
             // Hostile clients against the demo: each abuse refused in time, memory bounded.
             attack::run(&[])?;
+            // The fuzz targets, briefly, over their committed corpora.
+            fuzz::run(&[])?;
             // The harness and every peer's server, verified on each workload; figures are
             // printed, never asserted.
             bench::run(&["--quick".to_owned()])?;
@@ -43,6 +46,10 @@ fn main() -> Result<()> {
             let args: Vec<String> = std::env::args().skip(2).collect();
             attack::run(&args)
         }
+        "fuzz" => {
+            let args: Vec<String> = std::env::args().skip(2).collect();
+            fuzz::run(&args)
+        }
         "interop" => {
             let args: Vec<String> = std::env::args().skip(2).collect();
             interop::run(&args)
@@ -54,10 +61,14 @@ fn main() -> Result<()> {
         _ => {
             eprintln!("usage: cargo xtask <task>");
             eprintln!(
-                "  test                     everything CI runs: check, conformance, interop, peers, attack, bench --quick and --guard"
+                "  test                     everything CI runs: check, conformance, interop, peers, attack, fuzz, bench --quick and --guard"
             );
             eprintln!(
                 "  check                    formatting, clippy (warnings are errors) and the workspace tests"
+            );
+            eprintln!("  fuzz [--seconds N] [TARGET...]");
+            eprintln!(
+                "                           the cargo-fuzz targets over their corpora (10 s each by default)"
             );
             eprintln!("  attack [-- --only SCENARIO,...]");
             eprintln!(
