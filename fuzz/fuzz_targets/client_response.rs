@@ -60,7 +60,11 @@ impl Canned {
                 trailers.append(*name, value);
             }
         }
-        let body = chunked_body(&self.body, self.stride, self.with_trailers.then_some(trailers));
+        let body = chunked_body(
+            &self.body,
+            self.stride,
+            self.with_trailers.then_some(trailers),
+        );
         let mut response = http::Response::new(body);
         *response.status_mut() =
             http::StatusCode::from_u16(self.status).unwrap_or(http::StatusCode::OK);

@@ -19,6 +19,10 @@ fuzz_target!(|data: &[u8]| {
         _ => Snappy.decompress(payload, LIMIT),
     };
     if let Ok(out) = result {
-        assert!(out.len() <= LIMIT, "decompressed {} bytes past the limit", out.len());
+        assert!(
+            out.len() <= LIMIT,
+            "decompressed {} bytes past the limit",
+            out.len()
+        );
     }
 });

@@ -5,12 +5,10 @@
 //! Connect GET path, timeout parsing and the codecs, end to end without sockets.
 #![no_main]
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use switchboard::server::Router;
-use switchboard_fuzz::{Input, chunked_body, drain, runtime};
+use switchboard_fuzz::{Input, chunked_body, drain, router, runtime};
 
 const PATHS: &[&str] = &[
     "/grpc.health.v1.Health/Check",
@@ -52,18 +50,6 @@ const HEADERS: &[&str] = &[
     "if-none-match",
     "x-user-bin",
 ];
-
-fn router() -> &'static Router {
-    static ROUTER: OnceLock<Router> = OnceLock::new();
-    ROUTER.get_or_init(|| {
-        let (reporter, health) = switchboard_health::health();
-        reporter.set_serving("");
-        let router = Router::new().add_service(health);
-        switchboard_reflection::Reflection::from_router(&router)
-            .expect("descriptors")
-            .mount(router)
-    })
-}
 
 fuzz_target!(|data: &[u8]| {
     let mut input = Input(data);

@@ -40,6 +40,19 @@ impl<'a> Input<'a> {
     }
 }
 
+/// A router serving health (unary and server streaming) and reflection (bidi), built once.
+pub fn router() -> &'static switchboard::server::Router {
+    static ROUTER: OnceLock<switchboard::server::Router> = OnceLock::new();
+    ROUTER.get_or_init(|| {
+        let (reporter, health) = switchboard_health::health();
+        reporter.set_serving("");
+        let router = switchboard::server::Router::new().add_service(health);
+        switchboard_reflection::Reflection::from_router(&router)
+            .expect("descriptors")
+            .mount(router)
+    })
+}
+
 /// One current-thread runtime for every run (building one per input would dominate).
 pub fn runtime() -> &'static tokio::runtime::Runtime {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();

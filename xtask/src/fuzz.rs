@@ -18,7 +18,13 @@ use crate::steps::{print_logs, run_step};
 use crate::{target_dir, tools_dir, workspace_root};
 
 /// The targets, as named in `fuzz/Cargo.toml`.
-const TARGETS: [&str; 4] = ["server_request", "client_response", "codecs", "decompress"];
+const TARGETS: [&str; 5] = [
+    "server_request",
+    "connection",
+    "client_response",
+    "codecs",
+    "decompress",
+];
 /// How long each target runs in CI.
 const SMOKE_SECONDS: u64 = 10;
 /// The cargo-fuzz release installed into the tools cache.
