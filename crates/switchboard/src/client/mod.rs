@@ -285,11 +285,8 @@ impl<T: Transport> Client<T> {
             let payload = self.encode(&message, descriptors.input.as_ref())?;
             drop(message);
             let incoming = self.exchange(&call, OutgoingBody::Unary(payload)).await?;
-            let mut stream =
-                self.wire_stream::<Res>(incoming.messages, call.codec, descriptors.output);
-            let message = single_response(&mut stream).await?;
-            let trailers = stream.trailers().cloned().unwrap_or_default();
-            Ok(Response::from_parts(message, incoming.headers, trailers))
+            self.unary_reply(incoming, call.codec, descriptors.output)
+                .await
         };
         with_timeout(call.timeout, result).await
     }
@@ -389,12 +386,11 @@ impl<T: Transport> Client<T> {
         let outgoing = self.encode_stream(messages, &descriptors, hooks);
         let result = async {
             let incoming = self.exchange(&call, outgoing).await?;
-            let mut stream =
-                self.wire_stream::<Res>(incoming.messages, call.codec, descriptors.output.clone());
-            let message = single_response(&mut stream).await;
-            let message = call.send_failure.or(message)?;
-            let trailers = stream.trailers().cloned().unwrap_or_default();
-            Ok(Response::from_parts(message, incoming.headers, trailers))
+            let reply = self
+                .unary_reply(incoming, call.codec, descriptors.output.clone())
+                .await;
+            // The request stream's own failure replaces however the response ended.
+            call.send_failure.or(reply)
         };
         with_timeout(call.timeout, result).await
     }
@@ -510,7 +506,7 @@ impl<T: Transport> Client<T> {
             };
             terminal(client, spec, shell.map(|()| *message), Some(hooks))
         };
-        let result = Next::new(chain, Box::new(run)).run(call).await;
+        let result = Next::filtering(chain, Box::new(run)).run(call).await;
         (result, shared, ender)
     }
 
@@ -606,6 +602,20 @@ impl<T: Transport> Client<T> {
         .await;
         // A request body that failed was cut off on purpose; what came back is a consequence.
         call.send_failure.or(result)
+    }
+
+    /// The one response message of a unary-response call (unary and client streaming), with
+    /// the response's headers and trailers.
+    async fn unary_reply<Res: Message>(
+        &self,
+        incoming: IncomingResponse,
+        codec: Codec,
+        descriptor: Option<MessageDescriptor>,
+    ) -> Result<Response<Res>, Error> {
+        let mut stream = self.wire_stream::<Res>(incoming.messages, codec, descriptor);
+        let message = single_response(&mut stream).await?;
+        let trailers = stream.trailers().cloned().unwrap_or_default();
+        Ok(Response::from_parts(message, incoming.headers, trailers))
     }
 
     fn wire_stream<Res: Message>(

@@ -210,6 +210,9 @@ impl<F: FnOnce(Call) -> ReplyFuture + Send + 'static> Terminal for F {
 pub struct Next {
     chain: Chain,
     position: usize,
+    /// Whether each interceptor is asked [`Interceptor::applies_to`] on the way: a client's
+    /// chain is every interceptor; a server's was resolved for the route when it was built.
+    filter: bool,
     terminal: Box<dyn Terminal>,
 }
 
@@ -222,11 +225,23 @@ impl std::fmt::Debug for Next {
 }
 
 impl Next {
+    /// The rest of a call whose chain holds only interceptors that apply to it (a server
+    /// route's, resolved when it was built).
     pub(crate) fn new(chain: Chain, terminal: Box<dyn Terminal>) -> Self {
         Next {
             chain,
             position: 0,
+            filter: false,
             terminal,
+        }
+    }
+
+    /// The rest of a call whose chain holds every interceptor (a client's); each is asked
+    /// whether it applies as the call reaches it.
+    pub(crate) fn filtering(chain: Chain, terminal: Box<dyn Terminal>) -> Self {
+        Next {
+            filter: true,
+            ..Next::new(chain, terminal)
         }
     }
 
@@ -234,7 +249,7 @@ impl Next {
     pub async fn run(mut self, call: Call) -> Result<Reply, Error> {
         while let Some(interceptor) = self.chain.get(self.position).cloned() {
             self.position += 1;
-            if interceptor.applies_to_dyn(call.spec()) {
+            if !self.filter || interceptor.applies_to_dyn(call.spec()) {
                 return interceptor.intercept_dyn(call, self).await;
             }
         }
