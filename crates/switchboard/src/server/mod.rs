@@ -3,6 +3,7 @@
 mod error_writer;
 mod first_bytes;
 pub(crate) mod handler;
+mod in_flight;
 mod linger;
 mod router;
 mod serve;
@@ -15,7 +16,7 @@ pub use crate::config::{
 pub use error_writer::{error_response, error_response_to};
 pub use router::{Router, Routes, RpcService};
 pub use serve::{
-    DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_SHUTDOWN_GRACE, ServeRequest, Server, TowerService,
-    bind,
+    DEFAULT_FIRST_BYTES_TIMEOUT, DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_SHUTDOWN_GRACE, DEFAULT_STREAM_SEND_BUFFER, ServeRequest, Server, TowerService, bind,
 };
 pub use signal::shutdown_signal;

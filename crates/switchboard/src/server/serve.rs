@@ -10,6 +10,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::either::Either;
 
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use futures_util::FutureExt as _;
 
 use crate::body::{Body, BoxError};
 use crate::server::first_bytes::FirstBytes;
+use crate::server::in_flight::{Admitted, Counted};
 use crate::server::linger::Linger;
 use crate::server::{Router, error_response_to};
 use crate::spec::{PeerCertificates, RemoteAddr};
@@ -46,6 +48,12 @@ pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 1000;
 /// frames may wait unread at once.
 const CONNECTION_WINDOW: u32 = 1024 * 1024;
 const STREAM_WINDOW: u32 = 1024 * 1024;
+/// How many response bytes one HTTP/2 stream may queue unsent (hyper's default is 400 KiB):
+/// hyper polls a response body for its next frame only when the queue has room. 64 KiB is
+/// grpc-go's write quota per stream, enough to keep a stream busy; a peer that stops reading
+/// holds that much per stream (plus the one frame in hand, which may be a whole reply), not
+/// 400 KiB.
+pub const DEFAULT_STREAM_SEND_BUFFER: usize = 64 * 1024;
 /// How often an idle HTTP/2 connection is pinged, and how long the answer may take.
 const KEEP_ALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -141,7 +149,15 @@ pub struct Server<S = Router> {
     tls: Option<tokio_rustls::TlsAcceptor>,
     grace: std::time::Duration,
     first_bytes_timeout: std::time::Duration,
+    max_connections: Option<usize>,
+    max_calls_in_flight: Option<usize>,
 }
+
+/// How many connections the server keeps open at once by default. The rest wait in the
+/// kernel's accept queue until one closes, as with nginx's `worker_connections` or Go's
+/// `netutil.LimitListener`: a flood of connections then costs queue slots, not file
+/// descriptors and memory.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 
 /// How long a new connection may take to send its first bytes by default (after the TLS
 /// handshake, which has 10 s of its own).
@@ -193,14 +209,39 @@ impl<S: ServeRequest> Server<S> {
             .keep_alive_timeout(KEEP_ALIVE_INTERVAL)
             .max_concurrent_streams(DEFAULT_MAX_CONCURRENT_STREAMS)
             .initial_connection_window_size(CONNECTION_WINDOW)
-            .initial_stream_window_size(STREAM_WINDOW);
+            .initial_stream_window_size(STREAM_WINDOW)
+            .max_send_buf_size(DEFAULT_STREAM_SEND_BUFFER);
         Server {
             service,
             builder,
             tls: None,
             grace: DEFAULT_SHUTDOWN_GRACE,
             first_bytes_timeout: DEFAULT_FIRST_BYTES_TIMEOUT,
+            max_connections: Some(DEFAULT_MAX_CONNECTIONS),
+            max_calls_in_flight: None,
         }
+    }
+
+    /// How many connections may be open at once (default [`DEFAULT_MAX_CONNECTIONS`];
+    /// `None` for no limit). At the limit the server stops accepting until one closes; new
+    /// peers wait in the kernel's accept queue. Raise it (and the process's file descriptor
+    /// limit) for servers holding many long-lived connections.
+    pub fn max_connections(mut self, limit: Option<usize>) -> Self {
+        self.max_connections = limit;
+        self
+    }
+
+    /// How many calls may be in flight at once across all connections (default: no limit
+    /// besides [`DEFAULT_MAX_CONCURRENT_STREAMS`] per connection). A call beyond the limit is
+    /// answered at once with `resource_exhausted` (gRPC's code for a server temporarily out
+    /// of resources) and never reaches its handler. A call counts until its response has
+    /// ended, streams included.
+    ///
+    /// The memory a server needs is bounded by its calls in flight times its message size
+    /// limits; this is the knob that makes that product a number.
+    pub fn max_calls_in_flight(mut self, limit: Option<usize>) -> Self {
+        self.max_calls_in_flight = limit;
+        self
     }
 
     /// How long shutdown waits for calls in flight (default 30 s). Long-lived streams — a
@@ -254,7 +295,33 @@ impl<S: ServeRequest> Server<S> {
         // After a failed accept (out of file descriptors, most often), wait before the next
         // one, longer each time up to a second, instead of spinning on the error.
         let mut backoff = ACCEPT_BACKOFF_MIN;
+        let connection_slots = self
+            .max_connections
+            .map(|limit| Arc::new(Semaphore::new(limit)));
+        let call_slots = self
+            .max_calls_in_flight
+            .map(|limit| (Arc::new(Semaphore::new(limit)), limit));
+        let mut at_connection_limit = false;
         loop {
+            // At the connection limit, wait for a connection to close before accepting.
+            let slot = match &connection_slots {
+                None => None,
+                Some(slots) => {
+                    // Logged once each time the limit is reached, not per waiting peer.
+                    let full = slots.available_permits() == 0;
+                    if full && !at_connection_limit {
+                        tracing::warn!(
+                            limit = self.max_connections,
+                            "connection limit reached; new connections wait until one closes"
+                        );
+                    }
+                    at_connection_limit = full;
+                    tokio::select! {
+                        slot = slots.clone().acquire_owned() => slot.ok(),
+                        () = &mut signal => break,
+                    }
+                }
+            };
             let (stream, remote) = tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok(accepted) => {
@@ -281,10 +348,13 @@ impl<S: ServeRequest> Server<S> {
             let builder = self.builder.clone();
             let tls = self.tls.clone();
             let first_bytes_timeout = self.first_bytes_timeout;
+            let call_slots = call_slots.clone();
             let watcher = graceful.watcher();
             // Reap finished connections so the set stays as large as the live ones.
             while connections.try_join_next().is_some() {}
             connections.spawn(async move {
+                // Held for as long as the connection lives.
+                let _slot = slot;
                 let mut certificates = None;
                 let io = match tls {
                     None => Either::Left(stream),
@@ -316,19 +386,42 @@ impl<S: ServeRequest> Server<S> {
                     }
                 };
                 let io = FirstBytes::new(io, first_bytes_timeout);
-                let per_request =
-                    hyper::service::service_fn(move |request: http::Request<Incoming>| {
-                        // The call's own future, mapped: an async block around it would keep
-                        // a second copy of the request's parts for the whole call, and hyper
-                        // copies the whole future when it spawns the call.
-                        service
-                            .clone()
-                            .serve_request(request, remote, certificates.clone())
-                            .map(Ok::<_, Infallible>)
-                    });
-                let connection =
-                    builder.serve_connection_with_upgrades(TokioIo::new(io), per_request);
-                if let Err(error) = watcher.watch(connection.into_owned()).await {
+                let io = TokioIo::new(io);
+                // Two kinds of connection, so a server without a limit on calls in flight
+                // serves each call's own future as it is. That future is not wrapped in an
+                // async block: one would keep a second copy of the request's parts for the
+                // whole call, and hyper copies the whole future when it spawns the call.
+                let served = match call_slots {
+                    None => {
+                        let per_request =
+                            hyper::service::service_fn(move |request: http::Request<Incoming>| {
+                                service
+                                    .clone()
+                                    .serve_request(request, remote, certificates.clone())
+                                    .map(Ok::<_, Infallible>)
+                            });
+                        let connection = builder.serve_connection_with_upgrades(io, per_request);
+                        watcher.watch(connection.into_owned()).await
+                    }
+                    Some((slots, limit)) => {
+                        let per_request =
+                            hyper::service::service_fn(move |request: http::Request<Incoming>| {
+                                let Ok(place) = slots.clone().try_acquire_owned() else {
+                                    let refused = over_call_limit(request.headers(), limit);
+                                    return Either::Left(std::future::ready(Ok(refused)));
+                                };
+                                let call = service.clone().serve_request(
+                                    request,
+                                    remote,
+                                    certificates.clone(),
+                                );
+                                Either::Right(Admitted::new(call, Some(place)))
+                            });
+                        let connection = builder.serve_connection_with_upgrades(io, per_request);
+                        watcher.watch(connection.into_owned()).await
+                    }
+                };
+                if let Err(error) = served {
                     tracing::debug!(%error, %remote, "connection ended with an error");
                 }
             });
@@ -344,6 +437,15 @@ impl<S: ServeRequest> Server<S> {
         while connections.join_next().await.is_some() {}
         Ok(())
     }
+}
+
+/// The answer to a call beyond [`Server::max_calls_in_flight`], in the call's protocol.
+fn over_call_limit(request_headers: &http::HeaderMap, limit: usize) -> http::Response<Counted> {
+    let error = Error::new(
+        Code::ResourceExhausted,
+        format!("the server is at its limit of {limit} calls in flight; try again later"),
+    );
+    error_response_to(request_headers, &error).map(|body| Counted::new(body, None))
 }
 
 /// Binds a listener on `addr` (use port 0 for any free port) and returns it with the address
