@@ -25,7 +25,7 @@ import h2.events
 import h2.exceptions
 import h2.settings
 import hpack
-from hyperframe.frame import ContinuationFrame, HeadersFrame
+from hyperframe.frame import ContinuationFrame, HeadersFrame, SettingsFrame
 
 SAY = "/connectrpc.eliza.v1.ElizaService/Say"
 CONVERSE = "/connectrpc.eliza.v1.ElizaService/Converse"
@@ -464,6 +464,84 @@ def silent_connections(addr):
     return "200 silent closed; trickled body cut (deadline_exceeded)"
 
 
+def stream_flood(addr):
+    """1,500 streams opened on one connection with raw HEADERS frames, ignoring the server's
+    advertised limit of 1,000: the streams beyond it are refused (REFUSED_STREAM), or the
+    connection is closed."""
+    host, port = addr.rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)), timeout=10)
+    sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + SettingsFrame(0).serialize())
+    encoder = hpack.Encoder()
+    fields = Conn.headers(None, SAY)
+    opened = 0
+    closed = False
+    try:
+        for n in range(1500):
+            frame = HeadersFrame(2 * n + 1)
+            frame.data = encoder.encode(fields)
+            frame.flags.add("END_HEADERS")  # no END_STREAM: each stream stays open
+            sock.sendall(frame.serialize())
+            opened += 1
+    except (BrokenPipeError, ConnectionResetError):
+        closed = True
+    refused = 0
+    buffer = b""
+    deadline = time.monotonic() + 10
+    while not closed and refused < 500 and time.monotonic() < deadline:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            data = sock.recv(65536)
+        except socket.timeout:
+            break
+        except (ConnectionResetError, BrokenPipeError):
+            closed = True
+            break
+        if not data:
+            closed = True
+            break
+        buffer += data
+        while len(buffer) >= 9:
+            length = int.from_bytes(buffer[0:3], "big")
+            if len(buffer) < 9 + length:
+                break
+            kind, payload = buffer[3], buffer[9 : 9 + length]
+            buffer = buffer[9 + length :]
+            if kind == 0x3 and int.from_bytes(payload[0:4], "big") == 0x7:  # RST_STREAM REFUSED
+                refused += 1
+            elif kind == 0x7:  # GOAWAY
+                closed = True
+    sock.close()
+    if refused >= 500:
+        return f"{opened} streams opened: {refused} refused (REFUSED_STREAM)"
+    if closed:
+        return f"{opened} streams opened: connection closed after {refused} refused"
+    raise Failed(f"{opened} streams opened and only {refused} refused; the connection stayed open")
+
+
+def gzip_amplification(addr):
+    """40 unary calls whose 4 KiB gzip request decompresses to 4 MiB, on connections that
+    never read a reply (zero window): memory stays bounded while they are handled (held,
+    they would take 320 MiB; the demo is a debug build in CI, where each call costs about
+    0.2 s of CPU, so the count is kept small)."""
+    payload = gzip.compress(proto_string(1, b"a" * (4 * 1024 * 1024 - 64)), compresslevel=9)
+    conns = [Conn(addr, window=0) for _ in range(2)]
+    streams = []
+    for conn in conns:
+        for _ in range(20):
+            stream = conn.start(SAY, envelope(payload, compressed=True), extra=[("grpc-encoding", "gzip")])
+            streams.append((conn, stream))
+    deadline = time.monotonic() + 60
+    for conn in conns:
+        conn.pump(lambda: all(conn.responses[s]["headers"] is not None for c, s in streams if c is conn),
+                  deadline)
+    answered = sum(1 for conn, s in streams if conn.responses[s]["headers"] is not None)
+    for conn in conns:
+        conn.close()
+    if answered != len(streams):
+        raise Failed(f"only {answered} of {len(streams)} calls answered")
+    return f"{len(streams)} calls of {len(payload)} bytes on the wire, 4 MiB each decompressed, replies unread"
+
+
 SCENARIOS = [
     # (function, allowed RSS growth in MiB)
     (rapid_reset, 64),
@@ -476,6 +554,8 @@ SCENARIOS = [
     (compression_bomb, 64),
     (deep_json, 64),
     (stream_burst, 64),
+    (stream_flood, 64),
+    (gzip_amplification, 64),
     (long_error_message, 64),
     (silent_connections, 64),
 ]
