@@ -12,6 +12,7 @@ mod conformance;
 mod fuzz;
 mod interop;
 mod peers;
+mod soak;
 mod steps;
 
 fn main() -> Result<()> {
@@ -24,6 +25,8 @@ fn main() -> Result<()> {
             peers::run(&[])?;
             // Hostile clients against the demo: each abuse refused in time, memory bounded.
             attack::run(&[])?;
+            // Thousands of streams held open with unary traffic: nothing lost, memory flat.
+            soak::run(&["--quick".to_owned()])?;
             // The fuzz targets, briefly, over their committed corpora.
             fuzz::run(&[])?;
             // The harness and every peer's server, verified on each workload; figures are
@@ -46,6 +49,10 @@ fn main() -> Result<()> {
             let args: Vec<String> = std::env::args().skip(2).collect();
             attack::run(&args)
         }
+        "soak" => {
+            let args: Vec<String> = std::env::args().skip(2).collect();
+            soak::run(&args)
+        }
         "fuzz" => {
             let args: Vec<String> = std::env::args().skip(2).collect();
             fuzz::run(&args)
@@ -61,7 +68,7 @@ fn main() -> Result<()> {
         _ => {
             eprintln!("usage: cargo xtask <task>");
             eprintln!(
-                "  test                     everything CI runs: check, conformance, interop, peers, attack, fuzz, bench --quick and --guard"
+                "  test                     everything CI runs: check, conformance, interop, peers, attack, soak --quick, fuzz, bench --quick and --guard"
             );
             eprintln!(
                 "  check                    formatting, clippy (warnings are errors) and the workspace tests"
@@ -69,6 +76,10 @@ fn main() -> Result<()> {
             eprintln!("  fuzz [--seconds N] [TARGET...]");
             eprintln!(
                 "                           the cargo-fuzz targets over their corpora (10 s each by default)"
+            );
+            eprintln!("  soak [--quick] [--streams N] [--seconds S] [--unary-rate R] [--record]");
+            eprintln!(
+                "                           streams held open with unary traffic, replies checked, RSS sampled"
             );
             eprintln!("  attack [-- --only SCENARIO,...]");
             eprintln!(

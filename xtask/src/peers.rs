@@ -576,7 +576,8 @@ fn peers_dir() -> PathBuf {
     workspace_root().join("interop").join("peers")
 }
 
-/// Builds the demo (debug, sharing `target/` with the test suite) and returns the binary.
+/// Builds the demo (debug, sharing `target/` with the test suite) with its `auth` and `soak`
+/// examples, and returns the demo's binary.
 pub(crate) fn build_eliza(logs: &Path) -> Result<PathBuf> {
     let target = target_dir();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
@@ -592,6 +593,8 @@ pub(crate) fn build_eliza(logs: &Path) -> Result<PathBuf> {
                 "eliza",
                 "--example",
                 "auth",
+                "--example",
+                "soak",
             ])
             .arg("--target-dir")
             .arg(&target)
