@@ -21,6 +21,8 @@ mod code;
 pub mod codec;
 pub mod compression;
 mod config;
+#[cfg(feature = "cors")]
+pub mod cors;
 mod envelope;
 mod error;
 pub mod error_details;

@@ -1,13 +1,16 @@
 //! Serves the Eliza demo: `cargo run -p eliza -- --addr 127.0.0.1:8080`, or over TLS with
 //! `--tls-cert cert.pem --tls-key key.pem`.
 //!
-//! It serves `grpc.health.v1.Health` too, reporting the server (`""`) and Eliza SERVING;
+//! Pages on any origin may call it (CORS, as Connect's public demo allows). It serves
+//! `grpc.health.v1.Health` too, reporting the server (`""`) and Eliza SERVING;
 //! SIGUSR1 toggles both between SERVING and NOT_SERVING (for health-check tests). SIGTERM or
 //! SIGINT stops it gracefully: health reports NOT_SERVING, new connections are refused,
 //! HTTP/2 peers get GOAWAY, and calls in flight finish (within 30 s).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+
+use tower::Layer as _;
 
 const USAGE: &str = "usage: eliza [--addr HOST:PORT] [--tls-cert PATH --tls-key PATH]
   --addr HOST:PORT   where to listen (default 127.0.0.1:8080; port 0 picks a free one)
@@ -66,7 +69,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (router, health) = eliza::router_with_health();
     // Listening for SIGUSR1 before the banner: from then on it toggles, never kills.
     toggle_health_on_sigusr1(health.clone())?;
-    let mut server = switchboard::server::Server::new(router);
+    // Pages on any origin may call the demo, as they may call Connect's public demo: the
+    // preflight is answered, and the headers the protocols need are allowed and exposed.
+    let mut server =
+        switchboard::server::Server::from_service(switchboard::cors::any_origin().layer(router));
     match tls {
         Some(config) => {
             server = server.with_tls(config);
