@@ -4,7 +4,7 @@
 //!
 //! `cargo xtask bench --guard [--repeat N] [--cell KEY,...] [--update-baseline [--note WHY]]`
 //! is the performance regression guard instead: switchboard's instructions per request under
-//! callgrind against `benches/perf-baseline.toml` (see [`guard`]).
+//! callgrind against `benches/perf-baseline.toml` (see [`mod@guard`]).
 //!
 //! 1. Installs h2load and valgrind (Debian packages) and ghz (`go install`, pinned) when
 //!    missing, into the tools cache (`$SWITCHBOARD_TOOLS`, else `~/.cache/switchboard/tools`).

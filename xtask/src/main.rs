@@ -151,6 +151,18 @@ fn check() -> Result<()> {
         ],
     )?;
     run("cargo", &["test", "--workspace"])?;
+    // The API docs, as docs.rs builds them: a broken intra-doc link or a public item without
+    // docs fails the build (`missing_docs` is a workspace lint, an error under -D warnings).
+    let started = std::time::Instant::now();
+    let status = Command::new("cargo")
+        .args(["doc", "--workspace", "--no-deps"])
+        .env("RUSTDOCFLAGS", "-D warnings")
+        .status()
+        .context("running cargo doc")?;
+    if !status.success() {
+        bail!("cargo doc --workspace --no-deps (RUSTDOCFLAGS=-D warnings) failed");
+    }
+    eprintln!("cargo doc took {:.1}s", started.elapsed().as_secs_f64());
     Ok(())
 }
 

@@ -1,5 +1,5 @@
 //! `cargo xtask bench --guard`: the performance regression guard CI runs. It counts
-//! instructions per request under callgrind (see [`callgrind`](super::callgrind)) for a fixed
+//! instructions per request under callgrind (see [`super::callgrind`]) for a fixed
 //! set of switchboard-only cells and compares each with the baseline committed in
 //! `benches/perf-baseline.toml`:
 //!
