@@ -12,6 +12,7 @@ mod conformance;
 mod fuzz;
 mod interop;
 mod peers;
+mod quickstart;
 mod soak;
 mod steps;
 
@@ -20,6 +21,9 @@ fn main() -> Result<()> {
     match task.as_str() {
         "test" => {
             check()?;
+            // The crates packaged as crates.io would get them, and the README's quick start
+            // built from them in a fresh crate, run and called.
+            quickstart::run()?;
             conformance::run(&[])?;
             interop::run(&[])?;
             peers::run(&[])?;
@@ -49,6 +53,7 @@ fn main() -> Result<()> {
             let args: Vec<String> = std::env::args().skip(2).collect();
             attack::run(&args)
         }
+        "quickstart" => quickstart::run(),
         "soak" => {
             let args: Vec<String> = std::env::args().skip(2).collect();
             soak::run(&args)
@@ -68,7 +73,7 @@ fn main() -> Result<()> {
         _ => {
             eprintln!("usage: cargo xtask <task>");
             eprintln!(
-                "  test                     everything CI runs: check, conformance, interop, peers, attack, soak --quick, fuzz, bench --quick and --guard"
+                "  test                     everything CI runs: check, quickstart, conformance, interop, peers, attack, soak --quick, fuzz, bench --quick and --guard"
             );
             eprintln!(
                 "  check                    formatting, clippy (warnings are errors) and the workspace tests"
@@ -76,6 +81,9 @@ fn main() -> Result<()> {
             eprintln!("  fuzz [--seconds N] [TARGET...]");
             eprintln!(
                 "                           the cargo-fuzz targets over their corpora (10 s each by default)"
+            );
+            eprintln!(
+                "  quickstart               package the crates; build, run and call the README's quick start"
             );
             eprintln!("  soak [--quick] [--streams N] [--seconds S] [--unary-rate R] [--record]");
             eprintln!(
