@@ -165,3 +165,17 @@ pub fn with_reflection(router: switchboard::server::Router) -> switchboard::serv
         .expect("generated descriptor sets are valid")
         .mount(router)
 }
+
+/// The guide's Rust blocks (`docs/guide/`), compiled and run as doctests: they call this
+/// crate's generated code, as a user's service would.
+#[cfg(doctest)]
+pub mod guide {
+    #[doc = include_str!("../../../docs/guide/testing.md")]
+    pub struct Testing;
+    #[doc = include_str!("../../../docs/guide/streaming.md")]
+    pub struct Streaming;
+    #[doc = include_str!("../../../docs/guide/errors.md")]
+    pub struct Errors;
+    #[doc = include_str!("../../../docs/guide/metadata.md")]
+    pub struct Metadata;
+}
