@@ -178,4 +178,20 @@ pub mod guide {
     pub struct Errors;
     #[doc = include_str!("../../../docs/guide/metadata.md")]
     pub struct Metadata;
+    #[doc = include_str!("../../../docs/guide/protocols.md")]
+    pub struct Protocols;
+    #[doc = include_str!("../../../docs/guide/tls.md")]
+    pub struct Tls;
+    #[doc = include_str!("../../../docs/guide/browsers.md")]
+    pub struct Browsers;
+    #[doc = include_str!("../../../docs/guide/deployment.md")]
+    pub struct Deployment;
+    #[doc = include_str!("../../../docs/guide/interceptors.md")]
+    pub struct Interceptors;
+    #[doc = include_str!("../../../docs/guide/faq.md")]
+    pub struct Faq;
+    #[doc = include_str!("../../../docs/guide/performance.md")]
+    pub struct Performance;
+    #[doc = include_str!("../../../docs/guide/README.md")]
+    pub struct Contents;
 }
