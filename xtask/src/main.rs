@@ -12,6 +12,7 @@ mod conformance;
 mod fuzz;
 mod interop;
 mod peers;
+mod protolint;
 mod quickstart;
 mod soak;
 mod steps;
@@ -24,6 +25,9 @@ fn main() -> Result<()> {
             // The crates packaged as crates.io would get them, and the README's quick start
             // built from them in a fresh crate, run and called.
             quickstart::run()?;
+            // The repository's schemas against the style guide (buf lint), and the demo's
+            // public schema against the previous commit (buf breaking).
+            protolint::run()?;
             conformance::run(&[])?;
             interop::run(&[])?;
             peers::run(&[])?;
@@ -54,6 +58,7 @@ fn main() -> Result<()> {
             attack::run(&args)
         }
         "quickstart" => quickstart::run(),
+        "protolint" => protolint::run(),
         "soak" => {
             let args: Vec<String> = std::env::args().skip(2).collect();
             soak::run(&args)
@@ -73,7 +78,7 @@ fn main() -> Result<()> {
         _ => {
             eprintln!("usage: cargo xtask <task>");
             eprintln!(
-                "  test                     everything CI runs: check, quickstart, conformance, interop, peers, attack, soak --quick, fuzz, bench --quick and --guard"
+                "  test                     everything CI runs: check, quickstart, protolint, conformance, interop, peers, attack, soak --quick, fuzz, bench --quick and --guard"
             );
             eprintln!(
                 "  check                    formatting, clippy (warnings are errors) and the workspace tests"
@@ -84,6 +89,9 @@ fn main() -> Result<()> {
             );
             eprintln!(
                 "  quickstart               package the crates; build, run and call the README's quick start"
+            );
+            eprintln!(
+                "  protolint                buf lint of the repository's schemas; buf breaking of the demo's"
             );
             eprintln!("  soak [--quick] [--streams N] [--seconds S] [--unary-rate R] [--record]");
             eprintln!(

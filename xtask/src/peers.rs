@@ -479,7 +479,7 @@ fn install_health_probe(logs: &Path) -> Result<PathBuf> {
 }
 
 /// `npm install` of `interop/peers/package.json` into `<tools>/node-peers`.
-fn install_node(logs: &Path) -> Result<PathBuf> {
+pub(crate) fn install_node(logs: &Path) -> Result<PathBuf> {
     let dir = tools_dir().join("node-peers");
     let manifest = std::fs::read_to_string(peers_dir().join("package.json"))
         .context("reading interop/peers/package.json")?;
