@@ -149,6 +149,17 @@ pub(crate) fn workspace_root() -> std::path::PathBuf {
         .to_path_buf()
 }
 
+/// The runtime's cargo features, each checked alone by `cargo xtask check`.
+const RUNTIME_FEATURES: [&str; 7] = [
+    "tls",
+    "webpki-roots",
+    "cors",
+    "gzip",
+    "brotli",
+    "zstd",
+    "snappy",
+];
+
 fn check() -> Result<()> {
     // A fresh machine may have a minimal toolchain; make sure the linters are there.
     let _ = Command::new("rustup")
@@ -167,6 +178,31 @@ fn check() -> Result<()> {
         ],
     )?;
     run("cargo", &["test", "--workspace"])?;
+    // The runtime's optional parts: it builds (lint-clean) with none of them, and with each
+    // alone.
+    let started = std::time::Instant::now();
+    let mut feature_sets = vec![String::new()];
+    feature_sets.extend(RUNTIME_FEATURES.iter().map(|f| f.to_string()));
+    for features in &feature_sets {
+        let mut args = vec![
+            "clippy",
+            "-p",
+            "switchboard-rpc",
+            "--lib",
+            "--no-default-features",
+        ];
+        if !features.is_empty() {
+            args.extend(["--features", features]);
+        }
+        // Warnings are errors here too: code only one feature uses must be gated with it.
+        args.extend(["--", "-D", "warnings"]);
+        run("cargo", &args)?;
+    }
+    eprintln!(
+        "feature checks ({} sets) took {:.1}s",
+        feature_sets.len(),
+        started.elapsed().as_secs_f64()
+    );
     // The API docs, as docs.rs builds them: a broken intra-doc link or a public item without
     // docs fails the build (`missing_docs` is a workspace lint, an error under -D warnings).
     let started = std::time::Instant::now();

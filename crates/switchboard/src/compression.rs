@@ -7,8 +7,9 @@
 //! compression bomb fails with [`DecompressError::TooLarge`] after producing at
 //! most that many bytes, instead of exhausting memory.
 //!
-//! The built-in algorithms are [`Gzip`], [`Deflate`], [`Brotli`], [`Zstd`] and
-//! [`Snappy`]; [`CompressionRegistry::with_defaults`] enables all of them.
+//! The built-in algorithms are `Gzip` and `Deflate` (cargo feature `gzip`), `Brotli`
+//! (`brotli`), `Zstd` (`zstd`) and `Snappy` (`snappy`), all on by default;
+//! [`CompressionRegistry::with_defaults`] enables those compiled in.
 //! [`CompressionPolicy`] decides whether an outgoing message is worth
 //! compressing at all.
 
@@ -18,22 +19,42 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use bytes::{Bytes, BytesMut};
 
+#[cfg(feature = "brotli")]
 mod brotli;
+#[cfg(feature = "gzip")]
 mod deflate;
+#[cfg(feature = "gzip")]
 mod gzip;
+// The bounded reader the algorithms share (unused when none is compiled in).
+#[cfg_attr(
+    not(any(
+        feature = "gzip",
+        feature = "brotli",
+        feature = "zstd",
+        feature = "snappy"
+    )),
+    allow(dead_code)
+)]
 mod limited;
 mod registry;
+#[cfg(feature = "snappy")]
 mod snappy;
 #[cfg(test)]
 mod testutil;
+#[cfg(feature = "zstd")]
 mod zstd;
 
+#[cfg(feature = "brotli")]
 pub use self::brotli::Brotli;
+#[cfg(feature = "gzip")]
 pub use self::deflate::Deflate;
+#[cfg(feature = "gzip")]
 pub use self::gzip::Gzip;
 pub(crate) use self::registry::CallCompression;
 pub use self::registry::CompressionRegistry;
+#[cfg(feature = "snappy")]
 pub use self::snappy::Snappy;
+#[cfg(feature = "zstd")]
 pub use self::zstd::Zstd;
 
 /// One compression algorithm, identified on the wire by its name (the value of

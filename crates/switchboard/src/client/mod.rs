@@ -1,5 +1,6 @@
 //! Calling services: [`Client`] over any [`Transport`].
 
+#[cfg(feature = "tls")]
 pub mod tls;
 mod transport;
 

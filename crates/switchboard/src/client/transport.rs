@@ -63,7 +63,12 @@ where
 }
 
 /// The connector under the default transport: plain TCP for `http://`, rustls for `https://`.
+#[cfg(feature = "tls")]
 pub type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+/// The connector under the default transport: plain TCP (`http://` only: the `tls` feature
+/// adds `https://`).
+#[cfg(not(feature = "tls"))]
+pub type Connector = HttpConnector;
 
 /// The default transport: hyper's pooled client, speaking HTTP/1.1 or HTTP/2 with prior
 /// knowledge (h2c) over plain TCP, or either over TLS (chosen by ALPN).
@@ -86,6 +91,14 @@ impl HttpTransport {
         HttpTransport::build(true)
     }
 
+    #[cfg(not(feature = "tls"))]
+    fn build(http2: bool) -> Self {
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        HttpTransport::with_connector(http, http2)
+    }
+
+    #[cfg(feature = "tls")]
     fn build(http2: bool) -> Self {
         // `https://` URLs are verified against the platform's roots, as browsers, curl and
         // tonic's users expect; give a configuration of your own with `tls`.
@@ -96,20 +109,24 @@ impl HttpTransport {
 
     /// TLS with this configuration (see [`super::tls::client_config`]); HTTP/2 and HTTP/1.1
     /// are offered by ALPN and the server picks.
+    #[cfg(feature = "tls")]
     pub fn tls(config: std::sync::Arc<rustls::ClientConfig>) -> Self {
         HttpTransport::assemble(config, false, true, true)
     }
 
     /// TLS offering only HTTP/1.1.
+    #[cfg(feature = "tls")]
     pub fn tls_http1(config: std::sync::Arc<rustls::ClientConfig>) -> Self {
         HttpTransport::assemble(config, false, true, false)
     }
 
     /// TLS offering only HTTP/2.
+    #[cfg(feature = "tls")]
     pub fn tls_http2(config: std::sync::Arc<rustls::ClientConfig>) -> Self {
         HttpTransport::assemble(config, true, false, true)
     }
 
+    #[cfg(feature = "tls")]
     fn assemble(
         tls: std::sync::Arc<rustls::ClientConfig>,
         http2_only: bool,
@@ -127,6 +144,11 @@ impl HttpTransport {
             (false, true) => builder.enable_http2().wrap_connector(http),
             _ => builder.enable_http1().wrap_connector(http),
         };
+        HttpTransport::with_connector(connector, http2_only)
+    }
+
+    /// hyper's pooled client over `connector`.
+    fn with_connector(connector: Connector, http2_only: bool) -> Self {
         let mut client = HyperClient::builder(TokioExecutor::new());
         // hyper's fixed HTTP/2 windows (5 MiB per connection, 2 MiB per stream), not its
         // adaptive ones: those start at 64 KiB, and h2 sizes its budget for small DATA frames

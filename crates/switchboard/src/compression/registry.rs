@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use http::HeaderValue;
 
-use super::{Brotli, Compressor, Deflate, Gzip, Snappy, Zstd};
+use super::Compressor;
 
 /// One call's compression, settled by [`CompressionRegistry::negotiate_call`]; `None` is
 /// identity.
@@ -57,16 +57,22 @@ impl CompressionRegistry {
         }
     }
 
-    /// All built-in algorithms, in this preference order: gzip, br, zstd,
-    /// deflate, snappy. Gzip comes first because every peer supports it.
+    /// All built-in algorithms compiled in (each has a cargo feature, all on by default),
+    /// in this preference order: gzip, br, zstd, deflate, snappy. Gzip comes first because
+    /// every peer supports it.
     pub fn with_defaults() -> Self {
+        #[allow(unused_mut)]
         let mut registry = Self::empty();
-        registry
-            .register(Gzip)
-            .register(Brotli)
-            .register(Zstd)
-            .register(Deflate)
-            .register(Snappy);
+        #[cfg(feature = "gzip")]
+        registry.register(super::Gzip);
+        #[cfg(feature = "brotli")]
+        registry.register(super::Brotli);
+        #[cfg(feature = "zstd")]
+        registry.register(super::Zstd);
+        #[cfg(feature = "gzip")]
+        registry.register(super::Deflate);
+        #[cfg(feature = "snappy")]
+        registry.register(super::Snappy);
         registry
     }
 
@@ -290,6 +296,7 @@ fn has_zero_q(params: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::super::{Brotli, Gzip, Snappy, Zstd};
     use bytes::{Bytes, BytesMut};
 
     use super::super::DecompressError;

@@ -8,6 +8,7 @@ mod linger;
 mod router;
 mod serve;
 mod signal;
+#[cfg(feature = "tls")]
 pub mod tls;
 
 pub use crate::config::{

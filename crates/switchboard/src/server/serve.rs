@@ -27,6 +27,7 @@ use crate::spec::{PeerCertificates, RemoteAddr};
 use crate::{Code, Error};
 
 /// How long a TLS handshake may take.
+#[cfg(feature = "tls")]
 const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How long a connection may take to send a complete HTTP/1 request head. hyper also applies
@@ -146,7 +147,7 @@ where
 pub struct Server<S = Router> {
     service: S,
     builder: auto::Builder<TokioExecutor>,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    tls: Option<Acceptor>,
     grace: std::time::Duration,
     first_bytes_timeout: std::time::Duration,
     max_connections: Option<usize>,
@@ -264,6 +265,7 @@ impl<S: ServeRequest> Server<S> {
 
     /// Serves over TLS with this configuration (see [`crate::server::tls::server_config`]).
     /// HTTP/2 and HTTP/1.1 are chosen by ALPN.
+    #[cfg(feature = "tls")]
     pub fn with_tls(mut self, config: std::sync::Arc<rustls::ServerConfig>) -> Self {
         self.tls = Some(tokio_rustls::TlsAcceptor::from(config));
         self
@@ -355,35 +357,8 @@ impl<S: ServeRequest> Server<S> {
             connections.spawn(async move {
                 // Held for as long as the connection lives.
                 let _slot = slot;
-                let mut certificates = None;
-                let io = match tls {
-                    None => Either::Left(stream),
-                    Some(acceptor) => {
-                        let handshake =
-                            tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream));
-                        match handshake.await {
-                            Ok(Ok(tls_stream)) => {
-                                certificates =
-                                    tls_stream.get_ref().1.peer_certificates().map(|chain| {
-                                        chain
-                                            .iter()
-                                            .map(|cert| {
-                                                bytes::Bytes::copy_from_slice(cert.as_ref())
-                                            })
-                                            .collect::<std::sync::Arc<[bytes::Bytes]>>()
-                                    });
-                                Either::Right(Box::new(tls_stream))
-                            }
-                            Ok(Err(error)) => {
-                                tracing::info!(%error, %remote, "TLS handshake failed");
-                                return;
-                            }
-                            Err(_) => {
-                                tracing::info!(%remote, "TLS handshake timed out");
-                                return;
-                            }
-                        }
-                    }
+                let Some((io, certificates)) = secure(tls, stream, remote).await else {
+                    return;
                 };
                 let io = FirstBytes::new(io, first_bytes_timeout);
                 let io = TokioIo::new(io);
@@ -436,6 +411,65 @@ impl<S: ServeRequest> Server<S> {
         connections.abort_all();
         while connections.join_next().await.is_some() {}
         Ok(())
+    }
+}
+
+/// What a TLS server accepts connections with.
+#[cfg(feature = "tls")]
+type Acceptor = tokio_rustls::TlsAcceptor;
+/// Without the `tls` feature there is nothing to accept TLS with.
+#[cfg(not(feature = "tls"))]
+#[derive(Clone)]
+enum Acceptor {}
+
+/// The connection's stream after its TLS handshake, if the server has TLS, with the client's
+/// verified certificate chain; `None` if the handshake failed or timed out (logged).
+#[cfg(feature = "tls")]
+async fn secure(
+    tls: Option<Acceptor>,
+    stream: Linger<tokio::net::TcpStream>,
+    remote: SocketAddr,
+) -> Option<(
+    Either<
+        Linger<tokio::net::TcpStream>,
+        Box<tokio_rustls::server::TlsStream<Linger<tokio::net::TcpStream>>>,
+    >,
+    Option<Arc<[Bytes]>>,
+)> {
+    let Some(acceptor) = tls else {
+        return Some((Either::Left(stream), None));
+    };
+    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(tls_stream)) => {
+            let certificates = tls_stream.get_ref().1.peer_certificates().map(|chain| {
+                chain
+                    .iter()
+                    .map(|cert| Bytes::copy_from_slice(cert.as_ref()))
+                    .collect::<Arc<[Bytes]>>()
+            });
+            Some((Either::Right(Box::new(tls_stream)), certificates))
+        }
+        Ok(Err(error)) => {
+            tracing::info!(%error, %remote, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::info!(%remote, "TLS handshake timed out");
+            None
+        }
+    }
+}
+
+/// Without the `tls` feature, the connection's stream as it is.
+#[cfg(not(feature = "tls"))]
+async fn secure(
+    tls: Option<Acceptor>,
+    stream: Linger<tokio::net::TcpStream>,
+    _remote: SocketAddr,
+) -> Option<(Linger<tokio::net::TcpStream>, Option<Arc<[Bytes]>>)> {
+    match tls {
+        None => Some((stream, None)),
+        Some(never) => match never {},
     }
 }
 
