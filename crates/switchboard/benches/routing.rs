@@ -100,6 +100,7 @@ fn connect(codec: Codec, path: &'static str, message: &EchoRequest) -> Call {
         content_type: match codec {
             Codec::Proto => "application/proto",
             Codec::Json => "application/json",
+            other => panic!("no content type for {other:?} in this bench"),
         },
         grpc: false,
         path,

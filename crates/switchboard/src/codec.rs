@@ -107,6 +107,7 @@ impl Message for Dynamic {
 /// A wire serialisation of messages, named in content types (`application/proto`,
 /// `application/connect+json`, `application/grpc+proto`, ...).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Codec {
     /// Binary protobuf.
     Proto,

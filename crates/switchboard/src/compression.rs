@@ -92,6 +92,7 @@ pub trait Compressor: Send + Sync + fmt::Debug + 'static {
 /// resource problem (the data may be perfectly valid), corrupt data is the
 /// peer's fault.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DecompressError {
     /// The decompressed data would be larger than the limit.
     TooLarge {

@@ -41,6 +41,19 @@ pub use request::{CallOptions, Request, Response};
 pub use spec::{Idempotency, Peer, PeerCertificates, Protocol, RemoteAddr, Spec, StreamType};
 pub use stream::{ResponseStream, StreamTrailers, Streaming};
 
+// Crates before 1.0 whose types appear in switchboard's API, re-exported so code can name
+// them in the versions switchboard uses, with no dependency of its own to keep in step:
+// prost messages and `prost_types` well-known types (error details), `prost_reflect`
+// descriptors and dynamic messages (`Spec::method`, `codec::Dynamic`), tower's `Layer` and
+// `ServiceExt` (layers around a router), and hyper-util's connection builder
+// (`Server::http`) and pooled client (`client::HttpTransport::from_client`). Generated code
+// still needs `prost` as a direct dependency for its derives.
+pub use hyper_util;
+pub use prost;
+pub use prost_reflect;
+pub use prost_types;
+pub use tower;
+
 /// Re-exports generated code relies on; not part of the stable API for hand-written code.
 #[doc(hidden)]
 pub mod codegen {
@@ -95,6 +108,7 @@ pub mod __bench {
     }
 
     /// The server's envelope reader over a request body.
+    #[allow(missing_debug_implementations)]
     pub struct EnvelopeReader(BodyReader);
 
     impl EnvelopeReader {

@@ -52,6 +52,7 @@ pub enum Idempotency {
 
 /// The wire protocol a call arrived on (or is sent with).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Protocol {
     /// The Connect protocol.
     Connect,

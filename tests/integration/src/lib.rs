@@ -15,7 +15,7 @@ use proto::*;
 use switchboard::{Code, Error, ErrorDetail, Request, Response, ResponseStream, Streaming};
 
 /// The behaviour-driven test service.
-#[derive(Clone, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct TestServer;
 
 fn fail(request: &EchoRequest) -> Result<(), Error> {
@@ -196,6 +196,7 @@ impl TestService for TestServer {
 }
 
 /// A running test server.
+#[derive(Debug)]
 pub struct Running {
     /// Where it listens.
     pub addr: SocketAddr,
@@ -268,6 +269,7 @@ async fn start_server<S: switchboard::server::ServeRequest>(
 
 /// A throwaway PKI for TLS tests, all PEM: a CA, a server certificate for 127.0.0.1 and
 /// localhost, and a client certificate.
+#[derive(Debug)]
 pub struct Pki {
     /// The CA certificate.
     pub ca: String,

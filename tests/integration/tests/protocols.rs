@@ -131,6 +131,7 @@ fn protocol_name(protocol: Protocol) -> &'static str {
         Protocol::Connect => "Connect",
         Protocol::Grpc => "Grpc",
         Protocol::GrpcWeb => "GrpcWeb",
+        other => panic!("a protocol this test does not know: {other:?}"),
     }
 }
 

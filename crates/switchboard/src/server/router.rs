@@ -40,6 +40,7 @@ pub trait RpcService: Send + 'static {
     fn register(self, routes: &mut Routes);
 }
 
+#[derive(Clone)]
 struct Route {
     spec: Spec,
     handler: Arc<dyn ErasedHandler>,
@@ -64,7 +65,7 @@ impl Route {
 
 /// The methods of the services being registered; generated code calls the four methods that
 /// match each method's stream type.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Routes {
     routes: HashMap<Box<str>, Route>,
     /// The settings of the service being registered, if it has its own.
@@ -135,7 +136,8 @@ impl Routes {
 }
 
 /// Serves registered services over Connect: a `tower::Service<http::Request<B>>` for any
-/// body `B`, so it mounts in hyper, axum or any tower stack. Cheap to clone.
+/// body `B`, so it mounts in hyper, axum or any tower stack. Cheap to clone; configuring a
+/// clone (adding services, changing settings) leaves the other clones as they were.
 ///
 /// ```
 /// use switchboard::server::{Router, ServerConfig};
@@ -147,10 +149,28 @@ pub struct Router {
     inner: Arc<RouterInner>,
 }
 
+#[derive(Clone)]
 struct RouterInner {
     routes: Routes,
     config: ServerConfig,
     services: Vec<(&'static str, Option<&'static [u8]>)>,
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router")
+            .field("procedures", &self.inner.routes)
+            .field("config", &self.inner.config)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Routes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut procedures: Vec<&str> = self.routes.keys().map(|k| &**k).collect();
+        procedures.sort_unstable();
+        f.debug_list().entries(procedures).finish()
+    }
 }
 
 impl Default for Router {
@@ -171,9 +191,10 @@ impl Router {
         }
     }
 
+    /// The router's own routes and settings to change: shared ones (after a clone) are copied
+    /// first, so configuring one clone never changes, or panics on, another.
     fn inner_mut(&mut self) -> &mut RouterInner {
-        Arc::get_mut(&mut self.inner)
-            .expect("configure a Router before cloning it or serving with it")
+        Arc::make_mut(&mut self.inner)
     }
 
     /// Adds a service's methods.
@@ -391,5 +412,45 @@ where
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let router = self.clone();
         Box::pin(async move { Ok(router.handle(request).await) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Idempotency, StreamType};
+
+    struct Named(&'static str);
+
+    impl RpcService for Named {
+        fn name(&self) -> &'static str {
+            self.0
+        }
+
+        fn register(self, routes: &mut Routes) {
+            let spec = Spec::new(
+                format!("/{}/Get", self.0),
+                StreamType::Unary,
+                Idempotency::Unknown,
+            );
+            routes.unary(spec, |_request: Request<()>| async move {
+                Ok(Response::new(()))
+            });
+        }
+    }
+
+    #[test]
+    fn configuring_a_clone_leaves_the_original_as_it_was() {
+        let original = Router::new().add_service(Named("a.v1.A"));
+        let served = original.clone();
+        let changed = original
+            .clone()
+            .add_service(Named("b.v1.B"))
+            .with_config(ServerConfig::default().read_max_bytes(1024));
+        assert_eq!(changed.procedures().count(), 2);
+        assert_eq!(changed.config().read_max_bytes, 1024);
+        assert_eq!(served.procedures().collect::<Vec<_>>(), ["/a.v1.A/Get"]);
+        assert_ne!(served.config().read_max_bytes, 1024);
+        assert_eq!(original.procedures().count(), 1);
     }
 }

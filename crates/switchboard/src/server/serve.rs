@@ -171,6 +171,18 @@ const ACCEPT_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(1
 /// How long shutdown waits for calls in flight by default before closing what is left.
 pub const DEFAULT_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
+impl<S> std::fmt::Debug for Server<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("tls", &self.tls.is_some())
+            .field("grace", &self.grace)
+            .field("first_bytes_timeout", &self.first_bytes_timeout)
+            .field("max_connections", &self.max_connections)
+            .field("max_calls_in_flight", &self.max_calls_in_flight)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Server {
     /// A server for `router` with hyper's defaults.
     pub fn new(router: Router) -> Self {
