@@ -8,6 +8,7 @@ use anyhow::{Context as _, Result, bail};
 
 mod attack;
 mod bench;
+mod browser;
 mod conformance;
 mod fuzz;
 mod interop;
@@ -31,6 +32,9 @@ fn main() -> Result<()> {
             conformance::run(&[])?;
             interop::run(&[])?;
             peers::run(&[])?;
+            // A page on another origin calls the demo in headless Chromium (CORS, connect-web,
+            // grpc-web).
+            browser::run()?;
             // Hostile clients against the demo: each abuse refused in time, memory bounded.
             attack::run(&[])?;
             // Thousands of streams held open with unary traffic: nothing lost, memory flat.
@@ -58,6 +62,7 @@ fn main() -> Result<()> {
             attack::run(&args)
         }
         "quickstart" => quickstart::run(),
+        "browser" => browser::run(),
         "protolint" => protolint::run(),
         "soak" => {
             let args: Vec<String> = std::env::args().skip(2).collect();
@@ -78,7 +83,7 @@ fn main() -> Result<()> {
         _ => {
             eprintln!("usage: cargo xtask <task>");
             eprintln!(
-                "  test                     everything CI runs: check, quickstart, protolint, conformance, interop, peers, attack, soak --quick, fuzz, bench --quick and --guard"
+                "  test                     everything CI runs: check, quickstart, protolint, conformance, interop, peers, browser, attack, soak --quick, fuzz, bench --quick and --guard"
             );
             eprintln!(
                 "  check                    formatting, clippy (warnings are errors) and the workspace tests"
