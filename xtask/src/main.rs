@@ -10,6 +10,7 @@ mod attack;
 mod bench;
 mod browser;
 mod conformance;
+mod examples;
 mod fuzz;
 mod interop;
 mod peers;
@@ -29,6 +30,8 @@ fn main() -> Result<()> {
             // The repository's schemas against the style guide (buf lint), and the demo's
             // public schema against the previous commit (buf breaking).
             protolint::run()?;
+            // The self-checking examples: chat, errors, TLS, axum.
+            examples::run()?;
             conformance::run(&[])?;
             interop::run(&[])?;
             peers::run(&[])?;
@@ -63,6 +66,7 @@ fn main() -> Result<()> {
         }
         "quickstart" => quickstart::run(),
         "browser" => browser::run(),
+        "examples" => examples::run(),
         "protolint" => protolint::run(),
         "soak" => {
             let args: Vec<String> = std::env::args().skip(2).collect();
@@ -83,7 +87,7 @@ fn main() -> Result<()> {
         _ => {
             eprintln!("usage: cargo xtask <task>");
             eprintln!(
-                "  test                     everything CI runs: check, quickstart, protolint, conformance, interop, peers, browser, attack, soak --quick, fuzz, bench --quick and --guard"
+                "  test                     everything CI runs: check, quickstart, protolint, examples, conformance, interop, peers, browser, attack, soak --quick, fuzz, bench --quick and --guard"
             );
             eprintln!(
                 "  check                    formatting, clippy (warnings are errors) and the workspace tests"
