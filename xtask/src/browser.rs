@@ -93,27 +93,7 @@ fn chromium(logs: &Path) -> Result<PathBuf> {
              (apt-get install chromium-headless-shell) or set SWITCHBOARD_CHROMIUM"
         );
     }
-    run_step(
-        logs,
-        "apt-get update",
-        Command::new("apt-get").arg("update"),
-        INSTALL_TIMEOUT,
-    )?
-    .check()?;
-    run_step(
-        logs,
-        "apt-get install chromium-headless-shell",
-        Command::new("apt-get")
-            .args([
-                "install",
-                "-y",
-                "--no-install-recommends",
-                "chromium-headless-shell",
-            ])
-            .env("DEBIAN_FRONTEND", "noninteractive"),
-        INSTALL_TIMEOUT,
-    )?
-    .check()?;
+    crate::steps::apt_install(logs, &["chromium-headless-shell"], INSTALL_TIMEOUT)?;
     Ok(path)
 }
 

@@ -227,7 +227,11 @@ fn certificates(logs: &Path) -> Result<Certificates> {
         .env("GOFLAGS", "-mod=mod")
         .current_dir(tools_dir());
     let step = run_step(logs, "go mod download grpc-go", &mut command, SHORT_TIMEOUT)?.check()?;
-    let dir = json_string(&step.stdout, "Dir").context("`go mod download -json` printed no Dir")?;
+    let download: serde_json::Value =
+        serde_json::from_str(&step.stdout).context("`go mod download -json` printed no JSON")?;
+    let dir = download["Dir"]
+        .as_str()
+        .context("`go mod download -json` printed no Dir")?;
     let testdata = PathBuf::from(dir).join("testdata");
     let certs = Certificates {
         ca: testdata.join("ca.pem"),
@@ -240,27 +244,6 @@ fn certificates(logs: &Path) -> Result<Certificates> {
         }
     }
     Ok(certs)
-}
-
-/// The string value of `"key": "..."` in a JSON document (enough for `go mod download`).
-fn json_string(json: &str, key: &str) -> Option<String> {
-    let needle = format!("\"{key}\"");
-    let rest = &json[json.find(&needle)? + needle.len()..];
-    let rest = rest
-        .trim_start()
-        .strip_prefix(':')?
-        .trim_start()
-        .strip_prefix('"')?;
-    let mut value = String::new();
-    let mut chars = rest.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' => return Some(value),
-            '\\' => value.push(chars.next()?),
-            c => value.push(c),
-        }
-    }
-    None
 }
 
 /// Our binaries.
@@ -709,20 +692,6 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reads_the_module_directory_from_go_mod_download() {
-        let json = "{\n\t\"Path\": \"google.golang.org/grpc\",\n\t\"Dir\": \"/root/go/pkg/mod/google.golang.org/grpc@v1.76.0\",\n\t\"Sum\": \"h1:x\"\n}\n";
-        assert_eq!(
-            json_string(json, "Dir").as_deref(),
-            Some("/root/go/pkg/mod/google.golang.org/grpc@v1.76.0")
-        );
-        assert_eq!(
-            json_string("{\"Dir\": \"a\\\"b\"}", "Dir").as_deref(),
-            Some("a\"b")
-        );
-        assert!(json_string("{}", "Dir").is_none());
-    }
 
     #[test]
     fn compression_cases_only_run_between_switchboard_peers() {

@@ -17,7 +17,7 @@
 //!   no schema but what the demo describes.
 //!
 //! Then builds the demo, generates a throwaway CA and server certificate (for `localhost` and
-//! `127.0.0.1`) with openssl, starts one cleartext (HTTP/1.1 + h2c) and one TLS instance on free
+//! `127.0.0.1`) with rcgen, starts one cleartext (HTTP/1.1 + h2c) and one TLS instance on free
 //! loopback ports, runs every peer against both and asserts on the actual responses. Every
 //! subprocess writes to a log file in a temporary directory and has a time limit; the logs of
 //! whatever failed are printed, the servers are killed however the run ends, and the run ends
@@ -298,107 +298,38 @@ pub(crate) struct Certificates {
     server_key: PathBuf,
 }
 
-/// Makes sure `openssl` is there, installing Debian's package when it is not.
-fn ensure_openssl(logs: &Path) -> Result<()> {
-    if Command::new("openssl")
-        .arg("version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-    {
-        return Ok(());
-    }
-    crate::steps::apt_install(logs, &["openssl"], INSTALL_TIMEOUT)
-        .context("openssl is needed to make the test certificates")
-}
-
-/// A throwaway CA and a server certificate it signed, for `localhost` and `127.0.0.1`.
-fn make_certificates(logs: &Path, dir: &Path) -> Result<Certificates> {
-    ensure_openssl(logs)?;
-    std::fs::create_dir_all(dir)?;
-    let openssl = |name: &str, args: &[&str]| -> Result<()> {
-        run_step(
-            logs,
-            name,
-            Command::new("openssl").args(args).current_dir(dir),
-            SHORT_TIMEOUT,
-        )?
-        .check()?;
-        Ok(())
+/// A throwaway CA and a server certificate it signed, for `localhost` and `127.0.0.1`
+/// (ECDSA P-256, made in process with rcgen), written as PEM files into `dir`.
+fn make_certificates(_logs: &Path, dir: &Path) -> Result<Certificates> {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
     };
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
-    openssl(
-        "openssl CA",
-        &[
-            &["req", "-x509", "-nodes"],
-            &ec[..],
-            &[
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=switchboard peers test CA",
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign,cRLSign",
-            ],
-        ]
-        .concat(),
-    )?;
-    openssl(
-        "openssl server key",
-        &[
-            &["req", "-nodes"],
-            &ec[..],
-            &[
-                "-keyout",
-                "server.key",
-                "-out",
-                "server.csr",
-                "-subj",
-                "/CN=localhost",
-            ],
-        ]
-        .concat(),
-    )?;
-    std::fs::write(
-        dir.join("server.ext"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\n\
-         basicConstraints=critical,CA:FALSE\n\
-         keyUsage=critical,digitalSignature\n\
-         extendedKeyUsage=serverAuth\n",
-    )?;
-    openssl(
-        "openssl server certificate",
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-set_serial",
-            "2",
-            "-days",
-            "2",
-            "-extfile",
-            "server.ext",
-            "-out",
-            "server.pem",
-        ],
-    )?;
-    Ok(Certificates {
+    std::fs::create_dir_all(dir)?;
+    let ca_key = KeyPair::generate()?;
+    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "switchboard peers test CA");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca = ca_params.self_signed(&ca_key)?;
+    let issuer = Issuer::new(ca_params, ca_key);
+    let server_key = KeyPair::generate()?;
+    let mut server_params =
+        CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
+    server_params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    let server = server_params.signed_by(&server_key, &issuer)?;
+    let certificates = Certificates {
         ca: dir.join("ca.pem"),
         server_cert: dir.join("server.pem"),
         server_key: dir.join("server.key"),
-    })
+    };
+    std::fs::write(&certificates.ca, ca.pem())?;
+    std::fs::write(&certificates.server_cert, server.pem())?;
+    std::fs::write(&certificates.server_key, server_key.serialize_pem())?;
+    Ok(certificates)
 }
 
 // ---------------------------------------------------------------------------------------------
