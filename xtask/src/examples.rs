@@ -1,7 +1,8 @@
 //! `cargo xtask examples`: runs every self-checking example, each of which serves on a free
 //! port, calls itself over real sockets, asserts what it got and exits non-zero otherwise:
 //! `chat` (a bidi chat room), `errors` (errors with details in every protocol), `tls` (mutual
-//! TLS), and the axum app (RPC, REST and CORS on one port). The `auth` example is exercised by
+//! TLS), the axum app (RPC, REST and CORS on one port), and the tonic migration (a tonic
+//! service and its switchboard version side by side, calling each other). The `auth` example is exercised by
 //! the peers suite (grpcurl and curl), the browser app by `cargo xtask browser`.
 
 use std::process::Command;
@@ -13,11 +14,12 @@ use crate::steps::{print_logs, run_step};
 use crate::workspace_root;
 
 /// (package, example or `None` for the package's binary).
-const EXAMPLES: [(&str, Option<&str>); 4] = [
+const EXAMPLES: [(&str, Option<&str>); 5] = [
     ("eliza", Some("chat")),
     ("eliza", Some("errors")),
     ("eliza", Some("tls")),
     ("axum-example", None),
+    ("tonic-migration", None),
 ];
 
 /// Entry point.
