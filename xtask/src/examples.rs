@@ -47,9 +47,9 @@ pub(crate) fn run() -> Result<()> {
         )?;
         let last = step.stdout.lines().last().unwrap_or("").to_owned();
         if step.success() {
-            eprintln!("    {name:<14} ok    {last}");
+            eprintln!("    {name:<16} ok    {last}");
         } else {
-            eprintln!("    {name:<14} FAILED");
+            eprintln!("    {name:<16} FAILED");
             print_logs(&step.logs);
             failed.push(name);
         }
