@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::peers::{Server, build_eliza};
+use crate::peers::{Server, build_eliza, generate_connect_es, npm_install};
 use crate::steps::{print_logs, run_step};
-use crate::{target_dir, tools_dir, workspace_root};
+use crate::{target_dir, workspace_root};
 
 /// Where Debian's package puts the browser.
 const CHROMIUM: &str = "/usr/bin/chromium-headless-shell";
@@ -100,27 +100,8 @@ fn chromium(logs: &Path) -> Result<PathBuf> {
 /// `npm install` of `browser/package.json` into `<tools>/browser-app`, reinstalled when the
 /// manifest changes; the page's sources and the driver are copied next to the packages.
 fn install_packages(logs: &Path) -> Result<PathBuf> {
-    let dir = tools_dir().join("browser-app");
     let source = workspace_root().join("browser");
-    let manifest = std::fs::read_to_string(source.join("package.json"))
-        .context("reading browser/package.json")?;
-    let stamp = dir.join("node_modules").join(".switchboard-stamp");
-    if std::fs::read_to_string(&stamp).is_ok_and(|s| s == manifest) {
-        eprintln!("==> browser packages: cached in {}", dir.display());
-    } else {
-        std::fs::create_dir_all(&dir)?;
-        std::fs::write(dir.join("package.json"), &manifest)?;
-        run_step(
-            logs,
-            "npm install (browser)",
-            Command::new("npm")
-                .args(["install", "--no-audit", "--no-fund", "--prefix"])
-                .arg(&dir),
-            INSTALL_TIMEOUT,
-        )?
-        .check()?;
-        std::fs::write(&stamp, &manifest)?;
-    }
+    let dir = npm_install(logs, &source.join("package.json"), "browser-app", "browser")?;
     for (from, to) in [
         ("app/main.js", "main.js"),
         ("app/index.html", "index.html"),
@@ -135,27 +116,7 @@ fn install_packages(logs: &Path) -> Result<PathBuf> {
 /// Generates the messages, bundles the page, and returns the directory to serve.
 fn bundle(logs: &Path, app: &Path, work: &Path) -> Result<PathBuf> {
     let bin = app.join("node_modules").join(".bin");
-    let generated = app.join("gen");
-    if generated.exists() {
-        std::fs::remove_dir_all(&generated)?;
-    }
-    let template = format!(
-        r#"{{"version":"v2","plugins":[{{"local":{:?},"out":{:?},"opt":["target=js"]}}]}}"#,
-        bin.join("protoc-gen-es")
-            .to_str()
-            .context("path is not UTF-8")?,
-        generated.to_str().context("path is not UTF-8")?,
-    );
-    run_step(
-        logs,
-        "buf generate (browser)",
-        Command::new(bin.join("buf"))
-            .args(["generate", "examples/eliza/proto", "--template", &template])
-            .env("BUF_CACHE_DIR", tools_dir().join("buf-cache"))
-            .current_dir(workspace_root()),
-        STEP_TIMEOUT,
-    )?
-    .check()?;
+    generate_connect_es(logs, app)?.check()?;
     let site = work.join("site");
     std::fs::create_dir_all(&site)?;
     run_step(

@@ -411,19 +411,35 @@ fn install_health_probe(logs: &Path) -> Result<PathBuf> {
 
 /// `npm install` of `interop/peers/package.json` into `<tools>/node-peers`.
 pub(crate) fn install_node(logs: &Path) -> Result<PathBuf> {
-    let dir = tools_dir().join("node-peers");
-    let manifest = std::fs::read_to_string(peers_dir().join("package.json"))
-        .context("reading interop/peers/package.json")?;
+    npm_install(
+        logs,
+        &peers_dir().join("package.json"),
+        "node-peers",
+        "connect-node peers",
+    )
+}
+
+/// `npm install` of the manifest at `manifest_path` into `<tools>/<name>`, skipped while the
+/// installed manifest (recorded in a stamp) is the same; returns the install's directory.
+pub(crate) fn npm_install(
+    logs: &Path,
+    manifest_path: &Path,
+    name: &str,
+    label: &str,
+) -> Result<PathBuf> {
+    let dir = tools_dir().join(name);
+    let manifest = std::fs::read_to_string(manifest_path)
+        .with_context(|| format!("reading {}", manifest_path.display()))?;
     let stamp = dir.join("node_modules").join(".switchboard-stamp");
     if stamp_matches(&stamp, &manifest) {
-        eprintln!("==> connect-node packages: cached in {}", dir.display());
+        eprintln!("==> {label} packages: cached in {}", dir.display());
         return Ok(dir);
     }
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("package.json"), &manifest)?;
     run_step(
         logs,
-        "npm install connect-node peers",
+        &format!("npm install {label}"),
         Command::new("npm")
             .args(["install", "--no-audit", "--no-fund", "--prefix"])
             .arg(&dir),
@@ -432,6 +448,32 @@ pub(crate) fn install_node(logs: &Path) -> Result<PathBuf> {
     .check()?;
     std::fs::write(&stamp, &manifest)?;
     Ok(dir)
+}
+
+/// Generates the demo's connect-es code (buf + protoc-gen-es from the npm install in
+/// `node_dir`, `target=js`) into `<node_dir>/gen`, replacing what was there.
+pub(crate) fn generate_connect_es(logs: &Path, node_dir: &Path) -> Result<crate::steps::Step> {
+    let generated = node_dir.join("gen");
+    if generated.exists() {
+        std::fs::remove_dir_all(&generated)?;
+    }
+    let bin = node_dir.join("node_modules").join(".bin");
+    let template = format!(
+        r#"{{"version":"v2","plugins":[{{"local":{:?},"out":{:?},"opt":["target=js"]}}]}}"#,
+        bin.join("protoc-gen-es")
+            .to_str()
+            .context("path is not UTF-8")?,
+        generated.to_str().context("path is not UTF-8")?,
+    );
+    run_step(
+        logs,
+        "buf generate (protoc-gen-es)",
+        Command::new(bin.join("buf"))
+            .args(["generate", PROTO_ROOT, "--template", &template])
+            .env("BUF_CACHE_DIR", tools_dir().join("buf-cache"))
+            .current_dir(workspace_root()),
+        SHORT_TIMEOUT,
+    )
 }
 
 /// A virtualenv at `<tools>/pyenv` with `interop/peers/requirements.txt`; returns its python.
@@ -813,27 +855,7 @@ fn connect_node_checks(
     tls: &Server,
     certs: &Certificates,
 ) -> Result<()> {
-    let generated = node_dir.join("gen");
-    if generated.exists() {
-        std::fs::remove_dir_all(&generated)?;
-    }
-    let bin = node_dir.join("node_modules").join(".bin");
-    let template = format!(
-        r#"{{"version":"v2","plugins":[{{"local":{:?},"out":{:?},"opt":["target=js"]}}]}}"#,
-        bin.join("protoc-gen-es")
-            .to_str()
-            .context("path is not UTF-8")?,
-        generated.to_str().context("path is not UTF-8")?,
-    );
-    let step = run_step(
-        logs,
-        "buf generate (protoc-gen-es)",
-        Command::new(bin.join("buf"))
-            .args(["generate", PROTO_ROOT, "--template", &template])
-            .env("BUF_CACHE_DIR", tools_dir().join("buf-cache"))
-            .current_dir(workspace_root()),
-        SHORT_TIMEOUT,
-    )?;
+    let step = generate_connect_es(logs, node_dir)?;
     if !step.success() {
         report.fail("connect-node codegen", step.failure(), &step.logs);
         return Ok(());
