@@ -188,17 +188,6 @@ async fn converse(
     let requests = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     });
-    let said = sentence(0);
-    if tx
-        .send(ConverseRequest {
-            sentence: said.clone(),
-        })
-        .await
-        .is_err()
-    {
-        counters.lose("converse send", "closed");
-        return;
-    }
     let mut replies = match client.converse(switchboard::Request::new(requests)).await {
         Ok(response) => response.into_message(),
         Err(error) => {
@@ -221,35 +210,39 @@ async fn converse(
             false
         }
     };
-    if !expect(&said, replies.message().await) {
-        let _ = opened.send(());
-        return;
-    }
-    let _ = opened.send(());
-    // Rounds start at a different moment for each stream, so they do not all speak at once.
-    let offset = round.mul_f64((index % 1000) as f64 / 1000.0);
-    tokio::time::sleep(offset).await;
-    let mut n = 1;
+    // Round 0 opens the conversation; then one round every `round` until the end.
+    let mut n = 0;
     loop {
         let said = sentence(n);
-        if tx
+        let sent = tx
             .send(ConverseRequest {
                 sentence: said.clone(),
             })
             .await
-            .is_err()
-        {
+            .is_ok();
+        let answered = if sent {
+            expect(&said, replies.message().await)
+        } else {
             counters.lose("converse send", "closed");
+            false
+        };
+        if n == 0 {
+            let _ = opened.send(());
+        }
+        if !answered {
             return;
         }
-        if !expect(&said, replies.message().await) {
-            return;
+        if n == 0 {
+            // Rounds start at a different moment for each stream, so they do not all speak
+            // at once.
+            tokio::time::sleep(round.mul_f64((index % 1000) as f64 / 1000.0)).await;
+        } else {
+            if Instant::now() + round >= end {
+                break;
+            }
+            tokio::time::sleep(round).await;
         }
         n += 1;
-        if Instant::now() + round >= end {
-            break;
-        }
-        tokio::time::sleep(round).await;
     }
     drop(tx);
     match replies.message().await {
