@@ -124,6 +124,10 @@ impl<T> Request<T> {
     }
 
     /// When the caller stops waiting (server side), from its timeout header.
+    ///
+    /// The server ends the call with `deadline_exceeded` a little later (20 ms), so that the
+    /// caller's own timer, which the header's rounding can put just after this instant, always
+    /// fires first; use this instant, not that one, for work and calls the handler starts.
     pub fn deadline(&self) -> Option<Instant> {
         self.context.as_ref().and_then(|c| c.deadline)
     }

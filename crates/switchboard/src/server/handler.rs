@@ -22,6 +22,7 @@ use crate::interceptor::{
     Reply as Answer, ReplyFuture, Side, run_header_hooks,
 };
 use crate::request::{Request, Response, ServerContext};
+use crate::server::deadline::{enforced, with_deadline};
 use crate::spec::{Descriptors, Peer, Spec};
 use crate::stream::{MessageSource, ResponseStream, Streaming, WireStream};
 
@@ -122,21 +123,6 @@ fn encode<Res: Message>(
     Ok(encoded)
 }
 
-async fn with_deadline<T>(
-    deadline: Option<Instant>,
-    work: impl Future<Output = Result<T, Error>>,
-) -> Result<T, Error> {
-    match deadline {
-        None => work.await,
-        // Already past (a timeout of 0, or 1 ns): the call fails without running, as tokio's
-        // timeout would poll the work once first and let a quick handler answer.
-        Some(deadline) if deadline <= Instant::now() => Err(Error::deadline_exceeded()),
-        Some(deadline) => tokio::time::timeout_at(deadline.into(), work)
-            .await
-            .unwrap_or_else(|_| Err(Error::deadline_exceeded())),
-    }
-}
-
 async fn finish_unary<Res: Message>(
     result: Result<Response<Res>, Error>,
     codec: Codec,
@@ -198,7 +184,7 @@ async fn finish_stream<Res: Message>(
                     }),
                     trailers,
                     stream_trailers,
-                    deadline,
+                    deadline: deadline.map(enforced),
                     ender,
                 },
             }))
