@@ -212,6 +212,21 @@ mod tests {
         );
     }
 
+    /// The runtime's crate docs (docs.rs) carry the quick start too; CI builds the README's,
+    /// so the two must be the same files.
+    #[test]
+    fn the_crate_docs_carry_the_readme_quick_start() {
+        let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap();
+        let crate_docs =
+            std::fs::read_to_string(workspace_root().join("crates/switchboard/src/quickstart.md"))
+                .unwrap();
+        assert_eq!(
+            quickstart_files(&crate_docs).unwrap(),
+            quickstart_files(&readme).unwrap(),
+            "crates/switchboard/src/quickstart.md and the README's quick start differ"
+        );
+    }
+
     #[test]
     fn the_readme_has_a_whole_quick_start() {
         let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap();

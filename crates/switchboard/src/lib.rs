@@ -12,6 +12,8 @@
 //! * [`client::Client`] runs over any `tower::Service<http::Request<Body>>` transport; a
 //!   pooled hyper client is the default.
 //! * Messages are prost messages by default ([`codec::Message`] is the runtime boundary).
+//!
+#![doc = include_str!("quickstart.md")]
 #![deny(unsafe_code)]
 
 pub mod body;
