@@ -22,8 +22,9 @@ use prost_types::FileDescriptorProto;
 use prost_types::compiler::CodeGeneratorRequest;
 
 /// The grpc-go release the descriptors and test certificates come from. `cargo xtask interop`
-/// installs grpc-go's interop client and server at the same version.
-const GRPC_MODULE: &str = "google.golang.org/grpc@v1.76.0";
+/// runs grpc-go's interop client and server at the same version (pinned in
+/// `xtask/go-tools/go.mod`; an xtask test keeps the two in step).
+const GRPC_MODULE: &str = "google.golang.org/grpc@v1.84.0";
 
 /// The schema files, dependencies first.
 const FILES: [&str; 3] = ["empty", "messages", "test"];

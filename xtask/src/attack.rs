@@ -37,14 +37,14 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     command
         .arg(dir.join("hostile.py"))
         .args(["--addr", &server.addr])
-        .args(["--pid", &server.child.id().to_string()])
+        .args(["--pid", &server.pid().to_string()])
         .args(args.iter().skip_while(|a| *a == "--"));
     let step = run_step(&logs, "hostile clients", &mut command, SUITE_TIMEOUT)?;
     eprint!("{}", step.stdout);
     let passed = step.success();
     if !passed {
         print_logs(&step.logs);
-        print_logs(&server.logs);
+        print_logs(server.logs());
     }
     drop(server);
     eprintln!("attack took {:.1}s", started.elapsed().as_secs_f64());

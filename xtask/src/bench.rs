@@ -316,7 +316,14 @@ fn machine(ctx: &Context) -> report::Machine {
         ("go", first_line("go", &["version"])),
         ("h2load", tools::version(&ctx.tools.h2load, &["--version"])),
         // A `go install`ed ghz reports its version as "dev": the pin is what counts.
-        ("ghz", format!("{} (`go install`)", tools::GHZ_VERSION)),
+        (
+            "ghz",
+            format!(
+                "{} (xtask/go-tools)",
+                crate::go_tools::pinned_version(tools::GHZ_MODULE)
+                    .unwrap_or_else(|| "unpinned".to_owned())
+            ),
+        ),
     ];
     if let Some(valgrind) = &ctx.tools.valgrind {
         versions.push(("valgrind", tools::version(valgrind, &["--version"])));

@@ -10,12 +10,13 @@
 //! `target/browser/eliza-cross-origin.png`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 
 use crate::peers::{Server, build_eliza, generate_connect_es, npm_install};
+use crate::process::{Banner, Process};
 use crate::steps::{print_logs, run_step};
 use crate::{target_dir, workspace_root};
 
@@ -60,7 +61,7 @@ pub(crate) fn run() -> Result<()> {
     let passed = step.success();
     if !passed {
         print_logs(&step.logs);
-        print_logs(&demo.logs);
+        print_logs(demo.logs());
     }
     drop(demo);
     eprintln!("    screenshot: {}", screenshot.display());
@@ -141,45 +142,33 @@ fn bundle(logs: &Path, app: &Path, work: &Path) -> Result<PathBuf> {
 
 /// Python's static file server on a free loopback port, serving the page's origin.
 struct StaticServer {
-    child: Child,
+    _process: Process,
     port: u16,
 }
 
 impl StaticServer {
+    /// Starts it on port 0 and reads the port it took from its banner (`Serving HTTP on
+    /// 127.0.0.1 port N ...`; `-u` so the banner is not held in a buffer).
     fn start(root: &Path, logs: &Path) -> Result<StaticServer> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let child = Command::new("python3")
-            .args([
-                "-m",
-                "http.server",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-            ])
+        let mut command = Command::new("python3");
+        command
+            .args(["-u", "-m", "http.server", "0", "--bind", "127.0.0.1"])
             .arg("--directory")
-            .arg(root)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(logs.join("page-server.stdout.log"))?)
-            .stderr(std::fs::File::create(logs.join("page-server.stderr.log"))?)
-            .spawn()
-            .context("starting python3 -m http.server")?;
-        let server = StaticServer { child, port };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                bail!("the page's static server did not start on port {port}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(server)
-    }
-}
-
-impl Drop for StaticServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+            .arg(root);
+        let (process, port) = Process::start(
+            logs,
+            "page-server",
+            &mut command,
+            Banner::Stdout,
+            Duration::from_secs(20),
+            |line| {
+                let rest = line.split(" port ").nth(1)?;
+                rest.split_whitespace().next()?.parse::<u16>().ok()
+            },
+        )?;
+        Ok(StaticServer {
+            _process: process,
+            port,
+        })
     }
 }

@@ -1,42 +1,19 @@
 //! `cargo xtask conformance`: the official Connect conformance suite against switchboard's
 //! server and client.
 //!
-//! Installs the pinned `connectconformance` runner with `go install` into a tools directory
-//! outside the repository, builds `conformance-server` and `conformance-client` in release
-//! mode, runs each mode with its config file, and fails on any failing case. No test is
-//! skipped and no known-failing list is passed.
+//! Takes the `connectconformance` runner pinned in `xtask/go-tools` (see
+//! [`crate::go_tools`]), builds `conformance-server` and `conformance-client` in release mode,
+//! runs each mode with its config file, and fails on any failing case. No test is skipped and
+//! no known-failing list is passed.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context as _, Result, bail};
 
+use crate::go_tools::go_tool;
+use crate::target_dir;
 use crate::{run as run_command, workspace_root};
-use crate::{target_dir, tools_dir};
-
-/// The conformance release the runner and the protos are pinned to.
-const RUNNER: &str = "connectrpc.com/conformance/cmd/connectconformance@v1.0.7";
-const RUNNER_VERSION: &str = "v1.0.7";
-
-/// Installs the runner unless the pinned version is already there.
-fn install_runner() -> Result<PathBuf> {
-    let dir = tools_dir().join(format!("connectconformance-{RUNNER_VERSION}"));
-    let binary = dir.join("connectconformance");
-    if binary.exists() {
-        return Ok(binary);
-    }
-    std::fs::create_dir_all(&dir)?;
-    eprintln!("==> go install {RUNNER} (into {})", dir.display());
-    let status = Command::new("go")
-        .args(["install", RUNNER])
-        .env("GOBIN", &dir)
-        .status()
-        .context("could not start `go` (is Go installed?)")?;
-    if !status.success() {
-        bail!("go install {RUNNER} failed with {status}");
-    }
-    Ok(binary)
-}
 
 fn build_binaries() -> Result<PathBuf> {
     let target = target_dir();
@@ -119,7 +96,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
             bail!("unknown conformance mode {mode:?}: use server or client");
         }
     }
-    let runner = install_runner()?;
+    let runner = go_tool("connectconformance")?;
     let bins = build_binaries()?;
     let mut failed = Vec::new();
     for mode in modes {

@@ -29,22 +29,26 @@
 //! `cargo xtask interop [FILTER...]`: each filter names a direction (`go-sb-h2c`, `go-sb-tls`,
 //! `sb-go-h2c`, `sb-go-tls`, `sb-sb-connect`, `sb-sb-grpc`, `sb-sb-grpc-web`) or a case.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::thread;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::steps::{print_logs, run_step, slug};
+use crate::go_tools::{go_tool, pinned_version};
+use crate::process::{Banner, Process};
+use crate::steps::{print_logs, run_step};
 use crate::workspace_root;
 use crate::{target_dir, tools_dir};
 
-/// The grpc-go release whose interop client and server run, and whose descriptors and test
-/// certificates `interop/build.rs` uses (keep the two in step).
-const GRPC_GO_VERSION: &str = "v1.76.0";
+/// grpc-go's module: its interop client and server are pinned in `xtask/go-tools`, and
+/// `interop/build.rs` takes the descriptors from the same release (a test keeps them in step).
 const GRPC_GO_MODULE: &str = "google.golang.org/grpc";
+
+/// The grpc-go release `xtask/go-tools` pins.
+fn grpc_go_version() -> String {
+    pinned_version(GRPC_GO_MODULE).unwrap_or_else(|| "(unpinned)".to_owned())
+}
 
 /// The name grpc's test server certificate is issued for (`*.test.google.fr`).
 const TLS_SERVER_NAME: &str = "foo.test.google.fr";
@@ -79,7 +83,6 @@ const NOT_IN_GRPC_GO: [&str; 4] = [
     "server_compressed_streaming",
 ];
 
-const INSTALL_TIMEOUT: Duration = Duration::from_secs(900);
 const BUILD_TIMEOUT: Duration = Duration::from_secs(1800);
 const SHORT_TIMEOUT: Duration = Duration::from_secs(120);
 /// One client process (one case); the cases themselves wait at most 60 seconds.
@@ -179,37 +182,12 @@ struct GrpcGo {
     server: PathBuf,
 }
 
-/// `go install`s grpc-go's interop client and server, unless the pinned release is there.
-fn install_grpc_go(logs: &Path) -> Result<GrpcGo> {
-    let dir = tools_dir().join(format!("grpc-go-interop-{GRPC_GO_VERSION}"));
-    let installed = GrpcGo {
-        client: dir.join("client"),
-        server: dir.join("server"),
-    };
-    if installed.client.exists() && installed.server.exists() {
-        eprintln!(
-            "==> grpc-go interop {GRPC_GO_VERSION}: cached in {}",
-            dir.display()
-        );
-        return Ok(installed);
-    }
-    std::fs::create_dir_all(&dir)?;
-    let packages =
-        ["client", "server"].map(|p| format!("{GRPC_GO_MODULE}/interop/{p}@{GRPC_GO_VERSION}"));
-    let mut command = Command::new("go");
-    command
-        .arg("install")
-        .args(&packages)
-        .env("GOBIN", &dir)
-        .current_dir(&dir);
-    run_step(
-        logs,
-        "go install grpc-go interop client and server",
-        &mut command,
-        INSTALL_TIMEOUT,
-    )?
-    .check()?;
-    Ok(installed)
+/// grpc-go's interop client and server, as `xtask/go-tools` pins them.
+fn install_grpc_go() -> Result<GrpcGo> {
+    Ok(GrpcGo {
+        client: go_tool("client")?,
+        server: go_tool("server")?,
+    })
 }
 
 /// grpc's test certificates, from the grpc-go module in the Go module cache.
@@ -223,7 +201,7 @@ fn certificates(logs: &Path) -> Result<Certificates> {
     let mut command = Command::new("go");
     command
         .args(["mod", "download", "-json"])
-        .arg(format!("{GRPC_GO_MODULE}@{GRPC_GO_VERSION}"))
+        .arg(format!("{GRPC_GO_MODULE}@{}", grpc_go_version()))
         .env("GOFLAGS", "-mod=mod")
         .current_dir(tools_dir());
     let step = run_step(logs, "go mod download grpc-go", &mut command, SHORT_TIMEOUT)?.check()?;
@@ -293,10 +271,8 @@ fn build_switchboard(logs: &Path) -> Result<Switchboard> {
 
 /// A running interop server, killed when dropped, whichever way the run ends.
 struct Server {
-    name: String,
-    child: Child,
+    process: Process,
     port: u16,
-    logs: Vec<PathBuf>,
 }
 
 impl Server {
@@ -311,21 +287,17 @@ impl Server {
         certs: &Certificates,
     ) -> Result<Server> {
         let name = format!("{} server", direction.key);
-        eprintln!("==> start {name}");
-        let base = logs.join(slug(&name));
-        let out_path = base.with_extension("stdout.log");
-        let err_path = base.with_extension("stderr.log");
-        let (mut command, banner_path, banner) = match direction.server {
+        let (mut command, banner, announcement) = match direction.server {
             Implementation::Switchboard => (
                 Command::new(&ours.server),
-                &out_path,
+                Banner::Stdout,
                 "interop-server listening on ",
             ),
             Implementation::GrpcGo => {
                 let mut command = Command::new(&grpc_go.server);
                 // grpc-go logs its listening address at INFO.
                 command.env("GRPC_GO_LOG_SEVERITY_LEVEL", "info");
-                (command, &err_path, "interop server listening on ")
+                (command, Banner::Stderr, "interop server listening on ")
             }
         };
         command.arg("--port=0");
@@ -335,61 +307,24 @@ impl Server {
                 .arg(format!("--tls_cert_file={}", certs.server_cert.display()))
                 .arg(format!("--tls_key_file={}", certs.server_key.display()));
         }
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(File::create(&out_path)?)
-            .stderr(File::create(&err_path)?)
-            .spawn()
-            .with_context(|| format!("could not start {:?}", command.get_program()))?;
-        let mut server = Server {
-            name,
-            child,
-            port: 0,
-            logs: vec![out_path.clone(), err_path.clone()],
-        };
-        let deadline = Instant::now() + SERVER_START_TIMEOUT;
-        loop {
-            let text = std::fs::read_to_string(banner_path).unwrap_or_default();
-            let port = text
-                .lines()
-                .filter(|_| text.ends_with('\n'))
-                .find_map(|line| line.split_once(banner))
-                .and_then(|(_, addr)| addr.trim().rsplit(':').next()?.parse::<u16>().ok());
-            if let Some(port) = port {
-                server.port = port;
-                eprintln!("    {} on port {port}", server.name);
-                return Ok(server);
-            }
-            if let Some(status) = server.child.try_wait()? {
-                print_logs(&server.logs);
-                bail!("{} exited with {status} before listening", server.name);
-            }
-            if Instant::now() >= deadline {
-                print_logs(&server.logs);
-                bail!(
-                    "{} did not announce its port within {}s",
-                    server.name,
-                    SERVER_START_TIMEOUT.as_secs()
-                );
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
+        let (process, port) = Process::start(
+            logs,
+            &name,
+            &mut command,
+            banner,
+            SERVER_START_TIMEOUT,
+            |line| {
+                let (_, addr) = line.split_once(announcement)?;
+                addr.trim().rsplit(':').next()?.parse::<u16>().ok()
+            },
+        )?;
+        eprintln!("    {name} on port {port}");
+        Ok(Server { process, port })
     }
 
     /// `None` while the server runs; why it stopped otherwise.
     fn stopped(&mut self) -> Option<String> {
-        match self.child.try_wait() {
-            Ok(None) => None,
-            Ok(Some(status)) => Some(format!("{} exited with {status}", self.name)),
-            Err(error) => Some(format!("{}: {error}", self.name)),
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.alive().err()
     }
 }
 
@@ -477,7 +412,7 @@ fn run_direction(
             Cell::Pass
         } else {
             let mut logs = step.logs.clone();
-            logs.extend(server.logs.iter().cloned());
+            logs.extend(server.process.logs.iter().cloned());
             let why = match server_stopped {
                 Some(why) => why,
                 None => {
@@ -505,8 +440,8 @@ fn run_direction(
             // Nothing more can run in this direction.
             while cells.len() < CASES.len() {
                 cells.push(Cell::Fail {
-                    why: format!("{} stopped earlier", server.name),
-                    logs: server.logs.clone(),
+                    why: format!("{} server stopped earlier", direction.key),
+                    logs: server.process.logs.clone(),
                 });
             }
             break;
@@ -555,7 +490,8 @@ fn print_table(directions: &[&Direction], cells: &[Vec<Cell>]) -> usize {
     let count = |f: fn(&Cell) -> bool| cells.iter().flatten().filter(|c| f(c)).count();
     println!();
     println!(
-        "go = grpc-go {GRPC_GO_VERSION} interop client/server, sb = switchboard interop-client/interop-server"
+        "go = grpc-go {} interop client/server, sb = switchboard interop-client/interop-server",
+        grpc_go_version()
     );
     println!(
         "n/a: grpc-go's interop client and server do not implement the compression cases \
@@ -623,7 +559,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     eprintln!("==> logs in {}", logs.display());
 
     let phase = Instant::now();
-    let grpc_go = install_grpc_go(&logs)?;
+    let grpc_go = install_grpc_go()?;
     let certs = certificates(&logs)?;
     let install_time = phase.elapsed();
     let phase = Instant::now();

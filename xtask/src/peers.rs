@@ -23,25 +23,18 @@
 //! whatever failed are printed, the servers are killed however the run ends, and the run ends
 //! with a table of checks and a non-zero exit on any failure.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 
+use crate::go_tools::go_tool;
+use crate::process::{Banner, Process};
 use crate::steps::{Outcome, Step, print_logs, run_step};
 use crate::workspace_root;
 use crate::{target_dir, tools_dir};
-
-/// The grpcurl release `go install` builds.
-const GRPCURL_VERSION: &str = "v1.9.3";
-const GRPCURL_MODULE: &str = "github.com/fullstorydev/grpcurl/cmd/grpcurl";
-
-/// The grpc-health-probe release built from the module proxy.
-const HEALTH_PROBE_VERSION: &str = "v0.4.38";
-const HEALTH_PROBE_MODULE: &str = "github.com/grpc-ecosystem/grpc-health-probe";
 
 /// The peers this task knows, in the order they run.
 const PEERS: &[&str] = &[
@@ -198,22 +191,19 @@ impl Report {
 /// A running demo, killed when dropped, whichever way the run ends.
 pub(crate) struct Server {
     name: &'static str,
-    pub(crate) child: Child,
+    process: Process,
     pub(crate) addr: String,
-    pub(crate) logs: Vec<PathBuf>,
 }
 
 impl Server {
-    /// Starts `eliza` on a free loopback port and waits for its banner.
+    /// Starts `eliza` on a free loopback port and waits for its banner
+    /// (`... listening on http://ADDR` or `https://ADDR`).
     pub(crate) fn start(
         logs: &Path,
         name: &'static str,
         binary: &Path,
         tls: Option<&Certificates>,
     ) -> Result<Server> {
-        eprintln!("==> start {name}");
-        let out_path = logs.join(format!("{name}.stdout.log"));
-        let err_path = logs.join(format!("{name}.stderr.log"));
         let mut command = Command::new(binary);
         command.args(["--addr", "127.0.0.1:0"]);
         if let Some(certs) = tls {
@@ -223,69 +213,46 @@ impl Server {
                 .arg("--tls-key")
                 .arg(&certs.server_key);
         }
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(File::create(&out_path)?)
-            .stderr(File::create(&err_path)?)
-            .spawn()
-            .with_context(|| format!("could not start {}", binary.display()))?;
-        let mut server = Server {
-            name,
-            child,
-            addr: String::new(),
-            logs: vec![out_path.clone(), err_path],
-        };
         let scheme = if tls.is_some() { "https://" } else { "http://" };
-        let deadline = Instant::now() + SERVER_START_TIMEOUT;
-        loop {
-            let banner = std::fs::read_to_string(&out_path).unwrap_or_default();
-            if let Some(line) = banner.lines().next().filter(|_| banner.contains('\n')) {
-                let Some(addr) = line
-                    .split(scheme)
-                    .nth(1)
-                    .and_then(|rest| rest.split_whitespace().next())
-                else {
-                    print_logs(&server.logs);
-                    bail!("{name}: unexpected banner {line:?} (wanted {scheme}ADDR)");
-                };
-                server.addr = addr.to_owned();
+        let (process, addr) = Process::start(
+            logs,
+            name,
+            &mut command,
+            Banner::Stdout,
+            SERVER_START_TIMEOUT,
+            |line| {
+                let addr = line.split(scheme).nth(1)?.split_whitespace().next()?;
                 eprintln!("    {line}");
-                return Ok(server);
-            }
-            if let Some(status) = server.child.try_wait()? {
-                print_logs(&server.logs);
-                bail!("{name} exited with {status} before listening");
-            }
-            if Instant::now() >= deadline {
-                print_logs(&server.logs);
-                bail!(
-                    "{name} printed no banner within {}s",
-                    SERVER_START_TIMEOUT.as_secs()
-                );
-            }
-            thread::sleep(Duration::from_millis(25));
-        }
+                Some(addr.to_owned())
+            },
+        )?;
+        Ok(Server {
+            name,
+            process,
+            addr,
+        })
     }
 
     fn port(&self) -> &str {
         self.addr.rsplit(':').next().unwrap_or_default()
     }
 
+    pub(crate) fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    /// Its stdout and stderr logs.
+    pub(crate) fn logs(&self) -> &[PathBuf] {
+        &self.process.logs
+    }
+
     /// Whether the server is still serving (it must survive every peer).
     fn check_alive(&mut self, report: &mut Report) {
         let check = format!("{} still running after the peers", self.name);
-        match self.child.try_wait() {
-            Ok(None) => report.pass(check),
-            Ok(Some(status)) => report.fail(check, format!("exited with {status}"), &self.logs),
-            Err(error) => report.fail(check, error.to_string(), &self.logs),
+        match self.process.alive() {
+            Ok(()) => report.pass(check),
+            Err(why) => report.fail(check, why, &self.process.logs),
         }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -338,75 +305,6 @@ fn make_certificates(_logs: &Path, dir: &Path) -> Result<Certificates> {
 /// Whether `stamp` records exactly `content` (the install it guards is current).
 fn stamp_matches(stamp: &Path, content: &str) -> bool {
     std::fs::read_to_string(stamp).is_ok_and(|s| s == content)
-}
-
-fn install_grpcurl(logs: &Path) -> Result<PathBuf> {
-    let dir = tools_dir().join(format!("grpcurl-{GRPCURL_VERSION}"));
-    let binary = dir.join("grpcurl");
-    if binary.exists() {
-        eprintln!("==> grpcurl {GRPCURL_VERSION}: cached in {}", dir.display());
-        return Ok(binary);
-    }
-    std::fs::create_dir_all(&dir)?;
-    run_step(
-        logs,
-        &format!("go install grpcurl@{GRPCURL_VERSION}"),
-        Command::new("go")
-            .args(["install", &format!("{GRPCURL_MODULE}@{GRPCURL_VERSION}")])
-            .env("GOBIN", &dir),
-        INSTALL_TIMEOUT,
-    )?
-    .check()?;
-    Ok(binary)
-}
-
-/// Builds grpc-health-probe into `<tools>/grpc-health-probe-<version>`: `go get` of the pinned
-/// release in a scratch module (so the dependency versions are the release's own), then
-/// `go build`.
-fn install_health_probe(logs: &Path) -> Result<PathBuf> {
-    let dir = tools_dir().join(format!("grpc-health-probe-{HEALTH_PROBE_VERSION}"));
-    let binary = dir.join("grpc-health-probe");
-    if binary.exists() {
-        eprintln!(
-            "==> grpc-health-probe {HEALTH_PROBE_VERSION}: cached in {}",
-            dir.display()
-        );
-        return Ok(binary);
-    }
-    let module = dir.join("build");
-    if module.exists() {
-        std::fs::remove_dir_all(&module)?;
-    }
-    std::fs::create_dir_all(&module)?;
-    std::fs::write(
-        module.join("go.mod"),
-        "module switchboard.invalid/health-probe\n\ngo 1.22\n",
-    )?;
-    let go = |name: &str, args: &[&str]| -> Result<()> {
-        run_step(
-            logs,
-            name,
-            Command::new("go")
-                .args(args)
-                .current_dir(&module)
-                .env("GOWORK", "off"),
-            INSTALL_TIMEOUT,
-        )?
-        .check()?;
-        Ok(())
-    };
-    let pinned = format!("{HEALTH_PROBE_MODULE}@{HEALTH_PROBE_VERSION}");
-    go(
-        &format!("go get grpc-health-probe@{HEALTH_PROBE_VERSION}"),
-        &["get", &pinned],
-    )?;
-    let output = binary.to_str().context("path is not UTF-8")?;
-    go(
-        &format!("go build grpc-health-probe@{HEALTH_PROBE_VERSION}"),
-        &["build", "-o", output, HEALTH_PROBE_MODULE],
-    )?;
-    let _ = std::fs::remove_dir_all(&module);
-    Ok(binary)
 }
 
 /// `npm install` of `interop/peers/package.json` into `<tools>/node-peers`.
@@ -1008,7 +906,7 @@ fn probe_health(
 fn toggle_health(logs: &Path, server: &Server, status: &str) -> Result<(), String> {
     let line = format!("health: {status} ");
     let printed = || {
-        std::fs::read_to_string(&server.logs[0])
+        std::fs::read_to_string(&server.logs()[0])
             .unwrap_or_default()
             .lines()
             .filter(|l| l.starts_with(&line))
@@ -1020,7 +918,7 @@ fn toggle_health(logs: &Path, server: &Server, status: &str) -> Result<(), Strin
         &format!("kill -USR1 {}", server.name),
         Command::new("kill")
             .arg("-USR1")
-            .arg(server.child.id().to_string()),
+            .arg(server.pid().to_string()),
         SHORT_TIMEOUT,
     )
     .map_err(|error| format!("{error:#}"))?;
@@ -1074,7 +972,7 @@ fn health_probe_checks(
 
         let toggled = toggle_health(logs, server, "NOT_SERVING");
         let failed = toggled.is_err();
-        report.record(check("SIGUSR1 to NOT_SERVING"), toggled, &server.logs);
+        report.record(check("SIGUSR1 to NOT_SERVING"), toggled, server.logs());
         if failed {
             continue;
         }
@@ -1086,7 +984,7 @@ fn health_probe_checks(
         // Back to SERVING, as the other peers found it.
         let toggled = toggle_health(logs, server, "SERVING");
         let failed = toggled.is_err();
-        report.record(check("SIGUSR1 back to SERVING"), toggled, &server.logs);
+        report.record(check("SIGUSR1 back to SERVING"), toggled, server.logs());
         if !failed {
             let what = check("SERVING after second SIGUSR1");
             probe_health(report, logs, probe, target, None, what, SERVING)?;
@@ -1135,7 +1033,7 @@ fn reflection_checks(
     let say = format!("{{\"sentence\":{:?}}}", SAY.0);
     let introduce = format!("{{\"name\":{NAME:?}}}");
     let ca = certs.ca.to_str().context("path is not UTF-8")?;
-    match install_grpcurl(logs) {
+    match go_tool("grpcurl") {
         Ok(grpcurl) => {
             let plaintext = ["-plaintext"];
             let with_ca = ["-cacert", ca];
@@ -1257,11 +1155,11 @@ fn checks(logs: &Path, work: &Path, wanted: &dyn Fn(&str) -> bool) -> Result<Rep
 
     // The installs are independent: run them side by side.
     let installed = thread::scope(|scope| {
-        let grpcurl = wanted("grpcurl").then(|| scope.spawn(|| install_grpcurl(logs)));
+        let grpcurl = wanted("grpcurl").then(|| scope.spawn(|| go_tool("grpcurl")));
         let node = wanted("connect-node").then(|| scope.spawn(|| install_node(logs)));
         let python = wanted("grpcio").then(|| scope.spawn(|| install_python(logs)));
         let health_probe =
-            wanted("grpc-health-probe").then(|| scope.spawn(|| install_health_probe(logs)));
+            wanted("grpc-health-probe").then(|| scope.spawn(|| go_tool("grpc-health-probe")));
         let join = |handle: thread::ScopedJoinHandle<'_, Result<PathBuf>>| {
             handle
                 .join()

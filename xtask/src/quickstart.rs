@@ -10,11 +10,12 @@
 //!    print the greeting.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 
+use crate::process::{Banner, Process};
 use crate::steps::{print_logs, run_step};
 use crate::{target_dir, workspace_root};
 
@@ -153,42 +154,30 @@ fn call(logs: &Path, bin: &Path) -> Result<()> {
         .local_addr()?
         .port();
     let addr = format!("127.0.0.1:{port}");
-    let mut server = Command::new(bin.join("greet"))
-        .arg(&addr)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting the quick start's server")?;
-    // The banner says it is listening.
-    let mut banner = String::new();
-    {
-        use std::io::BufRead as _;
-        let stdout = server.stdout.take().expect("piped");
-        std::io::BufReader::new(stdout).read_line(&mut banner)?;
+    // Killed when dropped, at the end of this function.
+    let (_server, ()) = Process::start(
+        logs,
+        "the quick start's server",
+        Command::new(bin.join("greet")).arg(&addr),
+        Banner::Stdout,
+        Duration::from_secs(60),
+        |line| line.contains("listening").then_some(()),
+    )?;
+    let step = run_step(
+        logs,
+        "the quick start's client",
+        Command::new(bin.join("client")).arg(format!("http://{addr}")),
+        Duration::from_secs(60),
+    )?;
+    if !step.success() || step.stdout.trim() != "Hello, Jane!" {
+        print_logs(&step.logs);
+        bail!("the client printed {:?}: {}", step.stdout, step.failure());
     }
-    let result = (|| -> Result<()> {
-        if !banner.contains("listening") {
-            bail!("the server did not start: {banner:?}");
-        }
-        let step = run_step(
-            logs,
-            "the quick start's client",
-            Command::new(bin.join("client")).arg(format!("http://{addr}")),
-            Duration::from_secs(60),
-        )?;
-        if !step.success() || step.stdout.trim() != "Hello, Jane!" {
-            print_logs(&step.logs);
-            bail!("the client printed {:?}: {}", step.stdout, step.failure());
-        }
-        eprintln!(
-            "    the quick start's client printed {:?}",
-            step.stdout.trim()
-        );
-        Ok(())
-    })();
-    let _ = server.kill();
-    let _ = server.wait();
-    result
+    eprintln!(
+        "    the quick start's client printed {:?}",
+        step.stdout.trim()
+    );
+    Ok(())
 }
 
 #[cfg(test)]

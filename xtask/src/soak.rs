@@ -45,7 +45,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     let mut command = Command::new(&driver);
     command
         .args(["--url", &format!("http://{}", server.addr)])
-        .args(["--pid", &server.child.id().to_string()])
+        .args(["--pid", &server.pid().to_string()])
         .args(["--streams", &plan.streams.to_string()])
         .args(["--seconds", &plan.seconds.to_string()])
         .args(["--unary-rate", &plan.unary_rate.to_string()])
@@ -57,7 +57,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     let passed = step.success();
     if !passed {
         print_logs(&step.logs);
-        print_logs(&server.logs);
+        print_logs(server.logs());
     }
     drop(server);
     if plan.record && passed {

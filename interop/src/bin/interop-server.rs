@@ -150,11 +150,13 @@ async fn unary(request: Request<SimpleRequest>) -> Result<Response<SimpleRespons
 }
 
 /// The next response of a streaming method, after its `interval_us`, compressed as its
-/// `compressed` field says (the policy decides when it is unset).
+/// `compressed` field says (the policy decides when it is unset), with the caller's socket
+/// address when `fill_peer_socket_address` asks for it.
 async fn next_response(
     response_type: i32,
     parameters: &ResponseParameters,
     switch: &MessageCompression,
+    peer: &str,
 ) -> Result<StreamingOutputCallResponse, Error> {
     if let Ok(us) = u64::try_from(parameters.interval_us)
         && us > 0
@@ -164,8 +166,17 @@ async fn next_response(
     let payload = payload(response_type, parameters.size)?;
     // Set right before the message is yielded: the response body frames it at once.
     switch.set(parameters.compressed.as_ref().map(|c| c.value));
+    let wants_peer = parameters
+        .fill_peer_socket_address
+        .as_ref()
+        .is_some_and(|b| b.value);
     Ok(StreamingOutputCallResponse {
         payload: Some(payload),
+        peer_socket_address: if wants_peer {
+            peer.to_owned()
+        } else {
+            String::new()
+        },
     })
 }
 
@@ -179,6 +190,8 @@ struct Duplex {
     requests_done: bool,
     failed: bool,
     switch: MessageCompression,
+    /// The caller's socket address, as `host:port`.
+    peer: String,
 }
 
 impl Duplex {
@@ -202,7 +215,9 @@ impl Duplex {
             if (!self.half || self.requests_done)
                 && let Some((response_type, parameters)) = self.pending.pop_front()
             {
-                return Some(next_response(response_type, &parameters, &self.switch).await);
+                return Some(
+                    next_response(response_type, &parameters, &self.switch, &self.peer).await,
+                );
             }
             if self.requests_done {
                 return None;
@@ -227,12 +242,22 @@ impl Duplex {
     }
 }
 
+/// The caller's socket address as grpc-go's interop server writes it (`host:port`).
+fn peer_address<T>(request: &Request<T>) -> String {
+    request
+        .peer()
+        .and_then(|peer| peer.addr())
+        .map(|addr| addr.to_string())
+        .unwrap_or_default()
+}
+
 fn duplex(
     request: Request<Streaming<StreamingOutputCallRequest>>,
     half: bool,
 ) -> Response<ResponseStream<StreamingOutputCallResponse>> {
     let echo = Echo::of(request.headers());
     let switch = request.message_compression().clone();
+    let peer = peer_address(&request);
     let duplex = Duplex {
         requests: request.into_message(),
         half,
@@ -240,6 +265,7 @@ fn duplex(
         requests_done: false,
         failed: false,
         switch,
+        peer,
     };
     echo.response(duplex.stream())
 }
@@ -269,26 +295,28 @@ impl TestService for Interop {
     ) -> Result<Response<ResponseStream<StreamingOutputCallResponse>>, Error> {
         let echo = Echo::of(request.headers());
         let switch = request.message_compression().clone();
+        let peer = peer_address(&request);
         let message = request.into_message();
         let response_type = message.response_type;
         let status = message.response_status;
         let parameters: VecDeque<ResponseParameters> = message.response_parameters.into();
         let state = (parameters, status, switch, false);
-        let stream = futures_util::stream::unfold(
-            state,
-            move |(mut parameters, status, switch, done)| async move {
-                if done {
-                    return None;
+        let stream =
+            futures_util::stream::unfold(state, move |(mut parameters, status, switch, done)| {
+                let peer = peer.clone();
+                async move {
+                    if done {
+                        return None;
+                    }
+                    let item = match parameters.pop_front() {
+                        Some(next) => next_response(response_type, &next, &switch, &peer).await,
+                        // Echo Status, once every response went out.
+                        None => echo_status(status.as_ref()).map(|()| None).transpose()?,
+                    };
+                    let done = item.is_err();
+                    Some((item, (parameters, status, switch, done)))
                 }
-                let item = match parameters.pop_front() {
-                    Some(next) => next_response(response_type, &next, &switch).await,
-                    // Echo Status, once every response went out.
-                    None => echo_status(status.as_ref()).map(|()| None).transpose()?,
-                };
-                let done = item.is_err();
-                Some((item, (parameters, status, switch, done)))
-            },
-        );
+            });
         Ok(echo.response(Box::pin(stream)))
     }
 

@@ -209,7 +209,7 @@ fn callgrind_total(
     let text = std::fs::read_to_string(&dump)
         .with_context(|| format!("callgrind wrote no {}", dump.display()))?;
     let total = total_instructions(&text)?;
-    let logs = running.logs.clone();
+    let logs = running.logs().to_vec();
     if let Err(why) = running.stop(VALGRIND_STOP_TIMEOUT) {
         if !server.is_go() {
             print_logs(&logs);

@@ -77,7 +77,12 @@ fn drive(
         }
         Driver::Ghz => {
             let args = ghz::args(&workspace_root(), port, workload.concurrency, seconds);
-            let mut command = ghz::command(&ctx.tools.ghz, ctx.load_cpu(), &args);
+            let ghz_path = ctx
+                .tools
+                .ghz
+                .as_deref()
+                .context("ghz was not installed for this run")?;
+            let mut command = ghz::command(ghz_path, ctx.load_cpu(), &args);
             let step = run_step(&ctx.logs, name, &mut command, timeout)?;
             let report = ghz::parse(&step.stdout)
                 .with_context(|| format!("ghz {}: {}", step.failure(), last_words(&step)))?;
@@ -125,7 +130,7 @@ pub(crate) fn measure(
     let port = running.port;
     let crashed = |running: &mut Running| -> Result<()> {
         running.alive().map_err(|why| {
-            crate::steps::print_logs(&running.logs);
+            crate::steps::print_logs(running.logs());
             anyhow::anyhow!(why)
         })
     };

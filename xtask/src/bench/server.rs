@@ -3,16 +3,14 @@
 //! through `/proc` while it serves, and stopped with SIGTERM, which it must answer by exiting
 //! with status 0.
 
-use std::fs::File;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 
-use crate::steps::{print_logs, slug};
+use crate::process::{Banner, Process};
 
 /// How a server is wrapped.
 pub(crate) struct Launch<'a> {
@@ -30,9 +28,8 @@ pub(crate) struct Launch<'a> {
 /// A running server, killed when dropped, whichever way the run ends.
 pub(crate) struct Running {
     name: String,
-    child: Child,
+    process: Process,
     pub(crate) port: u16,
-    pub(crate) logs: Vec<PathBuf>,
 }
 
 /// A loopback port nobody listens on right now.
@@ -43,9 +40,6 @@ fn free_port() -> Result<u16> {
 impl Running {
     /// Starts the server and waits for its banner.
     pub(crate) fn start(logs: &Path, name: &str, launch: &Launch<'_>) -> Result<Running> {
-        let base = logs.join(slug(name));
-        let out_path = base.with_extension("stdout.log");
-        let err_path = base.with_extension("stderr.log");
         let port = free_port()?;
         let mut args: Vec<String> = Vec::new();
         if let Some((valgrind, out_file)) = launch.callgrind {
@@ -74,53 +68,33 @@ impl Running {
             // server, linked statically, ignores it.
             command.env("LD_PRELOAD", library);
         }
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(File::create(&out_path)?)
-            .stderr(File::create(&err_path)?)
-            .spawn()
-            .with_context(|| format!("could not start {}", launch.binary.display()))?;
-        let mut server = Running {
+        let (process, ()) = Process::start(
+            logs,
+            name,
+            &mut command,
+            Banner::Stdout,
+            launch.start_timeout,
+            |line| line.contains("listening on").then_some(()),
+        )?;
+        Ok(Running {
             name: name.to_owned(),
-            child,
+            process,
             port,
-            logs: vec![out_path.clone(), err_path],
-        };
-        let deadline = Instant::now() + launch.start_timeout;
-        loop {
-            let banner = std::fs::read_to_string(&out_path).unwrap_or_default();
-            if banner
-                .split_inclusive('\n')
-                .any(|line| line.ends_with('\n') && line.contains("listening on"))
-            {
-                return Ok(server);
-            }
-            if let Some(status) = server.child.try_wait()? {
-                print_logs(&server.logs);
-                bail!("{name} exited with {status} before listening");
-            }
-            if Instant::now() >= deadline {
-                print_logs(&server.logs);
-                bail!(
-                    "{name} did not print `listening on` within {}s",
-                    launch.start_timeout.as_secs()
-                );
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
+        })
     }
 
     pub(crate) fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid()
+    }
+
+    /// Its stdout and stderr logs.
+    pub(crate) fn logs(&self) -> &[PathBuf] {
+        &self.process.logs
     }
 
     /// `Err(why)` if the server is no longer running.
     pub(crate) fn alive(&mut self) -> Result<(), String> {
-        match self.child.try_wait() {
-            Ok(None) => Ok(()),
-            Ok(Some(status)) => Err(format!("{} exited with {status}", self.name)),
-            Err(error) => Err(format!("{}: {error}", self.name)),
-        }
+        self.process.alive()
     }
 
     /// User plus system CPU time so far, in clock ticks.
@@ -144,31 +118,15 @@ impl Running {
         if !sent.is_ok_and(|s| s.success()) {
             return Err(format!("could not send SIGTERM to {}", self.name));
         }
-        let deadline = Instant::now() + timeout;
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) if status.success() => return Ok(()),
-                Ok(Some(status)) => {
-                    return Err(format!("{} exited with {status} on SIGTERM", self.name));
-                }
-                Ok(None) if Instant::now() >= deadline => {
-                    return Err(format!(
-                        "{} still running {}s after SIGTERM",
-                        self.name,
-                        timeout.as_secs()
-                    ));
-                }
-                Ok(None) => thread::sleep(Duration::from_millis(10)),
-                Err(error) => return Err(format!("{}: {error}", self.name)),
-            }
+        match self.process.wait_exit(timeout) {
+            Some(status) if status.success() => Ok(()),
+            Some(status) => Err(format!("{} exited with {status} on SIGTERM", self.name)),
+            None => Err(format!(
+                "{} still running {}s after SIGTERM",
+                self.name,
+                timeout.as_secs()
+            )),
         }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

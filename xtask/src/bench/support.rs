@@ -88,7 +88,7 @@ pub(crate) fn verify_server(
         );
         verdicts.insert((call, protocol), verdict);
         if let Err(why) = running.alive() {
-            crate::steps::print_logs(&running.logs);
+            crate::steps::print_logs(running.logs());
             fail_all(
                 &mut verdicts,
                 results,

@@ -1,27 +1,26 @@
 //! The load generators and profilers, installed when missing and reused after that:
-//! h2load and valgrind from Debian's packages (`nghttp2-client`, `valgrind`), ghz with
-//! `go install` at a pinned release into the tools cache.
+//! h2load and valgrind from Debian's packages (`nghttp2-client`, `valgrind`), ghz as pinned in
+//! `xtask/go-tools` (see [`crate::go_tools`]).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
-use crate::steps::{apt_install, run_step};
-use crate::tools_dir;
+use crate::go_tools::go_tool;
+use crate::steps::apt_install;
 
-/// The ghz release `go install` builds (it builds with the Go toolchain CI has).
-pub(crate) const GHZ_VERSION: &str = "v0.121.0";
-const GHZ_MODULE: &str = "github.com/bojand/ghz/cmd/ghz";
+/// ghz's module, for the version in reports.
+pub(crate) const GHZ_MODULE: &str = "github.com/bojand/ghz";
 
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(900);
 
 /// Where each tool is.
 pub(crate) struct Tools {
     pub(crate) h2load: PathBuf,
-    /// Where the pinned ghz is (installed only when wanted: the guard does not need it).
-    pub(crate) ghz: PathBuf,
+    /// Where the pinned ghz is; `None` when not wanted (the guard does not need it).
+    pub(crate) ghz: Option<PathBuf>,
     /// `None` when callgrind is not wanted in this run.
     pub(crate) valgrind: Option<PathBuf>,
 }
@@ -49,32 +48,6 @@ fn ensure_apt(logs: &Path, wanted: &[(&str, &str)]) -> Result<()> {
     apt_install(logs, &missing, INSTALL_TIMEOUT)
 }
 
-/// Where the pinned ghz is installed.
-fn ghz_dir() -> PathBuf {
-    tools_dir().join(format!("ghz-{GHZ_VERSION}"))
-}
-
-/// `go install`s ghz unless the pinned release is cached.
-fn ensure_ghz(logs: &Path) -> Result<PathBuf> {
-    let dir = ghz_dir();
-    let ghz = dir.join("ghz");
-    if ghz.exists() {
-        eprintln!("==> ghz {GHZ_VERSION}: cached in {}", dir.display());
-        return Ok(ghz);
-    }
-    std::fs::create_dir_all(&dir)?;
-    let mut command = Command::new("go");
-    command
-        .arg("install")
-        .arg(format!("{GHZ_MODULE}@{GHZ_VERSION}"))
-        .env("GOBIN", &dir)
-        .current_dir(&dir);
-    run_step(logs, "go install ghz", &mut command, INSTALL_TIMEOUT)?
-        .check()
-        .context("installing ghz")?;
-    Ok(ghz)
-}
-
 /// Makes every tool available; valgrind only when `callgrind` is set, ghz only when `ghz` is.
 pub(crate) fn ensure(logs: &Path, callgrind: bool, ghz: bool) -> Result<Tools> {
     let mut apt = vec![("h2load", "nghttp2-client")];
@@ -82,11 +55,7 @@ pub(crate) fn ensure(logs: &Path, callgrind: bool, ghz: bool) -> Result<Tools> {
         apt.push(("valgrind", "valgrind"));
     }
     ensure_apt(logs, &apt)?;
-    let ghz = if ghz {
-        ensure_ghz(logs)?
-    } else {
-        ghz_dir().join("ghz")
-    };
+    let ghz = if ghz { Some(go_tool("ghz")?) } else { None };
     Ok(Tools {
         h2load: PathBuf::from("h2load"),
         ghz,
