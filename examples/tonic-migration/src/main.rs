@@ -1,6 +1,7 @@
-//! A tonic service migrated to switchboard, both in one binary: `cargo run -p tonic-migration`.
+//! tonic services migrated to switchboard, both in one binary: `cargo run -p tonic-migration`.
 //!
-//! `before_tonic.rs` is the route guide (tonic's example shape: unary, server stream, client
+//! `helloworld.rs` is tonic's helloworld (one unary method) before and after. `before_tonic.rs`
+//! is the route guide (tonic's example shape: unary, server stream, client
 //! stream, bidi) as a tonic service; `after_switchboard.rs` is the same service on switchboard,
 //! sharing the logic (`atlas.rs`) and the very prost message types tonic's build generated.
 //! The binary serves both side by side, on two ports, and checks that they agree: tonic's
@@ -13,6 +14,7 @@
 mod after_switchboard;
 mod atlas;
 mod before_tonic;
+mod helloworld;
 
 /// The messages and tonic's server and client (tonic-prost-build).
 #[allow(missing_docs, missing_debug_implementations, clippy::all)]
@@ -152,19 +154,50 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .add_service(proto::route_guide_server::RouteGuideServer::new(
                 before_tonic::TonicRouteGuide,
             ))
+            .add_service(helloworld::proto::greeter_server::GreeterServer::new(
+                helloworld::TonicGreeter,
+            ))
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(
                 tonic_listener,
             )),
     );
     // After: switchboard's server.
-    let router = switchboard::server::Router::new().add_service(sb::RouteGuideServer::new(
-        after_switchboard::SwitchboardRouteGuide,
-    ));
+    let router = switchboard::server::Router::new()
+        .add_service(sb::RouteGuideServer::new(
+            after_switchboard::SwitchboardRouteGuide,
+        ))
+        .add_service(helloworld::sb::GreeterServer::new(
+            helloworld::SwitchboardGreeter,
+        ));
     let (listener, switchboard_addr) = switchboard::server::bind("127.0.0.1:0".parse()?).await?;
     tokio::spawn(
         switchboard::server::Server::new(router)
             .serve_with_shutdown(listener, std::future::pending()),
     );
+
+    use switchboard::Protocol::{Connect, Grpc};
+    let hellos = [
+        (
+            "tonic -> tonic",
+            helloworld::hello_from_tonic(tonic_addr).await?,
+        ),
+        (
+            "tonic -> switchboard",
+            helloworld::hello_from_tonic(switchboard_addr).await?,
+        ),
+        (
+            "switchboard (gRPC) -> tonic",
+            helloworld::hello_from_switchboard(tonic_addr, Grpc).await?,
+        ),
+        (
+            "switchboard (Connect) -> switchboard",
+            helloworld::hello_from_switchboard(switchboard_addr, Connect).await?,
+        ),
+    ];
+    for (label, hello) in hellos {
+        assert_eq!(hello, "Hello Tonic!", "{label}");
+        println!("helloworld, {label}: {hello:?}");
+    }
 
     let reference = with_tonic_client(tonic_addr).await?;
     println!("tonic client       -> tonic server:       {reference:?}");
@@ -195,6 +228,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         assert_eq!(answers, reference, "{label}");
         println!("{label}: the same answers");
     }
-    println!("tonic-migration: tonic and switchboard agree on all four methods, both ways");
+    println!(
+        "tonic-migration: tonic and switchboard agree on helloworld and on the route guide's four methods, both ways"
+    );
     Ok(())
 }
