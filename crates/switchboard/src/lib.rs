@@ -25,6 +25,7 @@ pub mod compression;
 mod config;
 #[cfg(feature = "cors")]
 pub mod cors;
+pub mod deadline;
 mod envelope;
 mod error;
 pub mod error_details;

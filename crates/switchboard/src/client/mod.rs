@@ -51,6 +51,8 @@ pub struct ClientConfig {
     read_max_bytes: usize,
     send_max_bytes: usize,
     timeout: Option<Duration>,
+    propagate_deadline: bool,
+    deadline_margin: Duration,
     use_get: bool,
     get_max_url_bytes: usize,
     headers: HeaderMap,
@@ -69,6 +71,8 @@ impl Default for ClientConfig {
             read_max_bytes: DEFAULT_READ_MAX_BYTES,
             send_max_bytes: usize::MAX,
             timeout: None,
+            propagate_deadline: true,
+            deadline_margin: Duration::ZERO,
             use_get: false,
             get_max_url_bytes: DEFAULT_GET_MAX_URL_BYTES,
             headers: HeaderMap::new(),
@@ -141,6 +145,22 @@ impl ClientConfig {
     /// Default timeout of every call.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// Whether calls made while a server handles a call are bounded by that call's deadline
+    /// (default: yes). See [`crate::deadline`]: a call's own timeout still applies when it is
+    /// the shorter; turn this off for calls meant to outlive the call being handled.
+    pub fn propagate_deadline(mut self, propagate: bool) -> Self {
+        self.propagate_deadline = propagate;
+        self
+    }
+
+    /// How much earlier than the inherited deadline a propagated call must end (default: none),
+    /// to leave time for the reply to travel back and for the handler to answer its own caller
+    /// before that caller's deadline.
+    pub fn deadline_margin(mut self, margin: Duration) -> Self {
+        self.deadline_margin = margin;
         self
     }
 
@@ -539,7 +559,7 @@ impl<T: Transport> Client<T> {
                 codec: config.codec,
                 uri,
                 headers,
-                timeout: options.timeout.or(config.timeout),
+                timeout: effective_timeout(options.timeout.or(config.timeout), config)?,
                 compression,
                 registry: config.compression.clone(),
                 policy: config.policy,
@@ -744,6 +764,28 @@ impl MakeMutShared for Arc<Shared> {
         }
         Arc::get_mut(this).expect("freshly created Arc is unique")
     }
+}
+
+/// A call's timeout: its own, bounded by the deadline it inherits from the call being handled
+/// on this task (less the margin) when the config propagates deadlines. An inherited deadline
+/// already past fails the call before anything is sent: `deadline_exceeded`, never retried.
+fn effective_timeout(
+    own: Option<Duration>,
+    config: &ClientConfig,
+) -> Result<Option<Duration>, Error> {
+    if !config.propagate_deadline {
+        return Ok(own);
+    }
+    let Some(inherited) = crate::deadline::current() else {
+        return Ok(own);
+    };
+    let left = inherited
+        .saturating_duration_since(Instant::now())
+        .saturating_sub(config.deadline_margin);
+    if left.is_zero() {
+        return Err(Error::deadline_exceeded());
+    }
+    Ok(Some(own.map_or(left, |own| own.min(left))))
 }
 
 fn deadline_of(timeout: Option<Duration>) -> Option<Instant> {
@@ -1033,5 +1075,48 @@ impl MessageSource for ClientStreamSource {
 
     fn headers(&self) -> Option<&HeaderMap> {
         self.inner.headers()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_call_is_bounded_by_the_deadline_it_inherits() {
+        let config = ClientConfig::default().deadline_margin(Duration::from_millis(100));
+        let inherited = Instant::now() + Duration::from_secs(2);
+        let (none, own_shorter, own_longer) = crate::deadline::scope(Some(inherited), async {
+            (
+                effective_timeout(None, &config).unwrap().unwrap(),
+                effective_timeout(Some(Duration::from_millis(300)), &config).unwrap(),
+                effective_timeout(Some(Duration::from_secs(60)), &config)
+                    .unwrap()
+                    .unwrap(),
+            )
+        })
+        .await;
+        assert!(none <= Duration::from_millis(1900) && none > Duration::from_millis(1500));
+        assert_eq!(own_shorter, Some(Duration::from_millis(300)));
+        assert!(own_longer <= Duration::from_millis(1900));
+        // Outside a handler, and with propagation off, a call keeps its own timeout.
+        assert_eq!(effective_timeout(None, &config).unwrap(), None);
+        let off = config.clone().propagate_deadline(false);
+        let kept = crate::deadline::scope(Some(inherited), async {
+            effective_timeout(Some(Duration::from_secs(60)), &off).unwrap()
+        })
+        .await;
+        assert_eq!(kept, Some(Duration::from_secs(60)));
+    }
+
+    #[tokio::test]
+    async fn an_inherited_deadline_already_past_fails_before_sending() {
+        let config = ClientConfig::default().deadline_margin(Duration::from_millis(100));
+        // 50 ms left, a 100 ms margin: nothing left for the call.
+        let inherited = Instant::now() + Duration::from_millis(50);
+        let result =
+            crate::deadline::scope(Some(inherited), async { effective_timeout(None, &config) })
+                .await;
+        assert_eq!(result.unwrap_err().code(), Code::DeadlineExceeded);
     }
 }

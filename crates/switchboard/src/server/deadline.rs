@@ -30,7 +30,8 @@ pub(crate) fn enforced(deadline: Instant) -> Instant {
 }
 
 /// Runs `work` until the call's deadline (plus [`DEADLINE_SLACK`]); past it, the call fails
-/// with `deadline_exceeded` and `work` is dropped.
+/// with `deadline_exceeded` and `work` is dropped. Inside, the deadline is current
+/// ([`crate::deadline::current`]): calls `work` makes are bounded by it.
 pub(crate) async fn with_deadline<T>(
     deadline: Option<Instant>,
     work: impl Future<Output = Result<T, Error>>,
@@ -44,7 +45,8 @@ pub(crate) async fn with_deadline<T>(
     if deadline <= Instant::now() {
         return Err(Error::deadline_exceeded());
     }
-    tokio::time::timeout_at(enforced(deadline).into(), work)
+    let bounded = tokio::time::timeout_at(enforced(deadline).into(), work);
+    crate::deadline::scope(Some(deadline), bounded)
         .await
         .unwrap_or_else(|_| Err(Error::deadline_exceeded()))
 }
@@ -79,6 +81,15 @@ mod tests {
         })
         .await;
         assert_eq!(result.unwrap_err().code(), Code::DeadlineExceeded);
+    }
+
+    #[tokio::test]
+    async fn the_work_sees_the_call_deadline_as_current() {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let seen = with_deadline(Some(deadline), async { Ok(crate::deadline::current()) }).await;
+        assert_eq!(seen.unwrap(), Some(deadline));
+        let none = with_deadline(None, async { Ok(crate::deadline::current()) }).await;
+        assert_eq!(none.unwrap(), None);
     }
 
     #[tokio::test]

@@ -181,6 +181,7 @@ async fn finish_stream<Res: Message>(
                         codec,
                         descriptor: descriptors.output.clone(),
                         hooks,
+                        deadline,
                     }),
                     trailers,
                     stream_trailers,
@@ -199,6 +200,9 @@ struct EncodeStream<Res> {
     codec: Codec,
     descriptor: Option<MessageDescriptor>,
     hooks: Option<Box<MessageHooks>>,
+    /// The call's deadline, current while the handler's stream is polled (it is polled by the
+    /// HTTP body, outside the handler's future), so calls it makes are bounded by it.
+    deadline: Option<Instant>,
 }
 
 impl<Res: Message> Stream for EncodeStream<Res> {
@@ -206,7 +210,9 @@ impl<Res: Message> Stream for EncodeStream<Res> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        match this.inner.as_mut().poll_next(cx) {
+        let inner = &mut this.inner;
+        let next = crate::deadline::sync_scope(this.deadline, || inner.as_mut().poll_next(cx));
+        match next {
             Poll::Pending => Poll::Pending,
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
