@@ -69,7 +69,8 @@ pub(crate) fn is_reserved_header(name: &HeaderName) -> bool {
     use http::header;
     let s = name.as_str();
     s.starts_with("connect-")
-        || s.starts_with("grpc-")
+        // A server's retry pushback is the application's say, kept in the error's metadata.
+        || (s.starts_with("grpc-") && s != "grpc-retry-pushback-ms")
         || name == header::CONTENT_TYPE
         || name == header::CONTENT_LENGTH
         || name == header::CONTENT_ENCODING

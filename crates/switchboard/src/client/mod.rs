@@ -1,5 +1,6 @@
 //! Calling services: [`Client`] over any [`Transport`].
 
+mod retry;
 #[cfg(feature = "tls")]
 pub mod tls;
 mod transport;
@@ -14,6 +15,7 @@ use futures_core::Stream;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use prost_reflect::MessageDescriptor;
 
+pub use retry::{RetryBudget, RetryCounts, RetryPolicy};
 pub use transport::{Connector, HttpTransport, Transport};
 
 use crate::body::box_body;
@@ -57,6 +59,10 @@ pub struct ClientConfig {
     get_max_url_bytes: usize,
     headers: HeaderMap,
     interceptors: Interceptors,
+    retry: Option<RetryPolicy>,
+    /// Policies for one service (`pkg.Service`) or method (`pkg.Service/Method`).
+    retry_by_name: Vec<(String, Option<RetryPolicy>)>,
+    retries: retry::Retries,
 }
 
 impl Default for ClientConfig {
@@ -77,6 +83,9 @@ impl Default for ClientConfig {
             get_max_url_bytes: DEFAULT_GET_MAX_URL_BYTES,
             headers: HeaderMap::new(),
             interceptors: Interceptors::default(),
+            retry: None,
+            retry_by_name: Vec::new(),
+            retries: retry::Retries::default(),
         }
     }
 }
@@ -162,6 +171,51 @@ impl ClientConfig {
     pub fn deadline_margin(mut self, margin: Duration) -> Self {
         self.deadline_margin = margin;
         self
+    }
+
+    /// Retry failed unary and server-streaming calls of every method by `policy` (default:
+    /// none, only the transparent retry of a call that never reached the server). See
+    /// [`RetryPolicy`].
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    /// Retry the calls of one service (`"pkg.Service"`) or one method
+    /// (`"pkg.Service/Method"`) by `policy`, or not at all (`None`), whatever
+    /// [`ClientConfig::retry`] says; a method's setting wins over its service's.
+    pub fn retry_for(mut self, name: &str, policy: Option<RetryPolicy>) -> Self {
+        let name = name.trim_start_matches('/').to_owned();
+        self.retry_by_name.retain(|(known, _)| *known != name);
+        self.retry_by_name.push((name, policy));
+        self
+    }
+
+    /// The budget retries draw on (default: [`RetryBudget::default`]); it also starts the
+    /// counts of [`Client::retry_counts`] afresh.
+    pub fn retry_budget(mut self, budget: RetryBudget) -> Self {
+        self.retries = retry::Retries::with_budget(budget);
+        self
+    }
+
+    /// The retry policy of the method `procedure` (`/pkg.Service/Method`).
+    fn retry_policy(&self, procedure: &str) -> Option<&RetryPolicy> {
+        if self.retry_by_name.is_empty() {
+            return self.retry.as_ref();
+        }
+        let method = procedure.trim_start_matches('/');
+        let service = method
+            .rsplit_once('/')
+            .map_or(method, |(service, _)| service);
+        let named = |name: &str| {
+            self.retry_by_name
+                .iter()
+                .find(|(known, _)| known == name)
+                .map(|(_, policy)| policy.as_ref())
+        };
+        named(method)
+            .or_else(|| named(service))
+            .unwrap_or(self.retry.as_ref())
     }
 
     /// Send unary calls to side-effect-free methods as HTTP GET by default.
@@ -257,6 +311,13 @@ impl<T: Transport> Client<T> {
         })
     }
 
+    /// What the retries of this client's calls did (see [`RetryPolicy`]), counted since its
+    /// config was made or given a [`RetryBudget`]; clients made from clones of one config
+    /// count together.
+    pub fn retry_counts(&self) -> RetryCounts {
+        self.shared.config.retries.counts()
+    }
+
     /// Replaces the settings.
     pub fn with_config(mut self, config: ClientConfig) -> Self {
         let shared = Arc::make_mut_shared(&mut self.shared);
@@ -297,19 +358,32 @@ impl<T: Transport> Client<T> {
         request: Request<Req>,
         mut hooks: Option<Box<MessageHooks>>,
     ) -> Result<Response<Res>, Error> {
-        let (call, mut message) = self.prepare(spec, request)?;
+        let (mut call, mut message) = self.prepare(spec, request)?;
         let descriptors = Descriptors::of(&call.spec);
+        let timeout = call.timeout;
         let result = async {
             if let Some(hooks) = &mut hooks {
                 hooks.run(&mut message)?;
             }
             let payload = self.encode(&message, descriptors.input.as_ref())?;
             drop(message);
-            let incoming = self.exchange(&call, OutgoingBody::Unary(payload)).await?;
-            self.unary_reply(incoming, call.codec, descriptors.output)
-                .await
+            let mut retrying = retry::Retrying::new(&self.shared.config, &call, payload.len());
+            loop {
+                let attempt = async {
+                    let incoming = self
+                        .exchange(&call, OutgoingBody::Unary(payload.clone()))
+                        .await?;
+                    self.unary_reply(incoming, call.codec, descriptors.output.clone())
+                        .await
+                }
+                .await;
+                match attempt {
+                    Ok(response) => return Ok(response),
+                    Err(error) => retrying.again(error, &mut call).await?,
+                }
+            }
         };
-        with_timeout(call.timeout, result).await
+        with_timeout(timeout, result).await
     }
 
     /// Calls a server-streaming method; the response stream ends with the trailers.
@@ -341,18 +415,42 @@ impl<T: Transport> Client<T> {
         request: Request<Req>,
         mut hooks: Option<Box<MessageHooks>>,
     ) -> Result<IncomingStream, Error> {
-        let (call, mut message) = self.prepare(spec, request)?;
+        let (mut call, mut message) = self.prepare(spec, request)?;
         let descriptors = Descriptors::of(&call.spec);
         let deadline = deadline_of(call.timeout);
+        let timeout = call.timeout;
         let result = async {
             if let Some(hooks) = &mut hooks {
                 hooks.run(&mut message)?;
             }
             let payload = self.encode(&message, descriptors.input.as_ref())?;
             drop(message);
-            self.exchange(&call, OutgoingBody::Unary(payload)).await
+            // Retried until the first response message: with a retry policy, that message (or
+            // the stream's end) is read ahead, and the call is committed once it has come.
+            let mut retrying = retry::Retrying::new(&self.shared.config, &call, payload.len());
+            loop {
+                let error = match self
+                    .exchange(&call, OutgoingBody::Unary(payload.clone()))
+                    .await
+                {
+                    Ok(incoming) if !retrying.has_policy() => return Ok(incoming),
+                    Ok(mut incoming) => {
+                        let first =
+                            std::future::poll_fn(|cx| incoming.messages.poll_message(cx)).await;
+                        match first {
+                            Some(Err(error)) => error,
+                            first => {
+                                incoming.messages = retry::read_ahead(first, incoming.messages);
+                                return Ok(incoming);
+                            }
+                        }
+                    }
+                    Err(error) => error,
+                };
+                retrying.again(error, &mut call).await?;
+            }
         };
-        let incoming = with_timeout(call.timeout, result).await?;
+        let incoming = with_timeout(timeout, result).await?;
         Ok(IncomingStream {
             source: incoming.messages,
             headers: incoming.headers,

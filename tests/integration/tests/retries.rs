@@ -1,0 +1,335 @@
+//! Retries over real sockets, on every protocol: a flaky service fails the first calls with a
+//! code it chooses, and the client's policy decides what is tried again.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt as _;
+use http::{HeaderName, HeaderValue};
+use switchboard::client::{Client, ClientConfig, RetryBudget, RetryPolicy};
+use switchboard::server::Router;
+use switchboard::{Code, Error, Protocol, Request, Response, ResponseStream};
+use switchboard_integration_tests::proto::*;
+use switchboard_integration_tests::{Running, start_router};
+
+/// Each attempt's `grpc-previous-rpc-attempts` and when it arrived.
+type Attempts = Arc<Mutex<Vec<(Option<String>, Instant)>>>;
+
+/// Fails calls while `failures` lasts, with `code` and the `pushback` header if any.
+#[derive(Clone)]
+struct Flaky {
+    failures: Arc<AtomicU32>,
+    code: Code,
+    pushback: Option<&'static str>,
+    attempts: Attempts,
+}
+
+impl Flaky {
+    fn new(failures: u32, code: Code) -> Flaky {
+        Flaky {
+            failures: Arc::new(AtomicU32::new(failures)),
+            code,
+            pushback: None,
+            attempts: Arc::default(),
+        }
+    }
+
+    fn attempt<T>(&self, request: &Request<T>) -> Result<(), Error> {
+        let previous = request
+            .headers()
+            .get("grpc-previous-rpc-attempts")
+            .map(|v| v.to_str().unwrap().to_owned());
+        self.attempts
+            .lock()
+            .unwrap()
+            .push((previous, Instant::now()));
+        let left = self.failures.load(Ordering::SeqCst);
+        if left == 0 {
+            return Ok(());
+        }
+        self.failures.store(left - 1, Ordering::SeqCst);
+        let mut error = Error::new(self.code, "flaking");
+        if let Some(pushback) = self.pushback {
+            error = error.with_metadata(
+                HeaderName::from_static("grpc-retry-pushback-ms"),
+                HeaderValue::from_static(pushback),
+            );
+        }
+        Err(error)
+    }
+
+    fn previous_attempts(&self) -> Vec<Option<String>> {
+        self.attempts
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(p, _)| p.clone())
+            .collect()
+    }
+}
+
+impl TestService for Flaky {
+    async fn echo(&self, request: Request<EchoRequest>) -> Result<Response<EchoResponse>, Error> {
+        self.attempt(&request)?;
+        Ok(Response::new(EchoResponse {
+            text: request.message().text.clone(),
+            ..Default::default()
+        }))
+    }
+
+    async fn server_stream(
+        &self,
+        request: Request<EchoRequest>,
+    ) -> Result<Response<ResponseStream<EchoResponse>>, Error> {
+        self.attempt(&request)?;
+        let reply = EchoResponse {
+            text: request.message().text.clone(),
+            ..Default::default()
+        };
+        Ok(Response::new(
+            Box::pin(futures_util::stream::iter([Ok(reply)])) as ResponseStream<EchoResponse>,
+        ))
+    }
+}
+
+async fn serve(flaky: &Flaky) -> Running {
+    start_router(Router::new().add_service(TestServiceServer::new(flaky.clone()))).await
+}
+
+fn fast_policy() -> RetryPolicy {
+    RetryPolicy::new().max_attempts(4).backoff(
+        Duration::from_millis(10),
+        Duration::from_millis(50),
+        2.0,
+    )
+}
+
+fn connect(
+    server: &Running,
+    protocol: Protocol,
+    config: ClientConfig,
+) -> (Client, TestServiceClient) {
+    let client = Client::h2c(&server.url())
+        .unwrap()
+        .with_config(config.protocol(protocol));
+    (client.clone(), TestServiceClient::new(client))
+}
+
+fn hello() -> EchoRequest {
+    EchoRequest {
+        text: "hello".into(),
+        ..Default::default()
+    }
+}
+
+const PROTOCOLS: [Protocol; 3] = [Protocol::Connect, Protocol::Grpc, Protocol::GrpcWeb];
+
+#[tokio::test]
+async fn unavailable_is_retried_until_it_succeeds_with_the_attempt_count_sent() {
+    for protocol in PROTOCOLS {
+        let flaky = Flaky::new(2, Code::Unavailable);
+        let server = serve(&flaky).await;
+        let (raw, client) = connect(
+            &server,
+            protocol,
+            ClientConfig::default().retry(fast_policy()),
+        );
+        let reply = client
+            .echo(hello())
+            .await
+            .unwrap_or_else(|e| panic!("{protocol:?}: {e}"));
+        assert_eq!(reply.message().text, "hello");
+        assert_eq!(
+            flaky.previous_attempts(),
+            [None, Some("1".to_owned()), Some("2".to_owned())],
+            "{protocol:?}"
+        );
+        let counts = raw.retry_counts();
+        assert_eq!((counts.calls, counts.retries), (1, 2), "{protocol:?}");
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_server_stream_is_retried_when_it_fails_before_its_first_message() {
+    for protocol in [Protocol::Grpc, Protocol::GrpcWeb, Protocol::Connect] {
+        let flaky = Flaky::new(1, Code::Unavailable);
+        let server = serve(&flaky).await;
+        let (_, client) = connect(
+            &server,
+            protocol,
+            ClientConfig::default().retry(fast_policy()),
+        );
+        let mut replies = client
+            .server_stream(hello())
+            .await
+            .unwrap_or_else(|e| panic!("{protocol:?}: {e}"))
+            .into_message();
+        let first = replies.next().await.expect("a reply");
+        assert_eq!(
+            first.unwrap_or_else(|e| panic!("{protocol:?}: {e}")).text,
+            "hello"
+        );
+        assert_eq!(flaky.previous_attempts().len(), 2, "{protocol:?}");
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn other_codes_and_calls_without_a_policy_are_not_retried() {
+    for protocol in PROTOCOLS {
+        let flaky = Flaky::new(5, Code::Internal);
+        let server = serve(&flaky).await;
+        let (_, with_policy) = connect(
+            &server,
+            protocol,
+            ClientConfig::default().retry(fast_policy()),
+        );
+        let error = with_policy.echo(hello()).await.unwrap_err();
+        assert_eq!(error.code(), Code::Internal);
+        let (_, without) = connect(&server, protocol, ClientConfig::default());
+        let flaky_unavailable = Flaky::new(5, Code::Unavailable);
+        let other = serve(&flaky_unavailable).await;
+        let (_, without_policy) = connect(&other, protocol, ClientConfig::default());
+        assert_eq!(
+            without_policy.echo(hello()).await.unwrap_err().code(),
+            Code::Unavailable
+        );
+        drop(without);
+        assert_eq!(flaky.previous_attempts().len(), 1, "{protocol:?}: internal");
+        assert_eq!(
+            flaky_unavailable.previous_attempts().len(),
+            1,
+            "{protocol:?}: no policy"
+        );
+        server.stop().await;
+        other.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_policy_for_one_method_wins_over_the_clients() {
+    let flaky = Flaky::new(1, Code::Unavailable);
+    let server = serve(&flaky).await;
+    let config = ClientConfig::default()
+        .retry(fast_policy())
+        .retry_for("switchboard.test.v1.TestService/Echo", None);
+    let (_, client) = connect(&server, Protocol::Connect, config);
+    assert_eq!(
+        client.echo(hello()).await.unwrap_err().code(),
+        Code::Unavailable
+    );
+    assert_eq!(flaky.previous_attempts().len(), 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn server_pushback_sets_the_delay_or_refuses_the_retry() {
+    for protocol in PROTOCOLS {
+        let mut wait = Flaky::new(1, Code::Unavailable);
+        wait.pushback = Some("300");
+        let server = serve(&wait).await;
+        let (_, client) = connect(
+            &server,
+            protocol,
+            ClientConfig::default().retry(fast_policy()),
+        );
+        client.echo(hello()).await.unwrap();
+        let times: Vec<Instant> = wait
+            .attempts
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, t)| *t)
+            .collect();
+        assert_eq!(times.len(), 2, "{protocol:?}");
+        let waited = times[1] - times[0];
+        assert!(
+            waited >= Duration::from_millis(300),
+            "{protocol:?}: retried after {waited:?}"
+        );
+        server.stop().await;
+
+        let mut refuse = Flaky::new(1, Code::Unavailable);
+        refuse.pushback = Some("-1");
+        let server = serve(&refuse).await;
+        let (raw, client) = connect(
+            &server,
+            protocol,
+            ClientConfig::default().retry(fast_policy()),
+        );
+        assert_eq!(
+            client.echo(hello()).await.unwrap_err().code(),
+            Code::Unavailable
+        );
+        assert_eq!(refuse.previous_attempts().len(), 1, "{protocol:?}");
+        assert_eq!(raw.retry_counts().pushed_back, 1, "{protocol:?}");
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn retries_end_with_the_calls_deadline() {
+    let flaky = Flaky::new(u32::MAX, Code::Unavailable);
+    let server = serve(&flaky).await;
+    let policy = RetryPolicy::new().max_attempts(5).backoff(
+        Duration::from_millis(150),
+        Duration::from_millis(150),
+        1.0,
+    );
+    let (_, client) = connect(
+        &server,
+        Protocol::Grpc,
+        ClientConfig::default().retry(policy),
+    );
+    let started = Instant::now();
+    let error = client
+        .echo(Request::new(hello()).with_timeout(Duration::from_millis(400)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error.code(), Code::Unavailable | Code::DeadlineExceeded),
+        "{error}"
+    );
+    // 150 ms apart (±20%) within 400 ms: at most three attempts, never past the deadline.
+    let attempts = flaky.previous_attempts().len();
+    assert!((2..=3).contains(&attempts), "{attempts} attempts");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_budget_stops_a_retry_storm() {
+    let flaky = Flaky::new(u32::MAX, Code::Unavailable);
+    let server = serve(&flaky).await;
+    // Retries may add 10% to the calls, none for free.
+    let config = ClientConfig::default()
+        .retry(fast_policy())
+        .retry_budget(RetryBudget::new(Duration::from_secs(10), 0, 0.1));
+    let (raw, client) = connect(&server, Protocol::Connect, config);
+    for _ in 0..100 {
+        assert!(client.echo(hello()).await.is_err());
+    }
+    let counts = raw.retry_counts();
+    assert_eq!(counts.calls, 100);
+    assert!(counts.retries <= 10, "{counts:?}");
+    assert!(counts.throttled >= 90, "{counts:?}");
+    assert_eq!(flaky.previous_attempts().len() as u64, 100 + counts.retries);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_retried_once_transparently() {
+    // A port nobody listens on: the connection is refused, so the call never reached a server.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let raw = Client::h2c(&format!("http://127.0.0.1:{port}")).unwrap();
+    let client = TestServiceClient::new(raw.clone());
+    let error = client.echo(hello()).await.unwrap_err();
+    assert_eq!(error.code(), Code::Unavailable);
+    assert_eq!(raw.retry_counts().transparent_retries, 1);
+}
