@@ -333,3 +333,112 @@ async fn a_refused_connection_is_retried_once_transparently() {
     assert_eq!(error.code(), Code::Unavailable);
     assert_eq!(raw.retry_counts().transparent_retries, 1);
 }
+
+/// The first call hangs (its cancellation is recorded); later calls answer at once, or fail
+/// with `first_code` first when it is set.
+#[derive(Clone, Default)]
+struct SlowFirst {
+    calls: Arc<AtomicU32>,
+    first_cancelled: Arc<std::sync::atomic::AtomicBool>,
+    fail_first_with: Option<Code>,
+}
+
+/// Sets its flag when dropped before it is disarmed.
+struct OnDrop(Arc<std::sync::atomic::AtomicBool>, bool);
+
+impl Drop for OnDrop {
+    fn drop(&mut self) {
+        if self.1 {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+impl TestService for SlowFirst {
+    async fn echo(&self, request: Request<EchoRequest>) -> Result<Response<EchoResponse>, Error> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst);
+        if n == 0 {
+            if let Some(code) = self.fail_first_with {
+                return Err(Error::new(code, "first attempt fails"));
+            }
+            let mut guard = OnDrop(self.first_cancelled.clone(), true);
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            guard.1 = false;
+        }
+        let previous = request
+            .headers()
+            .get("grpc-previous-rpc-attempts")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        Ok(Response::new(EchoResponse {
+            text: format!("answered by attempt after {previous:?}"),
+            ..Default::default()
+        }))
+    }
+}
+
+#[tokio::test]
+async fn a_hedged_copy_answers_for_a_slow_replica_and_the_slow_one_is_cancelled() {
+    use switchboard::client::HedgingPolicy;
+    for protocol in PROTOCOLS {
+        let service = SlowFirst::default();
+        let server =
+            start_router(Router::new().add_service(TestServiceServer::new(service.clone()))).await;
+        let policy = HedgingPolicy::new().delay(Duration::from_millis(50));
+        let (raw, client) = connect(&server, protocol, ClientConfig::default().hedge(policy));
+        let started = Instant::now();
+        let reply = client
+            .echo(hello())
+            .await
+            .unwrap_or_else(|e| panic!("{protocol:?}: {e}"));
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{protocol:?}: waited for the slow copy"
+        );
+        assert_eq!(
+            reply.message().text,
+            "answered by attempt after \"1\"",
+            "{protocol:?}"
+        );
+        assert_eq!(raw.retry_counts().hedges, 1, "{protocol:?}");
+        // The slow copy's stream was reset, and its handler dropped.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !service.first_cancelled.load(Ordering::SeqCst) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            service.first_cancelled.load(Ordering::SeqCst),
+            "{protocol:?}: slow copy kept running"
+        );
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn hedging_stops_at_a_fatal_code_and_moves_on_at_a_non_fatal_one() {
+    use switchboard::client::HedgingPolicy;
+    let policy = HedgingPolicy::new().delay(Duration::from_secs(5));
+    for (first, expect_ok) in [(Code::Internal, false), (Code::Unavailable, true)] {
+        let service = SlowFirst {
+            fail_first_with: Some(first),
+            ..Default::default()
+        };
+        let server =
+            start_router(Router::new().add_service(TestServiceServer::new(service.clone()))).await;
+        let (_, client) = connect(
+            &server,
+            Protocol::Connect,
+            ClientConfig::default().hedge(policy.clone()),
+        );
+        let started = Instant::now();
+        let result = client.echo(hello()).await;
+        // Neither case waits for the 5 s hedging delay.
+        assert!(started.elapsed() < Duration::from_secs(4), "{first:?}");
+        assert_eq!(result.is_ok(), expect_ok, "{first:?}: {result:?}");
+        if !expect_ok {
+            assert_eq!(result.unwrap_err().code(), Code::Internal);
+            assert_eq!(service.calls.load(Ordering::SeqCst), 1);
+        }
+        server.stop().await;
+    }
+}

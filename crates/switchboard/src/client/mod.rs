@@ -1,5 +1,6 @@
 //! Calling services: [`Client`] over any [`Transport`].
 
+mod hedge;
 mod retry;
 #[cfg(feature = "tls")]
 pub mod tls;
@@ -15,6 +16,7 @@ use futures_core::Stream;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use prost_reflect::MessageDescriptor;
 
+pub use hedge::HedgingPolicy;
 pub use retry::{RetryBudget, RetryCounts, RetryPolicy};
 pub use transport::{Connector, HttpTransport, Transport};
 
@@ -62,6 +64,7 @@ pub struct ClientConfig {
     retry: Option<RetryPolicy>,
     /// Policies for one service (`pkg.Service`) or method (`pkg.Service/Method`).
     retry_by_name: Vec<(String, Option<RetryPolicy>)>,
+    hedging: Option<HedgingPolicy>,
     retries: retry::Retries,
 }
 
@@ -85,6 +88,7 @@ impl Default for ClientConfig {
             interceptors: Interceptors::default(),
             retry: None,
             retry_by_name: Vec::new(),
+            hedging: None,
             retries: retry::Retries::default(),
         }
     }
@@ -189,6 +193,20 @@ impl ClientConfig {
         self.retry_by_name.retain(|(known, _)| *known != name);
         self.retry_by_name.push((name, policy));
         self
+    }
+
+    /// Hedge unary calls to methods declared `NO_SIDE_EFFECTS` or `IDEMPOTENT` by `policy`
+    /// (default: no hedging). See [`HedgingPolicy`]; other methods keep their retry policy.
+    pub fn hedge(mut self, policy: HedgingPolicy) -> Self {
+        self.hedging = Some(policy);
+        self
+    }
+
+    /// The hedging policy of a call to `spec`, if it may be hedged.
+    fn hedging_policy(&self, spec: &Spec) -> Option<&HedgingPolicy> {
+        self.hedging
+            .as_ref()
+            .filter(|policy| policy.hedges() && hedge::may_hedge(spec))
     }
 
     /// The budget retries draw on (default: [`RetryBudget::default`]); it also starts the
@@ -358,7 +376,7 @@ impl<T: Transport> Client<T> {
         request: Request<Req>,
         mut hooks: Option<Box<MessageHooks>>,
     ) -> Result<Response<Res>, Error> {
-        let (mut call, mut message) = self.prepare(spec, request)?;
+        let (call, mut message) = self.prepare(spec, request)?;
         let descriptors = Descriptors::of(&call.spec);
         let timeout = call.timeout;
         let result = async {
@@ -367,11 +385,17 @@ impl<T: Transport> Client<T> {
             }
             let payload = self.encode(&message, descriptors.input.as_ref())?;
             drop(message);
+            if let Some(policy) = self.shared.config.hedging_policy(&call.spec) {
+                return self
+                    .hedged(&call, &payload, policy, descriptors.output.clone())
+                    .await;
+            }
             let mut retrying = retry::Retrying::new(&self.shared.config, &call, payload.len());
             loop {
                 let attempt = async {
+                    let body = OutgoingBody::Unary(payload.clone());
                     let incoming = self
-                        .exchange(&call, OutgoingBody::Unary(payload.clone()))
+                        .exchange_attempt(&call, body, retrying.previous())
                         .await?;
                     self.unary_reply(incoming, call.codec, descriptors.output.clone())
                         .await
@@ -379,7 +403,7 @@ impl<T: Transport> Client<T> {
                 .await;
                 match attempt {
                     Ok(response) => return Ok(response),
-                    Err(error) => retrying.again(error, &mut call).await?,
+                    Err(error) => retrying.again(error).await?,
                 }
             }
         };
@@ -415,7 +439,7 @@ impl<T: Transport> Client<T> {
         request: Request<Req>,
         mut hooks: Option<Box<MessageHooks>>,
     ) -> Result<IncomingStream, Error> {
-        let (mut call, mut message) = self.prepare(spec, request)?;
+        let (call, mut message) = self.prepare(spec, request)?;
         let descriptors = Descriptors::of(&call.spec);
         let deadline = deadline_of(call.timeout);
         let timeout = call.timeout;
@@ -429,8 +453,9 @@ impl<T: Transport> Client<T> {
             // the stream's end) is read ahead, and the call is committed once it has come.
             let mut retrying = retry::Retrying::new(&self.shared.config, &call, payload.len());
             loop {
+                let body = OutgoingBody::Unary(payload.clone());
                 let error = match self
-                    .exchange(&call, OutgoingBody::Unary(payload.clone()))
+                    .exchange_attempt(&call, body, retrying.previous())
                     .await
                 {
                     Ok(incoming) if !retrying.has_policy() => return Ok(incoming),
@@ -447,7 +472,7 @@ impl<T: Transport> Client<T> {
                     }
                     Err(error) => error,
                 };
-                retrying.again(error, &mut call).await?;
+                retrying.again(error).await?;
             }
         };
         let incoming = with_timeout(timeout, result).await?;
@@ -708,8 +733,25 @@ impl<T: Transport> Client<T> {
         call: &OutgoingCall,
         body: OutgoingBody,
     ) -> Result<IncomingResponse, Error> {
+        self.exchange_attempt(call, body, 0).await
+    }
+
+    /// One attempt of a call, after `previous` others (sent as `grpc-previous-rpc-attempts`
+    /// when there were any).
+    async fn exchange_attempt(
+        &self,
+        call: &OutgoingCall,
+        body: OutgoingBody,
+        previous: u32,
+    ) -> Result<IncomingResponse, Error> {
         let protocol = self.shared.protocol;
-        let request = protocol.request(call, body)?;
+        let mut request = protocol.request(call, body)?;
+        if previous > 0 {
+            request.headers_mut().insert(
+                HeaderName::from_static(retry::PREVIOUS_ATTEMPTS),
+                HeaderValue::from(previous),
+            );
+        }
         let result = async {
             let response = self
                 .transport

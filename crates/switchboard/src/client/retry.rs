@@ -38,8 +38,6 @@ use std::time::{Duration, Instant};
 use tower::retry::budget::{Budget as _, TpsBudget};
 use tower::util::rng::{HasherRng, Rng as _};
 
-use http::{HeaderName, HeaderValue};
-
 use super::ClientConfig;
 use crate::protocol::OutgoingCall;
 use crate::stream::MessageSource;
@@ -181,7 +179,9 @@ pub struct RetryCounts {
     pub retries: u64,
     /// Retries made because the request never reached the service.
     pub transparent_retries: u64,
-    /// Retries the budget refused.
+    /// Extra copies sent by hedging.
+    pub hedges: u64,
+    /// Retries and hedges the budget refused.
     pub throttled: u64,
     /// Retries the server's pushback refused.
     pub pushed_back: u64,
@@ -192,6 +192,7 @@ struct Counters {
     calls: AtomicU64,
     retries: AtomicU64,
     transparent_retries: AtomicU64,
+    hedges: AtomicU64,
     throttled: AtomicU64,
     pushed_back: AtomicU64,
 }
@@ -217,8 +218,20 @@ impl Retries {
             calls: c.calls.load(Ordering::Relaxed),
             retries: c.retries.load(Ordering::Relaxed),
             transparent_retries: c.transparent_retries.load(Ordering::Relaxed),
+            hedges: c.hedges.load(Ordering::Relaxed),
             throttled: c.throttled.load(Ordering::Relaxed),
             pushed_back: c.pushed_back.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Whether the budget allows one more hedged copy (counted either way).
+    pub(crate) fn withdraw_hedge(&self) -> bool {
+        if self.budget.budget.withdraw() {
+            self.counters.hedges.fetch_add(1, Ordering::Relaxed);
+            true
+        } else {
+            self.counters.throttled.fetch_add(1, Ordering::Relaxed);
+            false
         }
     }
 
@@ -333,13 +346,17 @@ impl<'c> Retrying<'c> {
         self.policy.is_some()
     }
 
+    /// How many attempts went out before the next one.
+    pub(crate) fn previous(&self) -> u32 {
+        match &self.attempts {
+            Some(attempts) => attempts.previous(),
+            None => u32::from(self.transparent_done),
+        }
+    }
+
     /// After a failed attempt: `Err` ends the call with that error; `Ok` means go again, once
-    /// the delay has passed and `call` carries the attempt count.
-    pub(crate) async fn again(
-        &mut self,
-        error: Error,
-        call: &mut OutgoingCall,
-    ) -> Result<(), Error> {
+    /// the delay has passed.
+    pub(crate) async fn again(&mut self, error: Error) -> Result<(), Error> {
         let next = match (self.policy, self.attempts.as_mut()) {
             (Some(policy), Some(attempts)) => {
                 attempts.after(&error, policy, self.retries, self.deadline)
@@ -360,11 +377,6 @@ impl<'c> Retrying<'c> {
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
-        let previous = self.attempts.as_ref().map_or(1, Attempts::previous);
-        call.headers.insert(
-            HeaderName::from_static(PREVIOUS_ATTEMPTS),
-            HeaderValue::from(previous),
-        );
         Ok(())
     }
 }
