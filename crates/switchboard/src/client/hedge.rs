@@ -1,15 +1,4 @@
 //! Hedging: several copies of a call in flight, the first good answer wins.
-//!
-//! For methods that declare themselves safe to repeat (`NO_SIDE_EFFECTS` or `IDEMPOTENT` in
-//! the schema's `idempotency_level`), a [`HedgingPolicy`] sends the call, and when no answer
-//! has come after `delay`, sends it again, up to `max_attempts` copies in flight (gRPC's cap,
-//! 5). The first success, or the first failure with a code not listed as non-fatal, is the
-//! call's answer, and the copies still running are cancelled (their streams reset). A
-//! non-fatal failure sends the next copy at once. Hedges draw on the client's
-//! [`RetryBudget`](super::RetryBudget) like retries do, and all copies share the call's one
-//! deadline. This trims the tail latency a slow replica adds, at the price of extra load,
-//! which the budget bounds. Methods that do not declare idempotency are never hedged; a
-//! [`RetryPolicy`](super::RetryPolicy) still applies to them.
 
 use std::time::Duration;
 
@@ -28,7 +17,18 @@ use crate::{Code, Error};
 /// gRPC's cap on copies of a call.
 const MAX_ATTEMPTS: u32 = 5;
 
-/// How a side-effect-free call is hedged. See the [module docs](self).
+/// How a side-effect-free call is hedged.
+///
+/// For methods that declare themselves safe to repeat (`NO_SIDE_EFFECTS` or `IDEMPOTENT` in
+/// the schema's `idempotency_level`), a [`HedgingPolicy`] sends the call, and when no answer
+/// has come after `delay`, sends it again, up to `max_attempts` copies in flight (gRPC's cap,
+/// 5). The first success, or the first failure with a code not listed as non-fatal, is the
+/// call's answer, and the copies still running are cancelled (their streams reset). A
+/// non-fatal failure sends the next copy at once. Hedges draw on the client's
+/// [`RetryBudget`](super::RetryBudget) like retries do, and all copies share the call's one
+/// deadline. This trims the tail latency a slow replica adds, at the price of extra load,
+/// which the budget bounds. Methods that do not declare idempotency are never hedged; a
+/// [`RetryPolicy`](super::RetryPolicy) still applies to them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HedgingPolicy {
     max_attempts: u32,

@@ -1,5 +1,6 @@
 //! Calling services: [`Client`] over any [`Transport`].
 
+mod balance;
 mod hedge;
 mod retry;
 #[cfg(feature = "tls")]
@@ -16,6 +17,7 @@ use futures_core::Stream;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use prost_reflect::MessageDescriptor;
 
+pub use balance::{Balanced, BalancedBuilder};
 pub use hedge::HedgingPolicy;
 pub use retry::{RetryBudget, RetryCounts, RetryPolicy};
 pub use transport::{Connector, HttpTransport, Transport};

@@ -1,35 +1,4 @@
 //! Trying failed calls again, after gRPC's retry design (gRFC A6).
-//!
-//! A [`RetryPolicy`] says how often and how soon: at most `max_attempts` attempts in all
-//! (gRPC caps this at 5, and so does this), the n-th retry after
-//! `min(initial_backoff * multiplier^(n-1), max_backoff)` scaled by a random factor in
-//! [0.8, 1.2), and only for the codes it lists (`unavailable` by default). Around that:
-//!
-//! * **The deadline is never extended.** Every attempt runs under the call's one deadline; a
-//!   retry that would start after it is not made, and `deadline_exceeded` is never retried.
-//! * **Server pushback.** A failure carrying `grpc-retry-pushback-ms` is retried after exactly
-//!   that many milliseconds, or not at all when the value is negative or not a number: the
-//!   server knows best when it can take the call again.
-//! * **A budget against retry storms.** Retries draw on a [`RetryBudget`] (tower's
-//!   `TpsBudget`: each call deposits, each retry withdraws; by default retries may add 20% to
-//!   the calls of the last 10 s, plus 10 a second). When a struggling service makes every call
-//!   fail, the clients stop multiplying its load.
-//! * **Transparent retry.** A call that provably never reached the service's code (the
-//!   connection was refused, or the server refused the HTTP/2 stream or ended the connection
-//!   with GOAWAY before taking it) is tried once more at once, whatever the code, the policy
-//!   and the method: nothing ran, so nothing can run twice. It does not count as an attempt.
-//! * **Replay.** A unary or server-streaming request is one encoded message, kept for the
-//!   attempts if it is at most `max_replay_bytes` (larger ones get one attempt). Client and
-//!   bidi streams are not retried: their messages are produced as they are sent.
-//! * **Commitment.** A server stream is retried only until its first message: under a retry
-//!   policy the call reads that message (or the stream's end) ahead before it returns, and
-//!   from then on a failure is the stream's, delivered to the caller.
-//!
-//! Retries go out with `grpc-previous-rpc-attempts`, the number of attempts before.
-//!
-//! Retrying a method that has side effects repeats them when the server did act before
-//! failing; the default code (`unavailable`) is the one gRPC deems safe. [`RetryCounts`] tells
-//! how many calls were retried, and why others were not.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -52,7 +21,38 @@ pub(crate) const PREVIOUS_ATTEMPTS: &str = "grpc-previous-rpc-attempts";
 /// The header (or trailer) in which a server tells when to retry, in milliseconds.
 const PUSHBACK: &str = "grpc-retry-pushback-ms";
 
-/// When and how soon a failed call is tried again. See the [module docs](self).
+/// When and how soon a failed call is tried again.
+///
+/// A [`RetryPolicy`] says how often and how soon: at most `max_attempts` attempts in all
+/// (gRPC caps this at 5, and so does this), the n-th retry after
+/// `min(initial_backoff * multiplier^(n-1), max_backoff)` scaled by a random factor in
+/// [0.8, 1.2), and only for the codes it lists (`unavailable` by default). Around that:
+///
+/// * **The deadline is never extended.** Every attempt runs under the call's one deadline; a
+///   retry that would start after it is not made, and `deadline_exceeded` is never retried.
+/// * **Server pushback.** A failure carrying `grpc-retry-pushback-ms` is retried after exactly
+///   that many milliseconds, or not at all when the value is negative or not a number: the
+///   server knows best when it can take the call again.
+/// * **A budget against retry storms.** Retries draw on a [`RetryBudget`] (tower's
+///   `TpsBudget`: each call deposits, each retry withdraws; by default retries may add 20% to
+///   the calls of the last 10 s, plus 10 a second). When a struggling service makes every call
+///   fail, the clients stop multiplying its load.
+/// * **Transparent retry.** A call that provably never reached the service's code (the
+///   connection was refused, or the server refused the HTTP/2 stream or ended the connection
+///   with GOAWAY before taking it) is tried once more at once, whatever the code, the policy
+///   and the method: nothing ran, so nothing can run twice. It does not count as an attempt.
+/// * **Replay.** A unary or server-streaming request is one encoded message, kept for the
+///   attempts if it is at most `max_replay_bytes` (larger ones get one attempt). Client and
+///   bidi streams are not retried: their messages are produced as they are sent.
+/// * **Commitment.** A server stream is retried only until its first message: under a retry
+///   policy the call reads that message (or the stream's end) ahead before it returns, and
+///   from then on a failure is the stream's, delivered to the caller.
+///
+/// Retries go out with `grpc-previous-rpc-attempts`, the number of attempts before.
+///
+/// Retrying a method that has side effects repeats them when the server did act before
+/// failing; the default code (`unavailable`) is the one gRPC deems safe. [`RetryCounts`] tells
+/// how many calls were retried, and why others were not.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RetryPolicy {
     max_attempts: u32,

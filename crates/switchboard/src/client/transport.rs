@@ -75,6 +75,9 @@ pub type Connector = HttpConnector;
 #[derive(Clone, Debug)]
 pub struct HttpTransport {
     client: HyperClient<Connector, Body>,
+    /// How the client was built, to build it again with other settings (`None`: a client
+    /// given by the caller).
+    built_from: Option<(Connector, bool)>,
 }
 
 impl HttpTransport {
@@ -149,6 +152,37 @@ impl HttpTransport {
 
     /// hyper's pooled client over `connector`.
     fn with_connector(connector: Connector, http2_only: bool) -> Self {
+        HttpTransport {
+            client: HttpTransport::client_builder(http2_only).build(connector.clone()),
+            built_from: Some((connector, http2_only)),
+        }
+    }
+
+    /// Sends HTTP/2 PING frames every `interval` on each connection, idle or not, and closes a
+    /// connection whose peer has not answered within `timeout`: a peer that vanished (a
+    /// replica killed, a network cut) is noticed and its calls fail over, instead of waiting
+    /// on a dead socket. Off by default (as in grpc-go); servers limit how often they accept
+    /// pings (grpc-go servers: not more often than every 5 minutes unless configured), so
+    /// keep `interval` at what the servers allow. No effect on a transport made with
+    /// [`HttpTransport::from_client`].
+    pub fn http2_keepalive(
+        mut self,
+        interval: std::time::Duration,
+        timeout: std::time::Duration,
+    ) -> Self {
+        if let Some((connector, http2_only)) = &self.built_from {
+            let mut builder = HttpTransport::client_builder(*http2_only);
+            builder
+                .http2_keep_alive_interval(interval)
+                .http2_keep_alive_timeout(timeout)
+                .http2_keep_alive_while_idle(true)
+                .timer(hyper_util::rt::TokioTimer::new());
+            self.client = builder.build(connector.clone());
+        }
+        self
+    }
+
+    fn client_builder(http2_only: bool) -> hyper_util::client::legacy::Builder {
         let mut client = HyperClient::builder(TokioExecutor::new());
         // hyper's fixed HTTP/2 windows (5 MiB per connection, 2 MiB per stream), not its
         // adaptive ones: those start at 64 KiB, and h2 sizes its budget for small DATA frames
@@ -158,14 +192,15 @@ impl HttpTransport {
         if http2_only {
             client.http2_only(true);
         }
-        HttpTransport {
-            client: client.build(connector),
-        }
+        client
     }
 
     /// Wraps a hyper client you configured yourself.
     pub fn from_client(client: HyperClient<Connector, Body>) -> Self {
-        HttpTransport { client }
+        HttpTransport {
+            client,
+            built_from: None,
+        }
     }
 }
 
