@@ -20,11 +20,12 @@ use crate::steps::{print_logs, run_step};
 use crate::{target_dir, workspace_root};
 
 /// The crates published to crates.io, in the order they depend on each other.
-pub(crate) const PUBLISHED: [&str; 5] = [
+pub(crate) const PUBLISHED: [&str; 6] = [
     "switchboard-build",
     "switchboard-rpc",
     "switchboard-health",
     "switchboard-reflection",
+    "switchboard-otel",
     "protoc-gen-switchboard",
 ];
 
@@ -61,6 +62,7 @@ pub(crate) fn run() -> Result<()> {
 /// Packages and verifies every published crate; returns the directories of their packaged
 /// sources (`target/package/NAME-VERSION`).
 fn package(logs: &Path) -> Result<Vec<(String, PathBuf)>> {
+    forget_packaged_sources()?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
     command.args(["package", "--allow-dirty"]);
@@ -82,6 +84,37 @@ fn package(logs: &Path) -> Result<Vec<(String, PathBuf)>> {
             Ok((name.to_string(), dir))
         })
         .collect()
+}
+
+/// Removes what earlier `cargo package` runs extracted of our crates.
+///
+/// To verify a crate that depends on another one packaged in the same run, cargo serves the
+/// packaged crates from a local registry and extracts them under
+/// `$CARGO_HOME/registry/src/-<hash>/NAME-VERSION`; a later run with the same version finds
+/// that directory and builds the old sources (a new field missing, say). These directories
+/// belong to no remote registry, so removing ours only costs an extraction.
+fn forget_packaged_sources() -> Result<()> {
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")))
+        .context("neither CARGO_HOME nor HOME is set")?;
+    let version = workspace_version()?;
+    let Ok(registries) = std::fs::read_dir(cargo_home.join("registry").join("src")) else {
+        return Ok(());
+    };
+    for registry in registries.flatten() {
+        if !registry.file_name().to_string_lossy().starts_with('-') {
+            continue; // a remote registry (crates.io's is index.crates.io-...)
+        }
+        for name in PUBLISHED {
+            let stale = registry.path().join(format!("{name}-{version}"));
+            if stale.is_dir() {
+                std::fs::remove_dir_all(&stale)
+                    .with_context(|| format!("removing {}", stale.display()))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The workspace's version (`[workspace.package] version`).

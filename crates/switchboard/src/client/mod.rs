@@ -284,6 +284,8 @@ pub struct Client<T = HttpTransport> {
 
 struct Shared {
     base: String,
+    /// The host and port of `base`, for interceptors.
+    authority: Option<http::uri::Authority>,
     config: ClientConfig,
     protocol: &'static dyn ClientProtocol,
 }
@@ -325,6 +327,7 @@ impl<T: Transport> Client<T> {
             transport,
             shared: Arc::new(Shared {
                 base: base_url.trim_end_matches('/').to_owned(),
+                authority: uri.authority().cloned(),
                 config: ClientConfig::default(),
                 protocol: &ConnectClient,
             }),
@@ -627,6 +630,7 @@ impl<T: Transport> Client<T> {
             peer: Some(Peer::new(self.shared.config.protocol, None)),
             side: Side::Client,
             started: Instant::now(),
+            authority: self.shared.authority.clone(),
         });
         // Owns the call's end: dropped with the caller's future, it ends the call as
         // cancelled.
@@ -900,6 +904,7 @@ impl MakeMutShared for Arc<Shared> {
         if Arc::get_mut(this).is_none() {
             *this = Arc::new(Shared {
                 base: this.base.clone(),
+                authority: this.authority.clone(),
                 config: this.config.clone(),
                 protocol: this.protocol,
             });

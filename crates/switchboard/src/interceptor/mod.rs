@@ -106,6 +106,9 @@ pub struct CallInfo {
     pub side: Side,
     /// When the call started.
     pub started: Instant,
+    /// The server's host and port: on a client, those of the URL it calls; on a server, the
+    /// ones the request was sent to (HTTP/2 `:authority`, HTTP/1.1 `Host`), when it said.
+    pub authority: Option<http::uri::Authority>,
 }
 
 /// Code that wraps calls: see the [module documentation](self).

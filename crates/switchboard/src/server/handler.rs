@@ -411,11 +411,17 @@ where
         call: ServerCall,
         chain: Chain,
     ) -> Reply {
+        let authority = call.uri.authority().cloned().or_else(|| {
+            call.headers
+                .get(http::header::HOST)
+                .and_then(|host| http::uri::Authority::try_from(host.as_bytes()).ok())
+        });
         let shared = CallShared::new(CallInfo {
             spec: call.spec.clone(),
             peer: Some(call.peer.clone()),
             side: Side::Server,
             started: Instant::now(),
+            authority,
         });
         // Owns the call's end from here: dropped with this future (the client went away), it
         // ends the call as cancelled.

@@ -1,0 +1,362 @@
+//! OpenTelemetry for switchboard: one span per call on servers and clients, W3C trace context
+//! carried from client to server, and the RPC metrics.
+//!
+//! [`OpenTelemetry`] is an [`Interceptor`]: add it to a server's and a client's config and
+//! every call (unary and every streaming shape, on Connect, gRPC and gRPC-Web) gets
+//!
+//! * **a span**, kind `SERVER` or `CLIENT`, named `package.Service/Method`, with the
+//!   attributes of the OpenTelemetry RPC conventions: `rpc.system.name` (`grpc` for gRPC and
+//!   gRPC-Web, `connectrpc` for Connect), `rpc.method` (`package.Service/Method`),
+//!   `rpc.response.status_code`, `error.type` when it failed, `server.address` and
+//!   `server.port`, and on servers `network.peer.address` and `network.peer.port`. The names
+//!   of the conventions before their 1.39 revision are written too (`rpc.system` =
+//!   `grpc`/`connect_rpc`, `rpc.service`, `rpc.grpc.status_code`,
+//!   `rpc.connect_rpc.error_code`), as the conventions' `rpc/dup` migration mode does, so
+//!   dashboards built on either keep working;
+//! * **an event per message** (`message`, with `message.type` `SENT` or `RECEIVED` and
+//!   `message.id` counting from 1 in each direction), which shows a stream's progress on its
+//!   span;
+//! * **propagation**: a client call made inside a traced context (a handler serving a traced
+//!   call, or any span of yours) sends `traceparent`/`tracestate` (W3C Trace Context), and a
+//!   server starts its span as the child of what arrives, so one trace spans the whole chain
+//!   of services. The handler runs with its span current, so the calls it makes are children
+//!   of it;
+//! * **metrics**: `rpc.server.call.duration` / `rpc.client.call.duration` (histograms in
+//!   seconds, with the conventions' buckets), and the messages per call
+//!   (`rpc.server.requests_per_rpc`, `rpc.server.responses_per_rpc` and the client's).
+//!
+//! Span status is `Error` on a client for any failure; on a server only for the codes that
+//! mean the server failed (`unknown`, `deadline_exceeded`, `unimplemented`, `internal`,
+//! `unavailable`, `data_loss`), as the gRPC conventions ask: a caller's mistake
+//! (`invalid_argument`, `not_found`, ...) is not the server's error.
+//!
+//! ```
+//! use switchboard::client::ClientConfig;
+//! use switchboard::server::ServerConfig;
+//! use switchboard_otel::OpenTelemetry;
+//!
+//! // With the global tracer and meter providers (set them up with the OpenTelemetry SDK):
+//! let server = ServerConfig::default().interceptor(OpenTelemetry::new());
+//! let client = ClientConfig::default().interceptor(OpenTelemetry::new());
+//! # let _ = (server, client);
+//! ```
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use http::HeaderMap;
+use opentelemetry::context::FutureExt as _;
+use opentelemetry::global::BoxedTracer;
+use opentelemetry::metrics::{Histogram, Meter, MeterProvider};
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::trace::{SpanKind, Status, TraceContextExt as _, Tracer as _, TracerProvider};
+use opentelemetry::{Context, InstrumentationScope, KeyValue};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use switchboard::interceptor::{Call, CallEnd, Interceptor, Next, Reply, Side};
+use switchboard::{Code, Error, Protocol};
+
+/// The instrumentation scope spans and metrics are recorded under.
+const SCOPE: &str = "switchboard";
+
+/// Bucket boundaries of the duration histograms, in seconds (the RPC conventions' advice).
+const DURATION_BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+/// Bucket boundaries of the messages-per-call histograms.
+const COUNT_BUCKETS: [f64; 9] = [
+    0.0, 1.0, 2.0, 5.0, 10.0, 100.0, 1_000.0, 10_000.0, 100_000.0,
+];
+
+/// The interceptor: spans, propagation and metrics for every call. See the
+/// [crate documentation](crate).
+pub struct OpenTelemetry {
+    tracer: BoxedTracer,
+    propagator: Box<dyn TextMapPropagator + Send + Sync>,
+    server: Instruments,
+    client: Instruments,
+}
+
+impl std::fmt::Debug for OpenTelemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenTelemetry").finish_non_exhaustive()
+    }
+}
+
+impl Default for OpenTelemetry {
+    fn default() -> Self {
+        OpenTelemetry::new()
+    }
+}
+
+impl OpenTelemetry {
+    /// Records with the global tracer and meter providers (`opentelemetry::global`), and
+    /// propagates W3C Trace Context.
+    pub fn new() -> Self {
+        OpenTelemetry::assemble(
+            opentelemetry::global::tracer(SCOPE),
+            &opentelemetry::global::meter(SCOPE),
+        )
+    }
+
+    /// Records with these providers instead of the global ones.
+    pub fn with_providers<T, M>(tracer_provider: &T, meter_provider: &M) -> Self
+    where
+        T: TracerProvider,
+        T::Tracer: Send + Sync + 'static,
+        <T::Tracer as opentelemetry::trace::Tracer>::Span: Send + Sync + 'static,
+        M: MeterProvider,
+    {
+        let scope = InstrumentationScope::builder(SCOPE)
+            .with_version(env!("CARGO_PKG_VERSION"))
+            .build();
+        let tracer = BoxedTracer::new(Box::new(tracer_provider.tracer_with_scope(scope.clone())));
+        OpenTelemetry::assemble(tracer, &meter_provider.meter_with_scope(scope))
+    }
+
+    /// Propagates context with `propagator` (for example B3, or a composite) instead of W3C
+    /// Trace Context.
+    pub fn with_propagator(
+        mut self,
+        propagator: impl TextMapPropagator + Send + Sync + 'static,
+    ) -> Self {
+        self.propagator = Box::new(propagator);
+        self
+    }
+
+    fn assemble(tracer: BoxedTracer, meter: &Meter) -> Self {
+        OpenTelemetry {
+            tracer,
+            propagator: Box::new(TraceContextPropagator::new()),
+            server: Instruments::new(meter, "server"),
+            client: Instruments::new(meter, "client"),
+        }
+    }
+}
+
+/// The histograms of one side.
+struct Instruments {
+    duration: Histogram<f64>,
+    requests: Histogram<u64>,
+    responses: Histogram<u64>,
+}
+
+impl Instruments {
+    fn new(meter: &Meter, side: &str) -> Self {
+        Instruments {
+            duration: meter
+                .f64_histogram(format!("rpc.{side}.call.duration"))
+                .with_unit("s")
+                .with_description("How long calls took, from start to end.")
+                .with_boundaries(DURATION_BUCKETS.to_vec())
+                .build(),
+            requests: meter
+                .u64_histogram(format!("rpc.{side}.requests_per_rpc"))
+                .with_unit("{count}")
+                .with_description("Request messages per call.")
+                .with_boundaries(COUNT_BUCKETS.to_vec())
+                .build(),
+            responses: meter
+                .u64_histogram(format!("rpc.{side}.responses_per_rpc"))
+                .with_unit("{count}")
+                .with_description("Response messages per call.")
+                .with_boundaries(COUNT_BUCKETS.to_vec())
+                .build(),
+        }
+    }
+}
+
+/// Reads propagation fields from request headers.
+struct HeaderExtractor<'a>(&'a HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|value| value.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(http::HeaderName::as_str).collect()
+    }
+}
+
+/// Writes propagation fields into request headers.
+struct HeaderInjector<'a>(&'a mut HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(key.as_bytes()),
+            http::HeaderValue::from_str(&value),
+        ) {
+            self.0.insert(name, value);
+        }
+    }
+}
+
+/// `rpc.system.name` and the name before the 1.39 conventions (`rpc.system`).
+fn system(protocol: Protocol) -> (&'static str, &'static str) {
+    match protocol {
+        Protocol::Connect => ("connectrpc", "connect_rpc"),
+        _ => ("grpc", "grpc"),
+    }
+}
+
+/// `rpc.response.status_code`: gRPC's code names (`OK`, `UNAVAILABLE`) or Connect's
+/// (`ok`, `unavailable`).
+fn status_code(protocol: Protocol, code: Option<Code>) -> String {
+    let name = code.map_or("ok", Code::as_str);
+    match protocol {
+        Protocol::Connect => name.to_owned(),
+        _ => name.to_ascii_uppercase(),
+    }
+}
+
+/// Whether a server's span records `code` as its own error (the gRPC conventions' list).
+fn server_fault(code: Code) -> bool {
+    matches!(
+        code,
+        Code::Unknown
+            | Code::DeadlineExceeded
+            | Code::Unimplemented
+            | Code::Internal
+            | Code::Unavailable
+            | Code::DataLoss
+    )
+}
+
+/// Adds a `message` event to the span in `context` each time a hook runs.
+fn message_events(
+    context: &Context,
+    kind: &'static str,
+) -> impl FnMut(&mut (dyn std::any::Any + Send)) -> Result<(), Error> + Send + 'static {
+    let context = context.clone();
+    let count = AtomicU64::new(0);
+    move |_message| {
+        let id = count.fetch_add(1, Ordering::Relaxed) + 1;
+        context.span().add_event(
+            "message",
+            vec![
+                KeyValue::new("message.type", kind),
+                KeyValue::new("message.id", id as i64),
+            ],
+        );
+        Ok(())
+    }
+}
+
+impl Interceptor for OpenTelemetry {
+    async fn intercept(&self, mut call: Call, next: Next) -> Result<Reply, Error> {
+        let side = call.side();
+        let protocol = call
+            .peer()
+            .map_or(Protocol::Connect, switchboard::Peer::protocol);
+        let method = call.spec().procedure().trim_start_matches('/').to_owned();
+        let service = method
+            .rsplit_once('/')
+            .map_or(method.as_str(), |(service, _)| service)
+            .to_owned();
+        let (system_name, old_system) = system(protocol);
+        let mut attributes = vec![
+            KeyValue::new("rpc.system.name", system_name),
+            KeyValue::new("rpc.system", old_system),
+            KeyValue::new("rpc.method", method.clone()),
+            KeyValue::new("rpc.service", service),
+        ];
+        if let Some(authority) = &call.info().authority {
+            attributes.push(KeyValue::new("server.address", authority.host().to_owned()));
+            if let Some(port) = authority.port_u16() {
+                attributes.push(KeyValue::new("server.port", i64::from(port)));
+            }
+        }
+        let (parent, kind) = match side {
+            Side::Server => {
+                if let Some(addr) = call.peer().and_then(switchboard::Peer::addr) {
+                    attributes.push(KeyValue::new("network.peer.address", addr.ip().to_string()));
+                    attributes.push(KeyValue::new("network.peer.port", i64::from(addr.port())));
+                }
+                let parent = self
+                    .propagator
+                    .extract_with_context(&Context::new(), &HeaderExtractor(call.headers()));
+                (parent, SpanKind::Server)
+            }
+            Side::Client => (Context::current(), SpanKind::Client),
+        };
+        let metric_attributes: Arc<[KeyValue]> = attributes[..3].to_vec().into();
+        let span = self
+            .tracer
+            .span_builder(method)
+            .with_kind(kind)
+            .with_attributes(attributes)
+            .start_with_context(&self.tracer, &parent);
+        let context = parent.with_span(span);
+        if side == Side::Client {
+            self.propagator
+                .inject_context(&context, &mut HeaderInjector(call.headers_mut()));
+        }
+        let (sent, received) = match side {
+            Side::Server => ("RECEIVED", "SENT"),
+            Side::Client => ("SENT", "RECEIVED"),
+        };
+        call.on_message(message_events(&context, sent));
+        let instruments = match side {
+            Side::Server => Instruments::clone_of(&self.server),
+            Side::Client => Instruments::clone_of(&self.client),
+        };
+        let ending = context.clone();
+        call.on_end(move |end: &mut CallEnd<'_>| {
+            let code = end.error().map(Error::code);
+            let status = status_code(protocol, code);
+            let span = ending.span();
+            let mut outcome = vec![KeyValue::new("rpc.response.status_code", status.clone())];
+            match protocol {
+                Protocol::Connect => {
+                    if let Some(code) = code {
+                        span.set_attribute(KeyValue::new(
+                            "rpc.connect_rpc.error_code",
+                            code.as_str(),
+                        ));
+                    }
+                }
+                _ => span.set_attribute(KeyValue::new(
+                    "rpc.grpc.status_code",
+                    i64::from(code.map_or(0, Code::as_i32)),
+                )),
+            }
+            if let Some(error) = end.error() {
+                outcome.push(KeyValue::new("error.type", status));
+                let fault = side == Side::Client || server_fault(error.code());
+                if fault {
+                    span.set_status(Status::error(error.message().to_owned()));
+                }
+            }
+            span.set_attributes(outcome.clone());
+            span.end();
+            let mut labels = metric_attributes.to_vec();
+            labels.extend(outcome);
+            // Received and sent, from this side's point of view.
+            let (received, sent) = end.messages();
+            let (requests, responses) = match side {
+                Side::Server => (received, sent),
+                Side::Client => (sent, received),
+            };
+            instruments
+                .duration
+                .record(end.duration().as_secs_f64(), &labels);
+            instruments.requests.record(requests, &labels);
+            instruments.responses.record(responses, &labels);
+        });
+        let mut reply = next.run(call).with_context(context.clone()).await?;
+        reply.on_message(message_events(&context, received));
+        Ok(reply)
+    }
+}
+
+impl Instruments {
+    fn clone_of(other: &Instruments) -> Instruments {
+        Instruments {
+            duration: other.duration.clone(),
+            requests: other.requests.clone(),
+            responses: other.responses.clone(),
+        }
+    }
+}
