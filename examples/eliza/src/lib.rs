@@ -192,6 +192,8 @@ pub mod guide {
     pub struct Faq;
     #[doc = include_str!("../../../docs/guide/performance.md")]
     pub struct Performance;
+    #[doc = include_str!("../../../docs/guide/production.md")]
+    pub struct Production;
     #[doc = include_str!("../../../docs/guide/README.md")]
     pub struct Contents;
 }

@@ -102,6 +102,37 @@ struct NoHooks;
 
 impl Hooks for NoHooks {}
 
+/// Spans recorded and batched, then dropped: the SDK's work without an exporter's.
+#[derive(Debug)]
+struct DropSpans;
+
+impl opentelemetry_sdk::trace::SpanExporter for DropSpans {
+    async fn export(
+        &self,
+        _batch: Vec<opentelemetry_sdk::trace::SpanData>,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
+        Ok(())
+    }
+}
+
+/// `switchboard-otel` with the SDK recording every span (always sampled, batched, dropped)
+/// and aggregating the metrics (exported to memory once a minute, the SDK's default period):
+/// `SWITCHBOARD_ECHO_INTERCEPTOR=otel`.
+fn recording_otel() -> switchboard_otel::OpenTelemetry {
+    let tracer = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_batch_exporter(DropSpans)
+        .build();
+    let meter = opentelemetry_sdk::metrics::SdkMeterProvider::builder()
+        .with_reader(
+            opentelemetry_sdk::metrics::PeriodicReader::builder(
+                opentelemetry_sdk::metrics::InMemoryMetricExporter::default(),
+            )
+            .build(),
+        )
+        .build();
+    switchboard_otel::OpenTelemetry::with_providers(&tracer, &meter)
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = bench_cli::parse_addr(USAGE)?;
@@ -112,8 +143,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     match std::env::var("SWITCHBOARD_ECHO_INTERCEPTOR").as_deref() {
         Ok("pass") => config = config.interceptor(PassThrough),
         Ok("hooks") => config = config.hooks(NoHooks),
+        Ok("otel") => config = config.interceptor(recording_otel()),
+        // The global providers, never set: OpenTelemetry's no-op API.
+        Ok("otel-noop") => config = config.interceptor(switchboard_otel::OpenTelemetry::new()),
         Ok(other) => {
-            return Err(format!("SWITCHBOARD_ECHO_INTERCEPTOR={other:?}: use pass or hooks").into());
+            return Err(format!(
+                "SWITCHBOARD_ECHO_INTERCEPTOR={other:?}: use pass, hooks, otel or otel-noop"
+            )
+            .into());
         }
         Err(_) => {}
     }
