@@ -42,14 +42,15 @@
 //! ```
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::HeaderMap;
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::global::BoxedTracer;
 use opentelemetry::metrics::{Histogram, Meter, MeterProvider};
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
-use opentelemetry::trace::{SpanKind, Status, TraceContextExt as _, Tracer as _, TracerProvider};
+use opentelemetry::trace::{
+    Span as _, SpanKind, Status, TraceContextExt as _, Tracer as _, TracerProvider,
+};
 use opentelemetry::{Context, InstrumentationScope, KeyValue};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use switchboard::interceptor::{Call, CallEnd, Interceptor, Next, Reply, Side};
@@ -73,8 +74,9 @@ const COUNT_BUCKETS: [f64; 9] = [
 pub struct OpenTelemetry {
     tracer: BoxedTracer,
     propagator: Box<dyn TextMapPropagator + Send + Sync>,
-    server: Instruments,
-    client: Instruments,
+    server: Arc<Instruments>,
+    client: Arc<Instruments>,
+    names: Names,
 }
 
 impl std::fmt::Debug for OpenTelemetry {
@@ -128,8 +130,9 @@ impl OpenTelemetry {
         OpenTelemetry {
             tracer,
             propagator: Box::new(TraceContextPropagator::new()),
-            server: Instruments::new(meter, "server"),
-            client: Instruments::new(meter, "client"),
+            server: Arc::new(Instruments::new(meter, "server")),
+            client: Arc::new(Instruments::new(meter, "client")),
+            names: Names::default(),
         }
     }
 }
@@ -203,11 +206,74 @@ fn system(protocol: Protocol) -> (&'static str, &'static str) {
 
 /// `rpc.response.status_code`: gRPC's code names (`OK`, `UNAVAILABLE`) or Connect's
 /// (`ok`, `unavailable`).
-fn status_code(protocol: Protocol, code: Option<Code>) -> String {
-    let name = code.map_or("ok", Code::as_str);
-    match protocol {
-        Protocol::Connect => name.to_owned(),
-        _ => name.to_ascii_uppercase(),
+fn status_code(protocol: Protocol, code: Option<Code>) -> &'static str {
+    let Some(code) = code else {
+        return match protocol {
+            Protocol::Connect => "ok",
+            _ => "OK",
+        };
+    };
+    if protocol == Protocol::Connect {
+        return code.as_str();
+    }
+    match code {
+        Code::Canceled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// A method's names, made once: `package.Service/Method` (the span name and `rpc.method`)
+/// and `package.Service`.
+#[derive(Clone, Copy)]
+struct MethodNames {
+    method: &'static str,
+    service: &'static str,
+}
+
+/// The names of every method seen, kept for the process's life: one entry per method a
+/// router serves or a client calls.
+#[derive(Default)]
+struct Names {
+    known: std::sync::RwLock<std::collections::HashMap<&'static str, MethodNames>>,
+}
+
+impl Names {
+    fn of(&self, procedure: &str) -> MethodNames {
+        let method = procedure.trim_start_matches('/');
+        if let Some(names) = self
+            .known
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(method)
+        {
+            return *names;
+        }
+        let mut known = self.known.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(names) = known.get(method) {
+            return *names;
+        }
+        // Leaked once per method, so spans and attributes borrow them with no allocation.
+        let method: &'static str = Box::leak(method.to_owned().into_boxed_str());
+        let service = method
+            .rsplit_once('/')
+            .map_or(method, |(service, _)| service);
+        let names = MethodNames { method, service };
+        known.insert(method, names);
+        names
     }
 }
 
@@ -230,14 +296,14 @@ fn message_events(
     kind: &'static str,
 ) -> impl FnMut(&mut (dyn std::any::Any + Send)) -> Result<(), Error> + Send + 'static {
     let context = context.clone();
-    let count = AtomicU64::new(0);
+    let mut count: i64 = 0;
     move |_message| {
-        let id = count.fetch_add(1, Ordering::Relaxed) + 1;
+        count += 1;
         context.span().add_event(
             "message",
             vec![
                 KeyValue::new("message.type", kind),
-                KeyValue::new("message.id", id as i64),
+                KeyValue::new("message.id", count),
             ],
         );
         Ok(())
@@ -250,44 +316,44 @@ impl Interceptor for OpenTelemetry {
         let protocol = call
             .peer()
             .map_or(Protocol::Connect, switchboard::Peer::protocol);
-        let method = call.spec().procedure().trim_start_matches('/').to_owned();
-        let service = method
-            .rsplit_once('/')
-            .map_or(method.as_str(), |(service, _)| service)
-            .to_owned();
+        let names = self.names.of(call.spec().procedure());
         let (system_name, old_system) = system(protocol);
-        let mut attributes = vec![
-            KeyValue::new("rpc.system.name", system_name),
-            KeyValue::new("rpc.system", old_system),
-            KeyValue::new("rpc.method", method.clone()),
-            KeyValue::new("rpc.service", service),
-        ];
-        if let Some(authority) = &call.info().authority {
-            attributes.push(KeyValue::new("server.address", authority.host().to_owned()));
-            if let Some(port) = authority.port_u16() {
-                attributes.push(KeyValue::new("server.port", i64::from(port)));
-            }
-        }
         let (parent, kind) = match side {
-            Side::Server => {
+            Side::Server => (
+                self.propagator
+                    .extract_with_context(&Context::new(), &HeaderExtractor(call.headers())),
+                SpanKind::Server,
+            ),
+            Side::Client => (Context::current(), SpanKind::Client),
+        };
+        let mut span = self
+            .tracer
+            .span_builder(names.method)
+            .with_kind(kind)
+            .start_with_context(&self.tracer, &parent);
+        // Attributes and events only for a span that records (sampled, and a real SDK).
+        let recording = span.is_recording();
+        if recording {
+            let mut attributes = vec![
+                KeyValue::new("rpc.system.name", system_name),
+                KeyValue::new("rpc.system", old_system),
+                KeyValue::new("rpc.method", names.method),
+                KeyValue::new("rpc.service", names.service),
+            ];
+            if let Some(authority) = &call.info().authority {
+                attributes.push(KeyValue::new("server.address", authority.host().to_owned()));
+                if let Some(port) = authority.port_u16() {
+                    attributes.push(KeyValue::new("server.port", i64::from(port)));
+                }
+            }
+            if side == Side::Server {
                 if let Some(addr) = call.peer().and_then(switchboard::Peer::addr) {
                     attributes.push(KeyValue::new("network.peer.address", addr.ip().to_string()));
                     attributes.push(KeyValue::new("network.peer.port", i64::from(addr.port())));
                 }
-                let parent = self
-                    .propagator
-                    .extract_with_context(&Context::new(), &HeaderExtractor(call.headers()));
-                (parent, SpanKind::Server)
             }
-            Side::Client => (Context::current(), SpanKind::Client),
-        };
-        let metric_attributes: Arc<[KeyValue]> = attributes[..3].to_vec().into();
-        let span = self
-            .tracer
-            .span_builder(method)
-            .with_kind(kind)
-            .with_attributes(attributes)
-            .start_with_context(&self.tracer, &parent);
+            span.set_attributes(attributes);
+        }
         let context = parent.with_span(span);
         if side == Side::Client {
             self.propagator
@@ -297,42 +363,49 @@ impl Interceptor for OpenTelemetry {
             Side::Server => ("RECEIVED", "SENT"),
             Side::Client => ("SENT", "RECEIVED"),
         };
-        call.on_message(message_events(&context, sent));
+        if recording {
+            call.on_message(message_events(&context, sent));
+        }
         let instruments = match side {
-            Side::Server => Instruments::clone_of(&self.server),
-            Side::Client => Instruments::clone_of(&self.client),
+            Side::Server => self.server.clone(),
+            Side::Client => self.client.clone(),
         };
         let ending = context.clone();
         call.on_end(move |end: &mut CallEnd<'_>| {
             let code = end.error().map(Error::code);
             let status = status_code(protocol, code);
             let span = ending.span();
-            let mut outcome = vec![KeyValue::new("rpc.response.status_code", status.clone())];
-            match protocol {
-                Protocol::Connect => {
-                    if let Some(code) = code {
-                        span.set_attribute(KeyValue::new(
-                            "rpc.connect_rpc.error_code",
-                            code.as_str(),
-                        ));
+            if recording {
+                match (protocol, code) {
+                    (Protocol::Connect, Some(code)) => span
+                        .set_attribute(KeyValue::new("rpc.connect_rpc.error_code", code.as_str())),
+                    (Protocol::Connect, None) => {}
+                    _ => span.set_attribute(KeyValue::new(
+                        "rpc.grpc.status_code",
+                        i64::from(code.map_or(0, Code::as_i32)),
+                    )),
+                }
+                span.set_attribute(KeyValue::new("rpc.response.status_code", status));
+                if let Some(error) = end.error() {
+                    span.set_attribute(KeyValue::new("error.type", status));
+                    if side == Side::Client || server_fault(error.code()) {
+                        span.set_status(Status::error(error.message().to_owned()));
                     }
                 }
-                _ => span.set_attribute(KeyValue::new(
-                    "rpc.grpc.status_code",
-                    i64::from(code.map_or(0, Code::as_i32)),
-                )),
             }
-            if let Some(error) = end.error() {
-                outcome.push(KeyValue::new("error.type", status));
-                let fault = side == Side::Client || server_fault(error.code());
-                if fault {
-                    span.set_status(Status::error(error.message().to_owned()));
-                }
-            }
-            span.set_attributes(outcome.clone());
             span.end();
-            let mut labels = metric_attributes.to_vec();
-            labels.extend(outcome);
+            let labels = [
+                KeyValue::new("rpc.system.name", system_name),
+                KeyValue::new("rpc.method", names.method),
+                KeyValue::new("rpc.response.status_code", status),
+                KeyValue::new("error.type", status),
+            ];
+            // `error.type` only on failures.
+            let labels = if code.is_some() {
+                &labels[..]
+            } else {
+                &labels[..3]
+            };
             // Received and sent, from this side's point of view.
             let (received, sent) = end.messages();
             let (requests, responses) = match side {
@@ -341,22 +414,14 @@ impl Interceptor for OpenTelemetry {
             };
             instruments
                 .duration
-                .record(end.duration().as_secs_f64(), &labels);
-            instruments.requests.record(requests, &labels);
-            instruments.responses.record(responses, &labels);
+                .record(end.duration().as_secs_f64(), labels);
+            instruments.requests.record(requests, labels);
+            instruments.responses.record(responses, labels);
         });
         let mut reply = next.run(call).with_context(context.clone()).await?;
-        reply.on_message(message_events(&context, received));
-        Ok(reply)
-    }
-}
-
-impl Instruments {
-    fn clone_of(other: &Instruments) -> Instruments {
-        Instruments {
-            duration: other.duration.clone(),
-            requests: other.requests.clone(),
-            responses: other.responses.clone(),
+        if recording {
+            reply.on_message(message_events(&context, received));
         }
+        Ok(reply)
     }
 }
