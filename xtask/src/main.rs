@@ -18,6 +18,7 @@ mod peers;
 mod process;
 mod protolint;
 mod quickstart;
+mod scale;
 mod soak;
 mod steps;
 
@@ -44,6 +45,9 @@ fn main() -> Result<()> {
             attack::run(&[])?;
             // Thousands of streams held open with unary traffic: nothing lost, memory flat.
             soak::run(&["--quick".to_owned()])?;
+            // Three replicas behind nginx, HAProxy and client-side balancing, stopped and
+            // killed under load: no call lost.
+            scale::run(&[])?;
             // The fuzz targets, briefly, over their committed corpora.
             fuzz::run(&[])?;
             // The harness and every peer's server, verified on each workload; figures are
@@ -73,6 +77,10 @@ fn main() -> Result<()> {
         "soak" => {
             let args: Vec<String> = std::env::args().skip(2).collect();
             soak::run(&args)
+        }
+        "scale" => {
+            let args: Vec<String> = std::env::args().skip(2).collect();
+            scale::run(&args)
         }
         "fuzz" => {
             let args: Vec<String> = std::env::args().skip(2).collect();

@@ -466,6 +466,8 @@ pub(crate) fn build_eliza(logs: &Path) -> Result<PathBuf> {
                 "auth",
                 "--example",
                 "soak",
+                "--example",
+                "scale",
             ])
             .arg("--target-dir")
             .arg(&target)

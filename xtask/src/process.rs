@@ -87,6 +87,61 @@ impl Process {
         }
     }
 
+    /// Starts `command` (output in logs, as [`Process::start`]) and waits until `port` on the
+    /// loopback interface accepts connections: for programs that announce nothing (nginx,
+    /// HAProxy).
+    pub(crate) fn start_listening(
+        logs: &Path,
+        name: &str,
+        command: &mut Command,
+        port: u16,
+        timeout: Duration,
+    ) -> Result<Process> {
+        eprintln!("==> start {name}");
+        let base = logs.join(slug(name));
+        let out_path = base.with_extension("stdout.log");
+        let err_path = base.with_extension("stderr.log");
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(File::create(&out_path)?)
+            .stderr(File::create(&err_path)?)
+            .spawn()
+            .with_context(|| format!("could not start {:?}", command.get_program()))?;
+        let mut process = Process {
+            name: name.to_owned(),
+            child,
+            logs: vec![out_path, err_path],
+        };
+        let deadline = Instant::now() + timeout;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Some(status) = process.child.try_wait()? {
+                print_logs(&process.logs);
+                bail!("{name} exited with {status} before listening on port {port}");
+            }
+            if Instant::now() >= deadline {
+                print_logs(&process.logs);
+                bail!(
+                    "{name} did not listen on port {port} within {}s",
+                    timeout.as_secs()
+                );
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        Ok(process)
+    }
+
+    /// Sends `signal` (`TERM`, `KILL`, ...) with `kill(1)`.
+    pub(crate) fn signal(&self, signal: &str) -> Result<()> {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid().to_string())
+            .status()?;
+        if !status.success() {
+            bail!("kill -{signal} {} ({}) failed", self.pid(), self.name);
+        }
+        Ok(())
+    }
+
     pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
