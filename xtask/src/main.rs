@@ -14,6 +14,7 @@ mod examples;
 mod fuzz;
 mod go_tools;
 mod interop;
+mod otel;
 mod peers;
 mod process;
 mod protolint;
@@ -48,6 +49,9 @@ fn main() -> Result<()> {
             // Three replicas behind nginx, HAProxy and client-side balancing, stopped and
             // killed under load: no call lost.
             scale::run(&[])?;
+            // A traced call's spans exported over OTLP reach an OpenTelemetry Collector,
+            // client and server linked.
+            otel::run()?;
             // The fuzz targets, briefly, over their committed corpora.
             fuzz::run(&[])?;
             // The harness and every peer's server, verified on each workload; figures are
@@ -78,6 +82,7 @@ fn main() -> Result<()> {
             let args: Vec<String> = std::env::args().skip(2).collect();
             soak::run(&args)
         }
+        "otel" => otel::run(),
         "scale" => {
             let args: Vec<String> = std::env::args().skip(2).collect();
             scale::run(&args)
