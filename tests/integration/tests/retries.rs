@@ -442,3 +442,47 @@ async fn hedging_stops_at_a_fatal_code_and_moves_on_at_a_non_fatal_one() {
         server.stop().await;
     }
 }
+
+/// A raw HTTP/2 server that refuses its first stream (RST_STREAM REFUSED_STREAM: the request
+/// never reached any application) and answers the next with a gRPC status of its own.
+async fn refusing_server() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.unwrap();
+        let mut connection = h2::server::handshake(socket).await.unwrap();
+        let mut streams = 0;
+        while let Some(Ok((request, mut respond))) = connection.accept().await {
+            streams += 1;
+            if streams == 1 {
+                respond.send_reset(h2::Reason::REFUSED_STREAM);
+                continue;
+            }
+            drop(request);
+            // Trailers-only: not_found, so the test can tell this attempt answered.
+            let response = http::Response::builder()
+                .header("content-type", "application/grpc")
+                .header("grpc-status", "5")
+                .header("grpc-message", "second attempt")
+                .body(())
+                .unwrap();
+            let _ = respond.send_response(response, true);
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_refused_stream_is_retried_once_transparently() {
+    let addr = refusing_server().await;
+    let raw = Client::h2c(&format!("http://{addr}"))
+        .unwrap()
+        .with_config(ClientConfig::default().protocol(Protocol::Grpc));
+    let client = TestServiceClient::new(raw.clone());
+    // No retry policy: the refused stream is retried anyway, and the second attempt's answer
+    // is the call's.
+    let error = client.echo(hello()).await.unwrap_err();
+    assert_eq!(error.code(), Code::NotFound, "{error}");
+    assert_eq!(error.message(), "second attempt");
+    assert_eq!(raw.retry_counts().transparent_retries, 1);
+}
