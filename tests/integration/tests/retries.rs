@@ -70,6 +70,35 @@ impl Flaky {
 }
 
 impl TestService for Flaky {
+    /// Reads every message, then fails (while failures last) or answers their texts joined.
+    async fn client_stream(
+        &self,
+        request: Request<switchboard::Streaming<EchoRequest>>,
+    ) -> Result<Response<EchoResponse>, Error> {
+        let previous = request
+            .headers()
+            .get("grpc-previous-rpc-attempts")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let mut messages = request.into_message();
+        let mut texts = Vec::new();
+        while let Some(message) = messages.message().await? {
+            texts.push(message.text);
+        }
+        self.attempts
+            .lock()
+            .unwrap()
+            .push((previous, Instant::now()));
+        let left = self.failures.load(Ordering::SeqCst);
+        if left > 0 {
+            self.failures.store(left - 1, Ordering::SeqCst);
+            return Err(Error::new(self.code, "flaking"));
+        }
+        Ok(Response::new(EchoResponse {
+            text: texts.join(" "),
+            ..Default::default()
+        }))
+    }
+
     async fn echo(&self, request: Request<EchoRequest>) -> Result<Response<EchoResponse>, Error> {
         self.attempt(&request)?;
         Ok(Response::new(EchoResponse {
@@ -485,4 +514,57 @@ async fn a_refused_stream_is_retried_once_transparently() {
     assert_eq!(error.code(), Code::NotFound, "{error}");
     assert_eq!(error.message(), "second attempt");
     assert_eq!(raw.retry_counts().transparent_retries, 1);
+}
+
+fn words() -> impl futures_util::Stream<Item = EchoRequest> + Send + 'static {
+    futures_util::stream::iter(["every", "message", "again"].map(|text| EchoRequest {
+        text: text.to_owned(),
+        ..Default::default()
+    }))
+}
+
+#[tokio::test]
+async fn a_client_stream_is_replayed_whole_on_a_retry() {
+    for protocol in PROTOCOLS {
+        let flaky = Flaky::new(1, Code::Unavailable);
+        let server = serve(&flaky).await;
+        let (raw, client) = connect(
+            &server,
+            protocol,
+            ClientConfig::default().retry(fast_policy()),
+        );
+        let reply = client
+            .client_stream(Request::new(words()))
+            .await
+            .unwrap_or_else(|e| panic!("{protocol:?}: {e}"));
+        // The second attempt got every message of the stream again.
+        assert_eq!(reply.message().text, "every message again", "{protocol:?}");
+        assert_eq!(
+            flaky.previous_attempts(),
+            [None, Some("1".to_owned())],
+            "{protocol:?}"
+        );
+        assert_eq!(raw.retry_counts().retries, 1);
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_client_stream_larger_than_the_replay_limit_is_not_retried() {
+    let flaky = Flaky::new(1, Code::Unavailable);
+    let server = serve(&flaky).await;
+    // The three messages take more than 8 bytes encoded.
+    let policy = fast_policy().max_replay_bytes(8);
+    let (_, client) = connect(
+        &server,
+        Protocol::Grpc,
+        ClientConfig::default().retry(policy),
+    );
+    let error = client
+        .client_stream(Request::new(words()))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::Unavailable);
+    assert_eq!(flaky.previous_attempts().len(), 1);
+    server.stop().await;
 }

@@ -179,9 +179,9 @@ impl ClientConfig {
         self
     }
 
-    /// Retry failed unary and server-streaming calls of every method by `policy` (default:
-    /// none, only the transparent retry of a call that never reached the server). See
-    /// [`RetryPolicy`].
+    /// Retry failed unary, server-streaming and client-streaming calls of every method by
+    /// `policy` (default: none, only the transparent retry of a call that never reached the
+    /// server). See [`RetryPolicy`].
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
         self.retry = Some(policy);
         self
@@ -534,12 +534,39 @@ impl<T: Transport> Client<T> {
         let descriptors = Descriptors::of(&call.spec);
         let outgoing = self.encode_stream(messages, &descriptors, hooks);
         let result = async {
-            let incoming = self.exchange(&call, outgoing).await?;
-            let reply = self
-                .unary_reply(incoming, call.codec, descriptors.output.clone())
+            let mut retrying = retry::Retrying::new(&self.shared.config, &call, 0);
+            let Some(limit) = retrying.replay_limit() else {
+                // No retry policy: the stream goes out once, as it is produced.
+                let incoming = self.exchange(&call, outgoing).await?;
+                let reply = self
+                    .unary_reply(incoming, call.codec, descriptors.output.clone())
+                    .await;
+                // The request stream's own failure replaces however the response ended.
+                return call.send_failure.or(reply);
+            };
+            // Under a retry policy the messages sent are kept (up to the replay limit), so
+            // that another attempt can send them again before the rest of the stream.
+            let log = retry::ReplayLog::new(outgoing, limit);
+            loop {
+                let body = OutgoingBody::Stream(log.replay());
+                let reply = async {
+                    let incoming = self
+                        .exchange_attempt(&call, body, retrying.previous())
+                        .await?;
+                    self.unary_reply(incoming, call.codec, descriptors.output.clone())
+                        .await
+                }
                 .await;
-            // The request stream's own failure replaces however the response ended.
-            call.send_failure.or(reply)
+                let error = match call.send_failure.or(reply) {
+                    Ok(response) => return Ok(response),
+                    // The request stream itself failed, or outgrew the replay limit: no retry.
+                    Err(error) if call.send_failure.get().is_some() || log.overflowed() => {
+                        return Err(error);
+                    }
+                    Err(error) => error,
+                };
+                retrying.again(error).await?;
+            }
         };
         with_timeout(call.timeout, result).await
     }

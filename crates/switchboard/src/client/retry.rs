@@ -42,8 +42,10 @@ const PUSHBACK: &str = "grpc-retry-pushback-ms";
 ///   with GOAWAY before taking it) is tried once more at once, whatever the code, the policy
 ///   and the method: nothing ran, so nothing can run twice. It does not count as an attempt.
 /// * **Replay.** A unary or server-streaming request is one encoded message, kept for the
-///   attempts if it is at most `max_replay_bytes` (larger ones get one attempt). Client and
-///   bidi streams are not retried: their messages are produced as they are sent.
+///   attempts if it is at most `max_replay_bytes` (larger ones get one attempt). A client
+///   stream's messages are kept as they go out, up to `max_replay_bytes` in all, and a retry
+///   sends them again before the rest of the stream; a stream that outgrows the limit is not
+///   retried. Bidi streams are not retried: the caller reads replies while it still writes.
 /// * **Commitment.** A server stream is retried only until its first message: under a retry
 ///   policy the call reads that message (or the stream's end) ahead before it returns, and
 ///   from then on a failure is the stream's, delivered to the caller.
@@ -346,6 +348,11 @@ impl<'c> Retrying<'c> {
         self.policy.is_some()
     }
 
+    /// How many bytes of a request stream the policy keeps for replay; `None` without one.
+    pub(crate) fn replay_limit(&self) -> Option<usize> {
+        self.policy.map(|policy| policy.max_replay_bytes)
+    }
+
     /// How many attempts went out before the next one.
     pub(crate) fn previous(&self) -> u32 {
         match &self.attempts {
@@ -378,6 +385,94 @@ impl<'c> Retrying<'c> {
             tokio::time::sleep(delay).await;
         }
         Ok(())
+    }
+}
+
+type EncodedStream =
+    std::pin::Pin<Box<dyn futures_core::Stream<Item = Result<bytes::Bytes, Error>> + Send>>;
+
+/// A request stream's messages as they went out, kept so another attempt can send them again.
+///
+/// Each attempt's body ([`ReplayLog::replay`]) sends the messages kept so far, then takes the
+/// next ones from the caller's stream, keeping them too. Past `limit` bytes nothing more is
+/// kept and the call can no longer be retried ([`ReplayLog::overflowed`]): grpc-go's
+/// per-call replay buffer.
+#[derive(Clone)]
+pub(crate) struct ReplayLog {
+    shared: Arc<std::sync::Mutex<Kept>>,
+}
+
+struct Kept {
+    messages: Vec<bytes::Bytes>,
+    bytes: usize,
+    limit: usize,
+    overflowed: bool,
+    source: EncodedStream,
+    ended: bool,
+}
+
+impl ReplayLog {
+    pub(crate) fn new(source: super::OutgoingBody, limit: usize) -> Self {
+        let source: EncodedStream = match source {
+            super::OutgoingBody::Stream(stream) => stream,
+            super::OutgoingBody::Unary(message) => {
+                Box::pin(futures_util::stream::once(std::future::ready(Ok(message))))
+            }
+        };
+        ReplayLog {
+            shared: Arc::new(std::sync::Mutex::new(Kept {
+                messages: Vec::new(),
+                bytes: 0,
+                limit,
+                overflowed: false,
+                source,
+                ended: false,
+            })),
+        }
+    }
+
+    /// Whether the stream outgrew what is kept: another attempt could not send it whole.
+    pub(crate) fn overflowed(&self) -> bool {
+        self.shared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .overflowed
+    }
+
+    /// The body of one attempt: what was kept, then the rest of the stream.
+    pub(crate) fn replay(&self) -> EncodedStream {
+        let log = self.clone();
+        let mut next = 0usize;
+        Box::pin(futures_util::stream::poll_fn(move |cx| {
+            let mut kept = log.shared.lock().unwrap_or_else(|p| p.into_inner());
+            if next < kept.messages.len() {
+                next += 1;
+                return std::task::Poll::Ready(Some(Ok(kept.messages[next - 1].clone())));
+            }
+            if kept.ended {
+                return std::task::Poll::Ready(None);
+            }
+            match kept.source.as_mut().poll_next(cx) {
+                std::task::Poll::Ready(Some(Ok(message))) => {
+                    if !kept.overflowed {
+                        if kept.bytes + message.len() > kept.limit {
+                            kept.overflowed = true;
+                            kept.messages.clear();
+                        } else {
+                            kept.bytes += message.len();
+                            kept.messages.push(message.clone());
+                            next += 1;
+                        }
+                    }
+                    std::task::Poll::Ready(Some(Ok(message)))
+                }
+                std::task::Poll::Ready(None) => {
+                    kept.ended = true;
+                    std::task::Poll::Ready(None)
+                }
+                other => other,
+            }
+        }))
     }
 }
 
