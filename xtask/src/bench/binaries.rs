@@ -54,6 +54,17 @@ pub(crate) fn build(logs: &Path, go: bool) -> Result<Binaries> {
         .arg("--target-dir")
         .arg(&target)
         .current_dir(workspace_root());
+    // Extra features of the switchboard server, for measurements off the record (`otel`: the
+    // OpenTelemetry interceptor's cost); never set by the benchmarks or the guard.
+    if let Ok(features) = std::env::var("SWITCHBOARD_ECHO_FEATURES") {
+        command.arg("--features").arg(
+            features
+                .split(',')
+                .map(|f| format!("switchboard-echo/{}", f.trim()))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+    }
     run_step(
         logs,
         "cargo build --release (benches)",

@@ -103,9 +103,11 @@ struct NoHooks;
 impl Hooks for NoHooks {}
 
 /// Spans recorded and batched, then dropped: the SDK's work without an exporter's.
+#[cfg(feature = "otel")]
 #[derive(Debug)]
 struct DropSpans;
 
+#[cfg(feature = "otel")]
 impl opentelemetry_sdk::trace::SpanExporter for DropSpans {
     async fn export(
         &self,
@@ -118,6 +120,7 @@ impl opentelemetry_sdk::trace::SpanExporter for DropSpans {
 /// `switchboard-otel` with the SDK recording every span (always sampled, batched, dropped)
 /// and aggregating the metrics (exported to memory once a minute, the SDK's default period):
 /// `SWITCHBOARD_ECHO_INTERCEPTOR=otel`.
+#[cfg(feature = "otel")]
 fn recording_otel() -> switchboard_otel::OpenTelemetry {
     let tracer = opentelemetry_sdk::trace::SdkTracerProvider::builder()
         .with_batch_exporter(DropSpans)
@@ -143,12 +146,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     match std::env::var("SWITCHBOARD_ECHO_INTERCEPTOR").as_deref() {
         Ok("pass") => config = config.interceptor(PassThrough),
         Ok("hooks") => config = config.hooks(NoHooks),
+        #[cfg(feature = "otel")]
         Ok("otel") => config = config.interceptor(recording_otel()),
         // The global providers, never set: OpenTelemetry's no-op API.
+        #[cfg(feature = "otel")]
         Ok("otel-noop") => config = config.interceptor(switchboard_otel::OpenTelemetry::new()),
         Ok(other) => {
             return Err(format!(
-                "SWITCHBOARD_ECHO_INTERCEPTOR={other:?}: use pass, hooks, otel or otel-noop"
+                "SWITCHBOARD_ECHO_INTERCEPTOR={other:?}: use pass, hooks, otel or otel-noop \
+                 (the last two need SWITCHBOARD_ECHO_FEATURES=otel)"
             )
             .into());
         }
