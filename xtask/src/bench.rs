@@ -53,7 +53,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::steps::{Step, run_step};
+use crate::steps::{Step, first_line, run_step};
 use crate::workspace_root;
 use binaries::Binaries;
 use bodies::Bodies;
@@ -294,11 +294,6 @@ fn allocations(ctx: &Context) -> Result<Vec<results::Allocations>> {
     results::parse_allocations(&step.stdout)
 }
 
-/// The first line of a command's output, or `unknown`.
-fn first_line(program: &str, args: &[&str]) -> String {
-    tools::version(Path::new(program), args)
-}
-
 fn machine(ctx: &Context) -> report::Machine {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let cpu_model = cpuinfo
@@ -314,7 +309,7 @@ fn machine(ctx: &Context) -> report::Machine {
     let mut versions = vec![
         ("rustc", first_line("rustc", &["--version"])),
         ("go", first_line("go", &["version"])),
-        ("h2load", tools::version(&ctx.tools.h2load, &["--version"])),
+        ("h2load", first_line(&ctx.tools.h2load, &["--version"])),
         // A `go install`ed ghz reports its version as "dev": the pin is what counts.
         (
             "ghz",
@@ -326,7 +321,7 @@ fn machine(ctx: &Context) -> report::Machine {
         ),
     ];
     if let Some(valgrind) = &ctx.tools.valgrind {
-        versions.push(("valgrind", tools::version(valgrind, &["--version"])));
+        versions.push(("valgrind", first_line(valgrind, &["--version"])));
     }
     report::Machine {
         date: first_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),

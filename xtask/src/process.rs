@@ -31,6 +31,25 @@ pub(crate) struct Process {
 }
 
 impl Process {
+    /// Starts `command` with its output in `<logs>/<name>.stdout.log` and `.stderr.log`.
+    fn spawn(logs: &Path, name: &str, command: &mut Command) -> Result<Process> {
+        eprintln!("==> start {name}");
+        let base = logs.join(slug(name));
+        let out_path = base.with_extension("stdout.log");
+        let err_path = base.with_extension("stderr.log");
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(File::create(&out_path)?)
+            .stderr(File::create(&err_path)?)
+            .spawn()
+            .with_context(|| format!("could not start {:?}", command.get_program()))?;
+        Ok(Process {
+            name: name.to_owned(),
+            child,
+            logs: vec![out_path, err_path],
+        })
+    }
+
     /// Starts `command` with its output in `<logs>/<name>.stdout.log` and `.stderr.log`, and
     /// waits until a whole line of the `banner` output gives a value to `announces` (what
     /// the line says: an address, a port). Fails, printing the logs, if the program exits
@@ -43,21 +62,7 @@ impl Process {
         timeout: Duration,
         announces: impl Fn(&str) -> Option<T>,
     ) -> Result<(Process, T)> {
-        eprintln!("==> start {name}");
-        let base = logs.join(slug(name));
-        let out_path = base.with_extension("stdout.log");
-        let err_path = base.with_extension("stderr.log");
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(File::create(&out_path)?)
-            .stderr(File::create(&err_path)?)
-            .spawn()
-            .with_context(|| format!("could not start {:?}", command.get_program()))?;
-        let mut process = Process {
-            name: name.to_owned(),
-            child,
-            logs: vec![out_path, err_path],
-        };
+        let mut process = Process::spawn(logs, name, command)?;
         let watched = match banner {
             Banner::Stdout => process.logs[0].clone(),
             Banner::Stderr => process.logs[1].clone(),
@@ -97,21 +102,7 @@ impl Process {
         port: u16,
         timeout: Duration,
     ) -> Result<Process> {
-        eprintln!("==> start {name}");
-        let base = logs.join(slug(name));
-        let out_path = base.with_extension("stdout.log");
-        let err_path = base.with_extension("stderr.log");
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(File::create(&out_path)?)
-            .stderr(File::create(&err_path)?)
-            .spawn()
-            .with_context(|| format!("could not start {:?}", command.get_program()))?;
-        let mut process = Process {
-            name: name.to_owned(),
-            child,
-            logs: vec![out_path, err_path],
-        };
+        let mut process = Process::spawn(logs, name, command)?;
         let deadline = Instant::now() + timeout;
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             if let Some(status) = process.child.try_wait()? {

@@ -19,7 +19,7 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::peers::build_eliza;
 use crate::process::{Banner, Process};
-use crate::steps::{apt_install, print_logs};
+use crate::steps::{apt_install, first_line, print_logs};
 use crate::{target_dir, workspace_root};
 
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -449,25 +449,4 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         bail!("scale: {failed} call(s) failed");
     }
     Ok(())
-}
-
-/// The first line `program args` prints (on stdout or stderr).
-fn first_line(program: &str, args: &[&str]) -> String {
-    Command::new(program)
-        .args(args)
-        .output()
-        .map(|out| {
-            let text = if out.stdout.is_empty() {
-                out.stderr
-            } else {
-                out.stdout
-            };
-            String::from_utf8_lossy(&text)
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_owned()
-        })
-        .unwrap_or_default()
 }

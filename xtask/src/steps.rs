@@ -152,3 +152,21 @@ pub(crate) fn apt_install(logs: &Path, packages: &[&str], timeout: Duration) -> 
     .check()?;
     Ok(())
 }
+
+/// The first line `program args` prints (stdout, else stderr): a tool's version for a report.
+pub(crate) fn first_line(program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> String {
+    let Ok(out) = Command::new(program).args(args).output() else {
+        return "not available".to_owned();
+    };
+    let text = if out.stdout.is_empty() {
+        out.stderr
+    } else {
+        out.stdout
+    };
+    String::from_utf8_lossy(&text)
+        .lines()
+        .next()
+        .unwrap_or("unknown")
+        .trim()
+        .to_owned()
+}

@@ -62,21 +62,3 @@ pub(crate) fn ensure(logs: &Path, callgrind: bool, ghz: bool) -> Result<Tools> {
         valgrind: callgrind.then(|| PathBuf::from("valgrind")),
     })
 }
-
-/// The first line `program args` prints (stdout, else stderr), for the report's header.
-pub(crate) fn version(program: &Path, args: &[&str]) -> String {
-    let Ok(out) = Command::new(program).args(args).output() else {
-        return "not available".to_owned();
-    };
-    let text = if out.stdout.is_empty() {
-        out.stderr
-    } else {
-        out.stdout
-    };
-    String::from_utf8_lossy(&text)
-        .lines()
-        .next()
-        .unwrap_or("unknown")
-        .trim()
-        .to_owned()
-}
