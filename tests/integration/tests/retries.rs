@@ -321,9 +321,10 @@ async fn retries_end_with_the_calls_deadline() {
         matches!(error.code(), Code::Unavailable | Code::DeadlineExceeded),
         "{error}"
     );
-    // 150 ms apart (±20%) within 400 ms: at most three attempts, never past the deadline.
+    // 150 ms apart, times a factor in [0.8, 1.2): 120 ms at least, so within 400 ms no more
+    // than 4 attempts can start (5 are allowed: the deadline is what stops them).
     let attempts = flaky.previous_attempts().len();
-    assert!((2..=3).contains(&attempts), "{attempts} attempts");
+    assert!((2..=4).contains(&attempts), "{attempts} attempts");
     assert!(started.elapsed() < Duration::from_secs(3));
     server.stop().await;
 }
