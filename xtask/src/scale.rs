@@ -409,7 +409,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
             "# Replicas behind proxies, under disruption\n\n\
              `cargo xtask scale --record`: three Eliza replicas; for each way in, `Say` calls \
              from 8 tasks for {SECONDS} s with retries on (5 attempts, 50 ms to 500 ms \
-             backoff), while one replica is stopped with SIGTERM and another killed with \
+             backoff, unavailable and internal), while one replica is stopped with SIGTERM and another killed with \
              SIGKILL and started again. nginx {} and HAProxy {} from Debian's packages.\n\n{table}\n\
              The control row has retries off: what fails there is calls caught in flight on \
              the killed replica (none to a few per run, as the kill lands), which the retries \

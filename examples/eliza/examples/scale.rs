@@ -119,11 +119,16 @@ fn config(options: &Options) -> ClientConfig {
         .protocol(options.protocol)
         .timeout(Duration::from_secs(5));
     if options.retry {
-        config = config.retry(RetryPolicy::new().max_attempts(5).backoff(
-            Duration::from_millis(50),
-            Duration::from_millis(500),
-            2.0,
-        ));
+        // `internal` too: a replica killed in the middle of a reply, behind a proxy that ends
+        // the client's stream cleanly (HAProxy does), leaves a gRPC response without its
+        // status, which gRPC calls internal. Say has no side effects, so trying it again is
+        // safe; for methods with side effects keep the default, unavailable alone.
+        config = config.retry(
+            RetryPolicy::new()
+                .max_attempts(5)
+                .backoff(Duration::from_millis(50), Duration::from_millis(500), 2.0)
+                .retryable_codes([switchboard::Code::Unavailable, switchboard::Code::Internal]),
+        );
     }
     if options.hedge {
         config = config.hedge(
