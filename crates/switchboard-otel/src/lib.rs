@@ -8,7 +8,8 @@
 //!   attributes of the OpenTelemetry RPC conventions: `rpc.system.name` (`grpc` for gRPC and
 //!   gRPC-Web, `connectrpc` for Connect), `rpc.method` (`package.Service/Method`),
 //!   `rpc.response.status_code`, `error.type` when it failed, `server.address` and
-//!   `server.port`, and on servers `network.peer.address` and `network.peer.port`. The names
+//!   `server.port`, and on servers `network.peer.address`, `network.peer.port` and
+//!   `network.protocol.version` (`1.1`, `2`). The names
 //!   of the conventions before their 1.39 revision are written too (`rpc.system` =
 //!   `grpc`/`connect_rpc`, `rpc.service`, `rpc.grpc.status_code`,
 //!   `rpc.connect_rpc.error_code`), as the conventions' `rpc/dup` migration mode does, so
@@ -277,6 +278,17 @@ impl Names {
     }
 }
 
+/// `network.protocol.version`: the HTTP version as the conventions write it.
+fn protocol_version(version: http::Version) -> Option<&'static str> {
+    match version {
+        http::Version::HTTP_10 => Some("1.0"),
+        http::Version::HTTP_11 => Some("1.1"),
+        http::Version::HTTP_2 => Some("2"),
+        http::Version::HTTP_3 => Some("3"),
+        _ => None,
+    }
+}
+
 /// Whether a server's span records `code` as its own error (the gRPC conventions' list).
 fn server_fault(code: Code) -> bool {
     matches!(
@@ -345,6 +357,9 @@ impl Interceptor for OpenTelemetry {
                 if let Some(port) = authority.port_u16() {
                     attributes.push(KeyValue::new("server.port", i64::from(port)));
                 }
+            }
+            if let Some(version) = call.info().http_version.and_then(protocol_version) {
+                attributes.push(KeyValue::new("network.protocol.version", version));
             }
             if side == Side::Server {
                 if let Some(addr) = call.peer().and_then(switchboard::Peer::addr) {

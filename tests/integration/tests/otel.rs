@@ -192,6 +192,9 @@ async fn one_trace_spans_a_client_a_relay_and_a_service() {
             );
         }
         assert!(attribute(service, "network.peer.address").is_some());
+        // The calls went over HTTP/2 (h2c clients).
+        assert_eq!(string(service, "network.protocol.version"), "2");
+        assert_eq!(string(relay_server, "network.protocol.version"), "2");
         end.stop().await;
         middle.stop().await;
     }

@@ -658,6 +658,7 @@ impl<T: Transport> Client<T> {
             side: Side::Client,
             started: Instant::now(),
             authority: self.shared.authority.clone(),
+            http_version: None,
         });
         // Owns the call's end: dropped with the caller's future, it ends the call as
         // cancelled.

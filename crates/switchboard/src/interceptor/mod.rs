@@ -109,6 +109,9 @@ pub struct CallInfo {
     /// The server's host and port: on a client, those of the URL it calls; on a server, the
     /// ones the request was sent to (HTTP/2 `:authority`, HTTP/1.1 `Host`), when it said.
     pub authority: Option<http::uri::Authority>,
+    /// The HTTP version the call travels on, when this side knows it before the call: on a
+    /// server the request's; on a client `None` (the transport picks it).
+    pub http_version: Option<http::Version>,
 }
 
 /// Code that wraps calls: see the [module documentation](self).

@@ -29,6 +29,8 @@ use crate::stream::{MessageSource, ResponseStream, Streaming, WireStream};
 /// Everything a handler needs about one incoming call.
 pub(crate) struct ServerCall {
     pub(crate) spec: Spec,
+    /// The request's HTTP version, for interceptors.
+    pub(crate) version: http::Version,
     pub(crate) method: http::Method,
     pub(crate) uri: http::Uri,
     pub(crate) headers: HeaderMap,
@@ -345,6 +347,7 @@ where
 fn split(call: ServerCall) -> (Option<Instant>, Codec, RequestParts) {
     let ServerCall {
         spec,
+        version: _,
         method,
         uri,
         headers,
@@ -422,6 +425,7 @@ where
             side: Side::Server,
             started: Instant::now(),
             authority,
+            http_version: Some(call.version),
         });
         // Owns the call's end from here: dropped with this future (the client went away), it
         // ends the call as cancelled.

@@ -379,6 +379,7 @@ impl RouterInner {
             .and_then(|t| Instant::now().checked_add(t));
         let call = ServerCall {
             spec: route.spec.clone(),
+            version: parts.version,
             method: parts.method,
             uri: parts.uri,
             headers: parts.headers,
