@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::process::{Banner, Process};
+use crate::process::{Banner, Process, free_port};
 use crate::steps::{print_logs, run_step};
 use crate::{target_dir, tools_dir, workspace_root};
 
@@ -189,9 +189,7 @@ pub(crate) fn run() -> Result<()> {
         .join("examples")
         .join("otel_export");
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
+    let port = free_port()?;
     let out = work.join("traces.jsonl");
     let config = work.join("collector.yaml");
     std::fs::write(&config, collector_config(port, &out))?;

@@ -15,6 +15,13 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::steps::{print_logs, slug};
 
+/// A loopback port nobody listens on right now, for a program told where to listen.
+pub(crate) fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
 /// Which of the program's outputs carries its banner.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Banner {

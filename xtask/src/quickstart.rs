@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::process::{Banner, Process};
+use crate::process::{Banner, Process, free_port};
 use crate::steps::{print_logs, run_step};
 use crate::{target_dir, workspace_root};
 
@@ -183,10 +183,7 @@ fn quickstart_files(readme: &str) -> Result<Vec<(String, String)>> {
 
 /// Runs the quick start's server on a free port and its client against it.
 fn call(logs: &Path, bin: &Path) -> Result<()> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = format!("127.0.0.1:{}", free_port()?);
     // Killed when dropped, at the end of this function.
     let (_server, ()) = Process::start(
         logs,

@@ -18,29 +18,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 
 use crate::peers::build_eliza;
-use crate::process::{Banner, Process};
-use crate::steps::{apt_install, first_line, print_logs};
+use crate::process::{Banner, Process, free_port};
+use crate::steps::{ensure_apt, first_line, print_logs};
 use crate::{target_dir, workspace_root};
 
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 const REPLICAS: usize = 3;
 /// How long each way in is loaded.
 const SECONDS: u64 = 3;
-
-/// A loopback port nobody listens on right now.
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-/// Whether `program` is on the PATH.
-fn installed(program: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .output()
-        .is_ok_and(|out| out.status.success())
-}
 
 /// The replicas, each on a fixed port so that one killed can come back at the same address.
 struct Replicas {
@@ -271,14 +256,11 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     let logs = work.join("logs");
     std::fs::create_dir_all(&logs)?;
     eprintln!("==> scale: logs in {}", logs.display());
-    let missing: Vec<&str> = [("nginx", "nginx-light"), ("haproxy", "haproxy")]
-        .into_iter()
-        .filter(|(program, _)| !installed(program))
-        .map(|(_, package)| package)
-        .collect();
-    if !missing.is_empty() {
-        apt_install(&logs, &missing, Duration::from_secs(600))?;
-    }
+    ensure_apt(
+        &logs,
+        &[("nginx", "nginx-light"), ("haproxy", "haproxy")],
+        Duration::from_secs(600),
+    )?;
     let eliza = build_eliza(&logs)?;
     let driver = eliza.with_file_name("examples").join("scale");
 

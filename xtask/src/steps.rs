@@ -133,6 +133,26 @@ pub(crate) fn print_logs(logs: &[PathBuf]) {
 
 /// Installs Debian packages (`apt-get update`, then `apt-get install -y`), as the tasks that
 /// need a system tool do when it is missing.
+/// Installs the Debian packages providing the programs (`(program, package)`) that are not on
+/// the PATH.
+pub(crate) fn ensure_apt(logs: &Path, wanted: &[(&str, &str)], timeout: Duration) -> Result<()> {
+    let on_path = |program: &str| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {program}")])
+            .output()
+            .is_ok_and(|out| out.status.success())
+    };
+    let missing: Vec<&str> = wanted
+        .iter()
+        .filter(|(program, _)| !on_path(program))
+        .map(|(_, package)| *package)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    apt_install(logs, &missing, timeout)
+}
+
 pub(crate) fn apt_install(logs: &Path, packages: &[&str], timeout: Duration) -> Result<()> {
     run_step(
         logs,

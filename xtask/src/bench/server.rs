@@ -3,14 +3,13 @@
 //! through `/proc` while it serves, and stopped with SIGTERM, which it must answer by exiting
 //! with status 0.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 
-use crate::process::{Banner, Process};
+use crate::process::{Banner, Process, free_port};
 
 /// How a server is wrapped.
 pub(crate) struct Launch<'a> {
@@ -30,11 +29,6 @@ pub(crate) struct Running {
     name: String,
     process: Process,
     pub(crate) port: u16,
-}
-
-/// A loopback port nobody listens on right now.
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 impl Running {

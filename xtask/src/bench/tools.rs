@@ -3,13 +3,12 @@
 //! `xtask/go-tools` (see [`crate::go_tools`]).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::Result;
 
 use crate::go_tools::go_tool;
-use crate::steps::apt_install;
+use crate::steps::ensure_apt;
 
 /// ghz's module, for the version in reports.
 pub(crate) const GHZ_MODULE: &str = "github.com/bojand/ghz";
@@ -25,36 +24,13 @@ pub(crate) struct Tools {
     pub(crate) valgrind: Option<PathBuf>,
 }
 
-/// Whether `program --version` runs.
-fn runs(program: &str) -> bool {
-    Command::new(program)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Installs the Debian packages providing the programs that are missing.
-fn ensure_apt(logs: &Path, wanted: &[(&str, &str)]) -> Result<()> {
-    let missing: Vec<&str> = wanted
-        .iter()
-        .filter(|(program, _)| !runs(program))
-        .map(|(_, package)| *package)
-        .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    apt_install(logs, &missing, INSTALL_TIMEOUT)
-}
-
 /// Makes every tool available; valgrind only when `callgrind` is set, ghz only when `ghz` is.
 pub(crate) fn ensure(logs: &Path, callgrind: bool, ghz: bool) -> Result<Tools> {
     let mut apt = vec![("h2load", "nghttp2-client")];
     if callgrind {
         apt.push(("valgrind", "valgrind"));
     }
-    ensure_apt(logs, &apt)?;
+    ensure_apt(logs, &apt, INSTALL_TIMEOUT)?;
     let ghz = if ghz { Some(go_tool("ghz")?) } else { None };
     Ok(Tools {
         h2load: PathBuf::from("h2load"),
