@@ -13,6 +13,14 @@ use switchboard::{Code, Error, Protocol, Request, Response, ResponseStream};
 use switchboard_integration_tests::proto::*;
 use switchboard_integration_tests::{Running, start_router};
 
+/// The request's `grpc-previous-rpc-attempts`, if it has one.
+fn previous_attempts<T>(request: &Request<T>) -> Option<String> {
+    request
+        .headers()
+        .get("grpc-previous-rpc-attempts")
+        .map(|v| v.to_str().unwrap().to_owned())
+}
+
 /// Each attempt's `grpc-previous-rpc-attempts` and when it arrived.
 type Attempts = Arc<Mutex<Vec<(Option<String>, Instant)>>>;
 
@@ -36,10 +44,7 @@ impl Flaky {
     }
 
     fn attempt<T>(&self, request: &Request<T>) -> Result<(), Error> {
-        let previous = request
-            .headers()
-            .get("grpc-previous-rpc-attempts")
-            .map(|v| v.to_str().unwrap().to_owned());
+        let previous = previous_attempts(request);
         self.attempts
             .lock()
             .unwrap()
@@ -75,10 +80,7 @@ impl TestService for Flaky {
         &self,
         request: Request<switchboard::Streaming<EchoRequest>>,
     ) -> Result<Response<EchoResponse>, Error> {
-        let previous = request
-            .headers()
-            .get("grpc-previous-rpc-attempts")
-            .map(|v| v.to_str().unwrap().to_owned());
+        let previous = previous_attempts(&request);
         let mut messages = request.into_message();
         let mut texts = Vec::new();
         while let Some(message) = messages.message().await? {
@@ -395,11 +397,7 @@ impl TestService for SlowFirst {
             tokio::time::sleep(Duration::from_secs(10)).await;
             guard.1 = false;
         }
-        let previous = request
-            .headers()
-            .get("grpc-previous-rpc-attempts")
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default();
+        let previous = previous_attempts(&request).unwrap_or_default();
         Ok(Response::new(EchoResponse {
             text: format!("answered by attempt after {previous:?}"),
             ..Default::default()

@@ -137,13 +137,19 @@ fn base_of(url: &str) -> Result<(Scheme, Authority), Error> {
     }
 }
 
+/// One endpoint as the balancer takes it: the transport aimed at one host, its load the
+/// number of calls in flight.
+fn balanceable(transport: &HttpTransport, scheme: Scheme, authority: Authority) -> Balanceable {
+    PendingRequests::new(
+        Endpoint::new(transport.clone(), scheme, authority),
+        CompleteOnResponse::default(),
+    )
+}
+
 impl BalancedBuilder {
     fn insert(&self, key: String, scheme: Scheme, authority: Authority) {
-        let endpoint = Endpoint::new(self.transport.clone(), scheme, authority);
-        let _ = self.changes.send(Change::Insert(
-            key,
-            PendingRequests::new(endpoint, CompleteOnResponse::default()),
-        ));
+        let endpoint = balanceable(&self.transport, scheme, authority);
+        let _ = self.changes.send(Change::Insert(key, endpoint));
     }
 
     /// Fixed endpoints, as URLs (`http://10.0.0.1:8080`).
@@ -179,10 +185,9 @@ impl BalancedBuilder {
                         let Ok(authority) = Authority::try_from(new.to_string()) else {
                             continue;
                         };
-                        let endpoint = Endpoint::new(transport.clone(), scheme.clone(), authority);
                         let insert = Change::Insert(
                             format!("{scheme}://{new}"),
-                            PendingRequests::new(endpoint, CompleteOnResponse::default()),
+                            balanceable(&transport, scheme.clone(), authority),
                         );
                         if changes.send(insert).is_err() {
                             return; // the balancer is gone
@@ -214,13 +219,9 @@ impl BalancedBuilder {
                 let change = match change {
                     Change::Remove(key) => Change::Remove(key),
                     Change::Insert(key, url) => match base_of(&url) {
-                        Ok((scheme, authority)) => Change::Insert(
-                            key,
-                            PendingRequests::new(
-                                Endpoint::new(transport.clone(), scheme, authority),
-                                CompleteOnResponse::default(),
-                            ),
-                        ),
+                        Ok((scheme, authority)) => {
+                            Change::Insert(key, balanceable(&transport, scheme, authority))
+                        }
                         Err(_) => continue,
                     },
                 };

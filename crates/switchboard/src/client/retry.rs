@@ -237,6 +237,19 @@ impl Retries {
         }
     }
 
+    /// The transparent retry, once per call (`used`): whether `error` is a failure that never
+    /// reached the server, counted when it is.
+    fn transparent(&self, used: &mut bool, error: &Error) -> bool {
+        if *used || !never_processed(error) {
+            return false;
+        }
+        *used = true;
+        self.counters
+            .transparent_retries
+            .fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
     /// A call starts: it pays into the budget.
     pub(crate) fn start(&self) -> Attempts {
         self.counters.calls.fetch_add(1, Ordering::Relaxed);
@@ -285,9 +298,7 @@ impl Attempts {
         if error.code() == Code::DeadlineExceeded {
             return Next::Stop;
         }
-        if !self.transparent_used && never_processed(error) {
-            self.transparent_used = true;
-            counters.transparent_retries.fetch_add(1, Ordering::Relaxed);
+        if retries.transparent(&mut self.transparent_used, error) {
             return Next::RetryAfter(Duration::ZERO);
         }
         if !policy.codes.contains(&error.code()) || self.made >= policy.max_attempts {
@@ -368,12 +379,7 @@ impl<'c> Retrying<'c> {
             (Some(policy), Some(attempts)) => {
                 attempts.after(&error, policy, self.retries, self.deadline)
             }
-            _ if !self.transparent_done && never_processed(&error) => {
-                self.transparent_done = true;
-                self.retries
-                    .counters
-                    .transparent_retries
-                    .fetch_add(1, Ordering::Relaxed);
+            _ if self.retries.transparent(&mut self.transparent_done, &error) => {
                 Next::RetryAfter(Duration::ZERO)
             }
             _ => Next::Stop,
