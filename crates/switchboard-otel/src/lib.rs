@@ -24,7 +24,12 @@
 //!   of it;
 //! * **metrics**: `rpc.server.call.duration` / `rpc.client.call.duration` (histograms in
 //!   seconds, with the conventions' buckets), and the messages per call
-//!   (`rpc.server.requests_per_rpc`, `rpc.server.responses_per_rpc` and the client's).
+//!   (`rpc.server.requests_per_rpc`, `rpc.server.responses_per_rpc` and the client's), and
+//!   the size of each message (`rpc.server.request.size`, `rpc.server.response.size` and
+//!   the client's, in bytes of its binary protobuf encoding before compression, recorded as
+//!   it passes with `rpc.system.name` and `rpc.method`: the status is not known yet). The
+//!   conventions deprecated the count and size metrics in their 1.40 revision; they are
+//!   kept because dashboards and the gRPC metrics (gRFC A66) still use them.
 //!
 //! Span status is `Error` on a client for any failure; on a server only for the codes that
 //! mean the server failed (`unknown`, `deadline_exceeded`, `unimplemented`, `internal`,
@@ -138,11 +143,32 @@ impl OpenTelemetry {
     }
 }
 
+/// Bucket boundaries of the message-size histograms, in bytes (those of gRPC's own
+/// OpenTelemetry metrics, gRFC A66: 0, 1 KiB, 2 KiB, ... 4 GiB).
+const SIZE_BUCKETS: [f64; 14] = [
+    0.0,
+    1024.0,
+    2048.0,
+    4096.0,
+    16_384.0,
+    65_536.0,
+    262_144.0,
+    1_048_576.0,
+    4_194_304.0,
+    16_777_216.0,
+    67_108_864.0,
+    268_435_456.0,
+    1_073_741_824.0,
+    4_294_967_296.0,
+];
+
 /// The histograms of one side.
 struct Instruments {
     duration: Histogram<f64>,
     requests: Histogram<u64>,
     responses: Histogram<u64>,
+    request_size: Histogram<u64>,
+    response_size: Histogram<u64>,
 }
 
 impl Instruments {
@@ -166,8 +192,35 @@ impl Instruments {
                 .with_description("Response messages per call.")
                 .with_boundaries(COUNT_BUCKETS.to_vec())
                 .build(),
+            request_size: size_histogram(meter, side, "request"),
+            response_size: size_histogram(meter, side, "response"),
         }
     }
+}
+
+/// `rpc.{side}.{direction}.size`: one record per message.
+fn size_histogram(meter: &Meter, side: &str, direction: &str) -> Histogram<u64> {
+    meter
+        .u64_histogram(format!("rpc.{side}.{direction}.size"))
+        .with_unit("By")
+        .with_description(format!(
+            "Size of each {direction} message, uncompressed (its binary protobuf encoding)."
+        ))
+        .with_boundaries(SIZE_BUCKETS.to_vec())
+        .build()
+}
+
+/// Records each message's size in `histogram`, under the call's method.
+fn record_sizes(
+    histogram: Histogram<u64>,
+    system_name: &'static str,
+    method: &'static str,
+) -> impl FnMut(usize) + Send + 'static {
+    let labels = [
+        KeyValue::new("rpc.system.name", system_name),
+        KeyValue::new("rpc.method", method),
+    ];
+    move |size| histogram.record(size as u64, &labels)
 }
 
 /// Reads propagation fields from request headers.
@@ -385,6 +438,13 @@ impl Interceptor for OpenTelemetry {
             Side::Server => self.server.clone(),
             Side::Client => self.client.clone(),
         };
+        call.on_message_size(record_sizes(
+            instruments.request_size.clone(),
+            system_name,
+            names.method,
+        ));
+        let response_sizes =
+            record_sizes(instruments.response_size.clone(), system_name, names.method);
         let ending = context.clone();
         call.on_end(move |end: &mut CallEnd<'_>| {
             let code = end.error().map(Error::code);
@@ -434,6 +494,7 @@ impl Interceptor for OpenTelemetry {
             instruments.responses.record(responses, labels);
         });
         let mut reply = next.run(call).with_context(context.clone()).await?;
+        reply.on_message_size(response_sizes);
         if recording {
             reply.on_message(message_events(&context, received));
         }

@@ -1,6 +1,6 @@
 //! OpenTelemetry over real sockets, recorded with the SDK's in-memory exporters: one trace
 //! across a client, a relay and a service, the RPC attributes and statuses, message events,
-//! and the duration and message-count histograms.
+//! and the duration, message-count and message-size histograms.
 
 use std::time::Duration;
 
@@ -257,20 +257,21 @@ async fn a_stream_has_an_event_per_message_and_the_metrics_count_them() {
     let recorder = Recorder::new();
     let server = traced_service(&recorder).await;
     let client = traced_client(&recorder, &server, Protocol::Grpc);
-    let mut replies = client
-        .server_stream(EchoRequest {
-            repeat: 3,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_message();
+    let request = EchoRequest {
+        text: "sizes are counted".to_owned(),
+        repeat: 3,
+        ..Default::default()
+    };
+    let request_size = prost::Message::encoded_len(&request) as f64;
+    let mut replies = client.server_stream(request).await.unwrap().into_message();
     let mut received = 0;
+    let mut response_bytes = 0.0;
     while let Some(reply) = replies.next().await {
-        reply.unwrap();
+        response_bytes += prost::Message::encoded_len(&reply.unwrap()) as f64;
         received += 1;
     }
     assert_eq!(received, 3);
+    assert!(response_bytes > 0.0);
     let spans = recorder.spans(2).await;
     let server_span = spans
         .iter()
@@ -329,5 +330,10 @@ async fn a_stream_has_an_event_per_message_and_the_metrics_count_them() {
     assert_eq!(histogram("rpc.server.requests_per_rpc"), (1, 1.0));
     assert_eq!(histogram("rpc.client.call.duration").0, 1);
     assert_eq!(histogram("rpc.client.responses_per_rpc"), (1, 3.0));
+    // One size per message, the binary encoding's, on both sides.
+    assert_eq!(histogram("rpc.server.request.size"), (1, request_size));
+    assert_eq!(histogram("rpc.client.request.size"), (1, request_size));
+    assert_eq!(histogram("rpc.server.response.size"), (3, response_bytes));
+    assert_eq!(histogram("rpc.client.response.size"), (3, response_bytes));
     server.stop().await;
 }

@@ -674,7 +674,12 @@ impl<T: Transport> Client<T> {
         );
         let client = self.clone();
         let run = move |call: Call| -> ReplyFuture {
-            let hooks = MessageHooks::new(call.shared.clone(), Direction::Request, call.hooks);
+            let hooks = MessageHooks::new(
+                call.shared.clone(),
+                Direction::Request,
+                call.hooks,
+                call.sizes,
+            );
             *shell.headers_mut() = call.headers;
             *shell.extensions_mut() = call.extensions;
             let Some(Ok(message)) = call.message.map(|m| m.downcast::<M>()) else {

@@ -11,10 +11,15 @@ use http::{Extensions, HeaderMap};
 use super::end::{CallEnd, CallShared, EndHook, EndSummary};
 use super::{CallInfo, Direction, Side};
 use crate::Error;
+use crate::codec::Message;
 use crate::spec::{Peer, Spec};
 
 /// A hook run on every message of one direction; may change the message or fail the call.
 pub type MessageHook = Box<dyn FnMut(&mut (dyn Any + Send)) -> Result<(), Error> + Send>;
+
+/// A hook run with the size of every message of one direction, in bytes of its binary
+/// (protobuf) encoding, uncompressed.
+pub(crate) type SizeHook = Box<dyn FnMut(usize) + Send>;
 
 /// A hook run once on the response headers, when they are known.
 pub(crate) type HeaderHook = Box<dyn FnOnce(&mut HeaderMap) + Send>;
@@ -32,6 +37,7 @@ pub(crate) struct MessageHooks {
     shared: Arc<CallShared>,
     direction: Direction,
     hooks: Vec<MessageHook>,
+    sizes: Vec<SizeHook>,
 }
 
 impl MessageHooks {
@@ -39,21 +45,45 @@ impl MessageHooks {
         shared: Arc<CallShared>,
         direction: Direction,
         hooks: Vec<MessageHook>,
+        sizes: Vec<SizeHook>,
     ) -> Box<Self> {
         Box::new(MessageHooks {
             shared,
             direction,
             hooks,
+            sizes,
         })
     }
 
     /// Counts `message` and runs every hook on it, in order; the first error stops there.
-    pub(crate) fn run(&mut self, message: &mut (dyn Any + Send)) -> Result<(), Error> {
+    /// Size hooks see a received message as it arrived (before the hooks) and a sent one as
+    /// it leaves (after them); its size is computed only when a size hook asks.
+    pub(crate) fn run<M: Message>(&mut self, message: &mut M) -> Result<(), Error> {
         self.shared.count(self.direction);
+        let sent = matches!(
+            (self.shared.info.side, self.direction),
+            (Side::Server, Direction::Response) | (Side::Client, Direction::Request)
+        );
+        if !sent {
+            self.measure(message);
+        }
         for hook in &mut self.hooks {
             hook(message)?;
         }
+        if sent {
+            self.measure(message);
+        }
         Ok(())
+    }
+
+    fn measure<M: Message>(&mut self, message: &M) {
+        if self.sizes.is_empty() {
+            return;
+        }
+        let size = message.binary_len();
+        for hook in &mut self.sizes {
+            hook(size);
+        }
     }
 }
 
@@ -70,6 +100,7 @@ pub struct Call {
     /// The one request message of a client's unary or server-streaming call.
     pub(crate) message: Option<Box<dyn Any + Send>>,
     pub(crate) hooks: Vec<MessageHook>,
+    pub(crate) sizes: Vec<SizeHook>,
 }
 
 impl std::fmt::Debug for Call {
@@ -97,6 +128,7 @@ impl Call {
             extensions,
             message,
             hooks: Vec::new(),
+            sizes: Vec::new(),
         }
     }
 
@@ -167,6 +199,14 @@ impl Call {
         self.hooks.push(Box::new(hook));
     }
 
+    /// Runs `hook` with the size of every request message, in bytes of its binary protobuf
+    /// encoding before compression (the "uncompressed size" of the RPC metrics, whichever
+    /// codec the wire uses): on a server as it arrived, on a client as it is sent. The size
+    /// is computed only for calls with such a hook.
+    pub fn on_message_size(&mut self, hook: impl FnMut(usize) + Send + 'static) {
+        self.sizes.push(Box::new(hook));
+    }
+
     /// Runs `hook` exactly once when the call ends: completed, failed (here or in an
     /// interceptor), past its deadline, cancelled, cut off by the peer or by shutdown. It runs
     /// before the end reaches the other side — a server's trailers or end-of-stream message,
@@ -203,6 +243,7 @@ pub struct Reply {
     pub(crate) body: Box<dyn Any + Send>,
     pub(crate) stream_trailers: Option<crate::stream::StreamTrailers>,
     pub(crate) hooks: Vec<MessageHook>,
+    pub(crate) sizes: Vec<SizeHook>,
     pub(crate) header_hooks: Vec<HeaderHook>,
 }
 
@@ -234,6 +275,7 @@ impl Reply {
             body,
             stream_trailers: None,
             hooks: Vec::new(),
+            sizes: Vec::new(),
             header_hooks: Vec::new(),
         }
     }
@@ -286,6 +328,12 @@ impl Reply {
         self.hooks.push(Box::new(hook));
     }
 
+    /// Runs `hook` with the size of every response message, as [`Call::on_message_size`]
+    /// measures it: on a server as it is sent, on a client as it arrived.
+    pub fn on_message_size(&mut self, hook: impl FnMut(usize) + Send + 'static) {
+        self.sizes.push(Box::new(hook));
+    }
+
     /// The typed body, for the runtime once the chain has returned.
     pub(crate) fn take_body<T: 'static>(&mut self) -> Result<T, Error> {
         let body = std::mem::replace(&mut self.body, Box::new(()));
@@ -302,7 +350,12 @@ impl Reply {
         shared: &Arc<CallShared>,
         direction: Direction,
     ) -> Box<MessageHooks> {
-        MessageHooks::new(shared.clone(), direction, std::mem::take(&mut self.hooks))
+        MessageHooks::new(
+            shared.clone(),
+            direction,
+            std::mem::take(&mut self.hooks),
+            std::mem::take(&mut self.sizes),
+        )
     }
 }
 

@@ -441,7 +441,12 @@ where
         let terminal_descriptors = descriptors.clone();
         let terminal = move |call: Call| -> ReplyFuture {
             Box::pin(async move {
-                let hooks = MessageHooks::new(call.shared.clone(), Direction::Request, call.hooks);
+                let hooks = MessageHooks::new(
+                    call.shared.clone(),
+                    Direction::Request,
+                    call.hooks,
+                    call.sizes,
+                );
                 parts.headers = call.headers;
                 parts.extensions = call.extensions;
                 let response = parts
