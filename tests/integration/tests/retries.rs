@@ -471,48 +471,200 @@ async fn hedging_stops_at_a_fatal_code_and_moves_on_at_a_non_fatal_one() {
     }
 }
 
-/// A raw HTTP/2 server that refuses its first stream (RST_STREAM REFUSED_STREAM: the request
-/// never reached any application) and answers the next with a gRPC status of its own.
-async fn refusing_server() -> std::net::SocketAddr {
+/// What a raw HTTP/2 server does with the first request that reaches it; it answers every
+/// other request with a gRPC success naming the attempt and the connection.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum First {
+    /// RST_STREAM REFUSED_STREAM: the request never reached any application.
+    Refuse,
+    /// GOAWAY(last-stream-id 0, NO_ERROR) once the request's HEADERS have arrived but before
+    /// h2 decodes them, then the connection closes: the server says it processed no stream.
+    GoAwayUnprocessed,
+    /// GOAWAY(NO_ERROR) after h2 has decoded the request's HEADERS, so its last-stream-id is
+    /// the request's stream, then the connection closes: the request may have been processed.
+    GoAwayProcessed,
+}
+
+/// What a raw server saw: connections accepted and requests whose HEADERS arrived.
+#[derive(Default)]
+struct Seen {
+    connections: AtomicU32,
+    attempts: AtomicU32,
+}
+
+impl Seen {
+    fn counts(&self) -> (u32, u32) {
+        (
+            self.connections.load(Ordering::SeqCst),
+            self.attempts.load(Ordering::SeqCst),
+        )
+    }
+}
+
+/// A raw HTTP/2 (h2c) server doing `first` to the first request it gets.
+async fn raw_h2_server(first: First) -> (std::net::SocketAddr, Arc<Seen>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Seen::default());
+    let counted = seen.clone();
     tokio::spawn(async move {
-        let (socket, _) = listener.accept().await.unwrap();
-        let mut connection = h2::server::handshake(socket).await.unwrap();
-        let mut streams = 0;
-        while let Some(Ok((request, mut respond))) = connection.accept().await {
-            streams += 1;
-            if streams == 1 {
-                respond.send_reset(h2::Reason::REFUSED_STREAM);
-                continue;
-            }
-            drop(request);
-            // Trailers-only: not_found, so the test can tell this attempt answered.
-            let response = http::Response::builder()
-                .header("content-type", "application/grpc")
-                .header("grpc-status", "5")
-                .header("grpc-message", "second attempt")
-                .body(())
-                .unwrap();
-            let _ = respond.send_response(response, true);
+        loop {
+            let (socket, _) = listener.accept().await.unwrap();
+            let seen = counted.clone();
+            tokio::spawn(async move {
+                let connection = seen.connections.fetch_add(1, Ordering::SeqCst) + 1;
+                serve_raw_connection(socket, connection, first, &seen).await;
+            });
         }
     });
-    addr
+    (addr, seen)
+}
+
+async fn serve_raw_connection(
+    socket: tokio::net::TcpStream,
+    connection: u32,
+    first: First,
+    seen: &Seen,
+) {
+    if connection == 1 && first == First::GoAwayUnprocessed {
+        wait_for_headers(&socket).await;
+        seen.attempts.fetch_add(1, Ordering::SeqCst);
+        let mut h2 = h2::server::handshake(socket).await.unwrap();
+        // h2 has read the preface only: the GOAWAY names the last stream it decoded, none.
+        h2.abrupt_shutdown(h2::Reason::NO_ERROR);
+        assert!(h2.accept().await.is_none(), "h2 decoded the request");
+        return hold_open(h2).await;
+    }
+    let mut h2 = h2::server::handshake(socket).await.unwrap();
+    let mut kept = Vec::new();
+    while let Some(Ok((request, mut respond))) = h2.accept().await {
+        let attempt = seen.attempts.fetch_add(1, Ordering::SeqCst) + 1;
+        match first {
+            First::Refuse if attempt == 1 => respond.send_reset(h2::Reason::REFUSED_STREAM),
+            First::GoAwayProcessed if attempt == 1 => {
+                h2.abrupt_shutdown(h2::Reason::NO_ERROR);
+                kept.push((request, respond));
+            }
+            _ => {
+                let text = format!("attempt {attempt} on connection {connection}");
+                tokio::spawn(answer(request, respond, text));
+            }
+        }
+    }
+    hold_open((h2, kept)).await
+}
+
+/// Keeps a closed connection's socket until the test ends: dropping it with the request
+/// unread would reset the TCP connection, and the client could lose the GOAWAY before
+/// reading it.
+async fn hold_open<T>(_connection: T) {
+    std::future::pending::<()>().await
+}
+
+/// Waits, reading nothing, until `socket` holds the client's preface and a whole HEADERS
+/// frame: the request has reached this server and h2 has not decoded it.
+async fn wait_for_headers(socket: &tokio::net::TcpStream) {
+    const PREFACE: usize = 24;
+    const HEADERS: u8 = 0x1;
+    let mut buf = vec![0; 64 * 1024];
+    loop {
+        let n = socket.peek(&mut buf).await.unwrap();
+        assert!(n > 0, "the client closed the connection");
+        let mut at = PREFACE;
+        while at + 9 <= n {
+            let length = usize::from(buf[at]) << 16
+                | usize::from(buf[at + 1]) << 8
+                | usize::from(buf[at + 2]);
+            if buf[at + 3] == HEADERS && at + 9 + length <= n {
+                return;
+            }
+            at += 9 + length;
+        }
+        assert!(n < buf.len(), "no HEADERS frame in the first {n} bytes");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Reads the request to its end and answers it with a gRPC success carrying `text`.
+async fn answer(
+    request: http::Request<h2::RecvStream>,
+    mut respond: h2::server::SendResponse<bytes::Bytes>,
+    text: String,
+) {
+    use prost::Message as _;
+    let mut body = request.into_body();
+    while let Some(chunk) = body.data().await {
+        let Ok(chunk) = chunk else { return };
+        let _ = body.flow_control().release_capacity(chunk.len());
+    }
+    let message = EchoResponse {
+        text,
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let mut frame = vec![0];
+    frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&message);
+    let head = http::Response::builder()
+        .header("content-type", "application/grpc")
+        .body(())
+        .unwrap();
+    let Ok(mut stream) = respond.send_response(head, false) else {
+        return;
+    };
+    let mut trailers = http::HeaderMap::new();
+    trailers.insert("grpc-status", HeaderValue::from_static("0"));
+    let _ = stream.send_data(frame.into(), false);
+    let _ = stream.send_trailers(trailers);
+}
+
+/// A gRPC client of `addr` with no retry policy.
+fn raw_client(addr: std::net::SocketAddr) -> (Client, TestServiceClient) {
+    let raw = Client::h2c(&format!("http://{addr}"))
+        .unwrap()
+        .with_config(ClientConfig::default().protocol(Protocol::Grpc));
+    (raw.clone(), TestServiceClient::new(raw))
 }
 
 #[tokio::test]
 async fn a_refused_stream_is_retried_once_transparently() {
-    let addr = refusing_server().await;
-    let raw = Client::h2c(&format!("http://{addr}"))
-        .unwrap()
-        .with_config(ClientConfig::default().protocol(Protocol::Grpc));
-    let client = TestServiceClient::new(raw.clone());
-    // No retry policy: the refused stream is retried anyway, and the second attempt's answer
-    // is the call's.
+    let (addr, seen) = raw_h2_server(First::Refuse).await;
+    let (raw, client) = raw_client(addr);
+    // No retry policy: the refused stream is retried anyway, on the same connection, and the
+    // second attempt's answer is the call's.
+    let reply = client.echo(hello()).await.unwrap();
+    assert_eq!(reply.message().text, "attempt 2 on connection 1");
+    assert_eq!(seen.counts(), (1, 2));
+    let counts = raw.retry_counts();
+    assert_eq!((counts.calls, counts.transparent_retries), (0, 1));
+}
+
+#[tokio::test]
+async fn a_stream_cut_by_goaway_before_processing_is_retried_once_transparently() {
+    let (addr, seen) = raw_h2_server(First::GoAwayUnprocessed).await;
+    let (raw, client) = raw_client(addr);
+    // No retry policy: the server's GOAWAY says it processed no stream, so the request, sent
+    // and received, is retried on a new connection.
+    let reply = client.echo(hello()).await.unwrap();
+    assert_eq!(reply.message().text, "attempt 2 on connection 2");
+    assert_eq!(seen.counts(), (2, 2));
+    let counts = raw.retry_counts();
+    assert_eq!(
+        (counts.calls, counts.retries, counts.transparent_retries),
+        (0, 0, 1)
+    );
+}
+
+#[tokio::test]
+async fn a_stream_the_goaway_says_was_processed_is_not_retried() {
+    let (addr, seen) = raw_h2_server(First::GoAwayProcessed).await;
+    let (raw, client) = raw_client(addr);
+    // The GOAWAY covers the request's stream, then the connection closes under it: the
+    // service may have run, so the failure is the call's.
     let error = client.echo(hello()).await.unwrap_err();
-    assert_eq!(error.code(), Code::NotFound, "{error}");
-    assert_eq!(error.message(), "second attempt");
-    assert_eq!(raw.retry_counts().transparent_retries, 1);
+    assert_eq!(error.code(), Code::Unavailable, "{error}");
+    assert_eq!(seen.counts(), (1, 1));
+    assert_eq!(raw.retry_counts().transparent_retries, 0);
 }
 
 fn words() -> impl futures_util::Stream<Item = EchoRequest> + Send + 'static {
