@@ -43,17 +43,29 @@ impl Flaky {
         }
     }
 
-    fn attempt<T>(&self, request: &Request<T>) -> Result<(), Error> {
+    /// Records an attempt.
+    fn record<T>(&self, request: &Request<T>) {
         let previous = previous_attempts(request);
         self.attempts
             .lock()
             .unwrap()
             .push((previous, Instant::now()));
-        let left = self.failures.load(Ordering::SeqCst);
-        if left == 0 {
+    }
+
+    /// Uses up one failure, if any is left.
+    fn take_failure(&self) -> bool {
+        self.failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                left.checked_sub(1)
+            })
+            .is_ok()
+    }
+
+    fn attempt<T>(&self, request: &Request<T>) -> Result<(), Error> {
+        self.record(request);
+        if !self.take_failure() {
             return Ok(());
         }
-        self.failures.store(left - 1, Ordering::SeqCst);
         let mut error = Error::new(self.code, "flaking");
         if let Some(pushback) = self.pushback {
             error = error.with_metadata(
@@ -99,6 +111,68 @@ impl TestService for Flaky {
             text: texts.join(" "),
             ..Default::default()
         }))
+    }
+
+    /// Echoes every message. Messages up to one saying "go" are held back, then (while
+    /// failures last) the call fails with none answered, or they are all answered. A message
+    /// saying "fail-after-reply" is answered and then fails the call (while failures last).
+    async fn bidi(
+        &self,
+        request: Request<switchboard::Streaming<EchoRequest>>,
+    ) -> Result<Response<ResponseStream<EchoResponse>>, Error> {
+        self.record(&request);
+        let flaky = self.clone();
+        let mut messages = request.into_message();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let echo = |text: String| {
+            Ok(EchoResponse {
+                text,
+                ..Default::default()
+            })
+        };
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            let mut going = false;
+            loop {
+                let message = match messages.message().await {
+                    Ok(Some(message)) => message,
+                    Ok(None) => break,
+                    Err(error) => {
+                        let _ = tx.send(Err(error));
+                        return;
+                    }
+                };
+                if message.text == "fail-after-reply" {
+                    let _ = tx.send(echo(message.text));
+                    if flaky.take_failure() {
+                        let _ = tx.send(Err(Error::new(flaky.code, "flaking")));
+                        return;
+                    }
+                } else if going {
+                    let _ = tx.send(echo(message.text));
+                } else {
+                    let go = message.text == "go";
+                    held.push(message.text);
+                    if go {
+                        if flaky.take_failure() {
+                            let _ = tx.send(Err(Error::new(flaky.code, "flaking")));
+                            return;
+                        }
+                        going = true;
+                        for text in held.drain(..) {
+                            let _ = tx.send(echo(text));
+                        }
+                    }
+                }
+            }
+            for text in held {
+                let _ = tx.send(echo(text));
+            }
+        });
+        let replies = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        Ok(Response::new(
+            Box::pin(replies) as ResponseStream<EchoResponse>
+        ))
     }
 
     async fn echo(&self, request: Request<EchoRequest>) -> Result<Response<EchoResponse>, Error> {
@@ -718,4 +792,116 @@ async fn a_client_stream_larger_than_the_replay_limit_is_not_retried() {
     assert_eq!(error.code(), Code::Unavailable);
     assert_eq!(flaky.previous_attempts().len(), 1);
     server.stop().await;
+}
+
+/// A request stream the test feeds as it goes.
+fn fed() -> (
+    tokio::sync::mpsc::UnboundedSender<EchoRequest>,
+    impl futures_util::Stream<Item = EchoRequest> + Send + 'static,
+) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    (
+        tx,
+        futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)),
+    )
+}
+
+fn text(text: &str) -> EchoRequest {
+    EchoRequest {
+        text: text.to_owned(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn a_bidi_stream_is_replayed_when_it_fails_before_its_first_reply_and_then_goes_on() {
+    for protocol in PROTOCOLS {
+        let flaky = Flaky::new(1, Code::Unavailable);
+        let server = serve(&flaky).await;
+        let (raw, client) = connect(
+            &server,
+            protocol,
+            ClientConfig::default().retry(fast_policy()),
+        );
+        let (requests, stream) = fed();
+        // The call is handed back at once; the caller then talks in turns.
+        let mut replies = client
+            .bidi(Request::new(stream))
+            .await
+            .unwrap_or_else(|e| panic!("{protocol:?}: {e}"))
+            .into_message();
+        for word in ["every", "message", "go"] {
+            requests.send(text(word)).unwrap();
+        }
+        // The first attempt failed after reading all three; the second got them again.
+        for word in ["every", "message", "go"] {
+            let reply = replies.next().await.unwrap();
+            assert_eq!(reply.unwrap().text, word, "{protocol:?}");
+        }
+        // The committed stream goes on with what is sent after the retry.
+        requests.send(text("again")).unwrap();
+        assert_eq!(replies.next().await.unwrap().unwrap().text, "again");
+        drop(requests);
+        assert!(replies.next().await.is_none(), "{protocol:?}");
+        assert_eq!(
+            flaky.previous_attempts(),
+            [None, Some("1".to_owned())],
+            "{protocol:?}"
+        );
+        assert_eq!(raw.retry_counts().retries, 1, "{protocol:?}");
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_bidi_stream_is_not_retried_after_its_first_reply() {
+    for protocol in PROTOCOLS {
+        let flaky = Flaky::new(1, Code::Unavailable);
+        let server = serve(&flaky).await;
+        let (raw, client) = connect(
+            &server,
+            protocol,
+            ClientConfig::default().retry(fast_policy()),
+        );
+        let mut replies = client
+            .bidi(Request::new(futures_util::stream::iter([text(
+                "fail-after-reply",
+            )])))
+            .await
+            .unwrap()
+            .into_message();
+        // Committed by the first reply: the failure after it is the caller's to see.
+        let reply = replies.next().await.unwrap();
+        assert_eq!(reply.unwrap().text, "fail-after-reply", "{protocol:?}");
+        let error = replies.next().await.unwrap().unwrap_err();
+        assert_eq!(error.code(), Code::Unavailable, "{protocol:?}");
+        assert_eq!(flaky.previous_attempts(), [None], "{protocol:?}");
+        assert_eq!(raw.retry_counts().retries, 0, "{protocol:?}");
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_bidi_stream_without_a_policy_or_over_the_replay_limit_is_not_retried() {
+    let policies = [None, Some(fast_policy().max_replay_bytes(8))];
+    for policy in policies {
+        let flaky = Flaky::new(1, Code::Unavailable);
+        let server = serve(&flaky).await;
+        let config = match &policy {
+            Some(policy) => ClientConfig::default().retry(policy.clone()),
+            None => ClientConfig::default(),
+        };
+        let (_, client) = connect(&server, Protocol::Grpc, config);
+        // "every", "message" and "go" take more than 8 bytes encoded.
+        let words = ["every", "message", "go"].map(text);
+        let mut replies = client
+            .bidi(Request::new(futures_util::stream::iter(words)))
+            .await
+            .unwrap()
+            .into_message();
+        let error = replies.next().await.unwrap().unwrap_err();
+        assert_eq!(error.code(), Code::Unavailable, "{policy:?}");
+        assert_eq!(flaky.previous_attempts().len(), 1, "{policy:?}");
+        server.stop().await;
+    }
 }

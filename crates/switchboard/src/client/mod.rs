@@ -534,7 +534,7 @@ impl<T: Transport> Client<T> {
         let descriptors = Descriptors::of(&call.spec);
         let outgoing = self.encode_stream(messages, &descriptors, hooks);
         let result = async {
-            let mut retrying = retry::Retrying::new(&self.shared.config, &call, 0);
+            let retrying = retry::Retrying::new(&self.shared.config, &call, 0);
             let Some(limit) = retrying.replay_limit() else {
                 // No retry policy: the stream goes out once, as it is produced.
                 let incoming = self.exchange(&call, outgoing).await?;
@@ -547,26 +547,10 @@ impl<T: Transport> Client<T> {
             // Under a retry policy the messages sent are kept (up to the replay limit), so
             // that another attempt can send them again before the rest of the stream.
             let log = retry::ReplayLog::new(outgoing, limit);
-            loop {
-                let body = OutgoingBody::Stream(log.replay());
-                let reply = async {
-                    let incoming = self
-                        .exchange_attempt(&call, body, retrying.previous())
-                        .await?;
-                    self.unary_reply(incoming, call.codec, descriptors.output.clone())
-                        .await
-                }
-                .await;
-                let error = match call.send_failure.or(reply) {
-                    Ok(response) => return Ok(response),
-                    // The request stream itself failed, or outgrew the replay limit: no retry.
-                    Err(error) if call.send_failure.get().is_some() || log.overflowed() => {
-                        return Err(error);
-                    }
-                    Err(error) => error,
-                };
-                retrying.again(error).await?;
-            }
+            self.replayed(&call, &log, retrying, |incoming| {
+                self.unary_reply(incoming, call.codec, descriptors.output.clone())
+            })
+            .await
         };
         with_timeout(call.timeout, result).await
     }
@@ -624,7 +608,7 @@ impl<T: Transport> Client<T> {
         // stream is pulled) while the caller holds the call; dropping the response aborts it.
         let client = self.clone();
         let exchange = tokio::spawn(async move {
-            with_timeout(call.timeout, client.exchange(&call, outgoing)).await
+            with_timeout(call.timeout, client.bidi_attempts(&call, outgoing)).await
         });
         Ok(IncomingStream {
             source: Box::new(PendingHead::Waiting(exchange, Vec::new())),
@@ -634,6 +618,66 @@ impl<T: Transport> Client<T> {
             codec,
             descriptor: descriptors.output,
         })
+    }
+
+    /// A bidi call's attempts. Without a retry policy the stream goes out once. Under one,
+    /// the messages sent are kept (up to the replay limit) and the first response message
+    /// (or the stream's end) is read ahead: an attempt that fails before it is retried,
+    /// sending the kept messages again before the rest of the stream; once it has come the
+    /// call is committed, as for server streams.
+    async fn bidi_attempts(
+        &self,
+        call: &OutgoingCall,
+        outgoing: OutgoingBody,
+    ) -> Result<IncomingResponse, Error> {
+        let retrying = retry::Retrying::new(&self.shared.config, call, 0);
+        let Some(limit) = retrying.replay_limit() else {
+            return self.exchange(call, outgoing).await;
+        };
+        let log = retry::ReplayLog::new(outgoing, limit);
+        self.replayed(call, &log, retrying, |mut incoming| async move {
+            match std::future::poll_fn(|cx| incoming.messages.poll_message(cx)).await {
+                Some(Err(error)) => Err(error),
+                first => {
+                    incoming.messages = retry::read_ahead(first, incoming.messages);
+                    Ok(incoming)
+                }
+            }
+        })
+        .await
+    }
+
+    /// The attempts of a call whose request stream is kept in `log`: each sends what was
+    /// kept, then the rest of the stream, and `commit` reads as much of the response as
+    /// decides the call (a client stream's reply, a bidi stream's first message). A failure
+    /// before that is retried under the policy, unless the request stream itself failed
+    /// (that failure is the call's) or outgrew the replay limit.
+    async fn replayed<Committed, F, Fut>(
+        &self,
+        call: &OutgoingCall,
+        log: &retry::ReplayLog,
+        mut retrying: retry::Retrying<'_>,
+        mut commit: F,
+    ) -> Result<Committed, Error>
+    where
+        F: FnMut(IncomingResponse) -> Fut,
+        Fut: Future<Output = Result<Committed, Error>>,
+    {
+        loop {
+            let body = OutgoingBody::Stream(log.replay());
+            let result = match self.exchange_attempt(call, body, retrying.previous()).await {
+                Ok(incoming) => commit(incoming).await,
+                Err(error) => Err(error),
+            };
+            let error = match call.send_failure.or(result) {
+                Ok(committed) => return Ok(committed),
+                Err(error) if call.send_failure.get().is_some() || log.overflowed() => {
+                    return Err(error);
+                }
+                Err(error) => error,
+            };
+            retrying.again(error).await?;
+        }
     }
 
     /// Runs a call inside the interceptors: `terminal` makes the call itself (with the

@@ -42,13 +42,16 @@ const PUSHBACK: &str = "grpc-retry-pushback-ms";
 ///   with GOAWAY before taking it) is tried once more at once, whatever the code, the policy
 ///   and the method: nothing ran, so nothing can run twice. It does not count as an attempt.
 /// * **Replay.** A unary or server-streaming request is one encoded message, kept for the
-///   attempts if it is at most `max_replay_bytes` (larger ones get one attempt). A client
-///   stream's messages are kept as they go out, up to `max_replay_bytes` in all, and a retry
-///   sends them again before the rest of the stream; a stream that outgrows the limit is not
-///   retried. Bidi streams are not retried: the caller reads replies while it still writes.
-/// * **Commitment.** A server stream is retried only until its first message: under a retry
-///   policy the call reads that message (or the stream's end) ahead before it returns, and
-///   from then on a failure is the stream's, delivered to the caller.
+///   attempts if it is at most `max_replay_bytes` (larger ones get one attempt). A client or
+///   bidi stream's messages are kept as they go out, up to `max_replay_bytes` in all, and a
+///   retry sends them again before the rest of the stream; a stream that outgrows the limit
+///   is not retried.
+/// * **Commitment.** A server or bidi stream is retried only until its first response
+///   message: under a retry policy that message (or the stream's end) is read ahead before
+///   the caller sees the stream — a bidi call's headers too, so [`Streaming::headers`] waits
+///   for it — and from then on a failure is the stream's, delivered to the caller.
+///
+/// [`Streaming::headers`]: crate::Streaming::headers
 ///
 /// Retries go out with `grpc-previous-rpc-attempts`, the number of attempts before.
 ///
@@ -415,6 +418,11 @@ struct Kept {
     overflowed: bool,
     source: EncodedStream,
     ended: bool,
+    /// The attempt whose body is live; older bodies end at their next poll.
+    attempt: u64,
+    /// Wakes the live body when the caller's stream had nothing yet, so that a newer
+    /// attempt can end it.
+    waiting: Option<std::task::Waker>,
 }
 
 impl ReplayLog {
@@ -433,6 +441,8 @@ impl ReplayLog {
                 overflowed: false,
                 source,
                 ended: false,
+                attempt: 0,
+                waiting: None,
             })),
         }
     }
@@ -445,12 +455,25 @@ impl ReplayLog {
             .overflowed
     }
 
-    /// The body of one attempt: what was kept, then the rest of the stream.
+    /// The body of one attempt: what was kept, then the rest of the stream. The body of the
+    /// attempt before ends (cleanly: its attempt has already ended with a status), so that
+    /// its HTTP/2 stream closes and only one body takes messages from the caller's stream.
     pub(crate) fn replay(&self) -> EncodedStream {
         let log = self.clone();
         let mut next = 0usize;
+        let attempt = {
+            let mut kept = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+            kept.attempt += 1;
+            if let Some(previous) = kept.waiting.take() {
+                previous.wake();
+            }
+            kept.attempt
+        };
         Box::pin(futures_util::stream::poll_fn(move |cx| {
             let mut kept = log.shared.lock().unwrap_or_else(|p| p.into_inner());
+            if kept.attempt != attempt {
+                return std::task::Poll::Ready(None);
+            }
             if next < kept.messages.len() {
                 next += 1;
                 return std::task::Poll::Ready(Some(Ok(kept.messages[next - 1].clone())));
@@ -476,7 +499,13 @@ impl ReplayLog {
                     kept.ended = true;
                     std::task::Poll::Ready(None)
                 }
-                other => other,
+                std::task::Poll::Ready(Some(Err(error))) => {
+                    std::task::Poll::Ready(Some(Err(error)))
+                }
+                std::task::Poll::Pending => {
+                    kept.waiting = Some(cx.waker().clone());
+                    std::task::Poll::Pending
+                }
             }
         }))
     }
@@ -732,5 +761,32 @@ mod tests {
     fn max_attempts_is_capped_at_five() {
         assert_eq!(RetryPolicy::new().max_attempts(9).max_attempts, 5);
         assert_eq!(RetryPolicy::new().max_attempts(0).max_attempts, 1);
+    }
+
+    #[tokio::test]
+    async fn a_new_attempt_ends_the_body_of_the_one_before_and_replays_what_it_sent() {
+        use futures_util::StreamExt as _;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let source = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        let log = ReplayLog::new(super::super::OutgoingBody::Stream(Box::pin(source)), 1024);
+        let mut first = log.replay();
+        tx.send(Ok(bytes::Bytes::from_static(b"a"))).unwrap();
+        assert_eq!(first.next().await.unwrap().unwrap(), "a");
+        // The first body now waits on the caller's stream, in a task of its own.
+        let first = tokio::spawn(async move { first.count().await });
+        tokio::task::yield_now().await;
+        let mut second = log.replay();
+        // Starting the second attempt ends the first body, with nothing more taken.
+        let more = tokio::time::timeout(std::time::Duration::from_secs(5), first)
+            .await
+            .expect("the first body ended")
+            .unwrap();
+        assert_eq!(more, 0);
+        assert_eq!(second.next().await.unwrap().unwrap(), "a");
+        tx.send(Ok(bytes::Bytes::from_static(b"b"))).unwrap();
+        assert_eq!(second.next().await.unwrap().unwrap(), "b");
+        drop(tx);
+        assert!(second.next().await.is_none());
+        assert!(!log.overflowed());
     }
 }
