@@ -8,8 +8,9 @@
 //!   attributes of the OpenTelemetry RPC conventions: `rpc.system.name` (`grpc` for gRPC and
 //!   gRPC-Web, `connectrpc` for Connect), `rpc.method` (`package.Service/Method`),
 //!   `rpc.response.status_code`, `error.type` when it failed, `server.address` and
-//!   `server.port`, and on servers `network.peer.address`, `network.peer.port` and
-//!   `network.protocol.version` (`1.1`, `2`). The names
+//!   `server.port`, `network.protocol.version` (`1.1`, `2`; on a client from the response,
+//!   so it is missing when none arrived), and on servers `network.peer.address` and
+//!   `network.peer.port`. The names
 //!   of the conventions before their 1.39 revision are written too (`rpc.system` =
 //!   `grpc`/`connect_rpc`, `rpc.service`, `rpc.grpc.status_code`,
 //!   `rpc.connect_rpc.error_code`), as the conventions' `rpc/dup` migration mode does, so
@@ -391,18 +392,23 @@ impl Interceptor for OpenTelemetry {
             ),
             Side::Client => (Context::current(), SpanKind::Client),
         };
+        // The sampler sees the system and the method (to leave out health checks, say);
+        // both are borrowed, so this costs one small allocation.
         let mut span = self
             .tracer
             .span_builder(names.method)
             .with_kind(kind)
+            .with_attributes([
+                KeyValue::new("rpc.system.name", system_name),
+                KeyValue::new("rpc.method", names.method),
+            ])
             .start_with_context(&self.tracer, &parent);
-        // Attributes and events only for a span that records (sampled, and a real SDK).
+        // The other attributes and events only for a span that records (sampled, and a real
+        // SDK).
         let recording = span.is_recording();
         if recording {
             let mut attributes = vec![
-                KeyValue::new("rpc.system.name", system_name),
                 KeyValue::new("rpc.system", old_system),
-                KeyValue::new("rpc.method", names.method),
                 KeyValue::new("rpc.service", names.service),
             ];
             if let Some(authority) = &call.info().authority {
@@ -461,6 +467,13 @@ impl Interceptor for OpenTelemetry {
                     )),
                 }
                 span.set_attribute(KeyValue::new("rpc.response.status_code", status));
+                // A client learns the HTTP version from the response (a server's span has it
+                // from the start).
+                if side == Side::Client {
+                    if let Some(version) = end.http_version().and_then(protocol_version) {
+                        span.set_attribute(KeyValue::new("network.protocol.version", version));
+                    }
+                }
                 if let Some(error) = end.error() {
                     span.set_attribute(KeyValue::new("error.type", status));
                     if side == Side::Client || server_fault(error.code()) {

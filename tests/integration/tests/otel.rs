@@ -192,9 +192,11 @@ async fn one_trace_spans_a_client_a_relay_and_a_service() {
             );
         }
         assert!(attribute(service, "network.peer.address").is_some());
-        // The calls went over HTTP/2 (h2c clients).
-        assert_eq!(string(service, "network.protocol.version"), "2");
-        assert_eq!(string(relay_server, "network.protocol.version"), "2");
+        // The calls went over HTTP/2 (h2c clients): servers know it from the request,
+        // clients from the response.
+        for span in [first, relay_server, relay_client, service] {
+            assert_eq!(string(span, "network.protocol.version"), "2");
+        }
         end.stop().await;
         middle.stop().await;
     }
@@ -335,5 +337,92 @@ async fn a_stream_has_an_event_per_message_and_the_metrics_count_them() {
     assert_eq!(histogram("rpc.client.request.size"), (1, request_size));
     assert_eq!(histogram("rpc.server.response.size"), (3, response_bytes));
     assert_eq!(histogram("rpc.client.response.size"), (3, response_bytes));
+    server.stop().await;
+}
+
+/// Drops the spans of one method, from what the sampler sees when the span starts.
+#[derive(Clone, Debug)]
+struct DropMethod(&'static str);
+
+impl opentelemetry_sdk::trace::ShouldSample for DropMethod {
+    fn should_sample(
+        &self,
+        parent_context: Option<&opentelemetry::Context>,
+        _trace_id: opentelemetry::trace::TraceId,
+        _name: &str,
+        _span_kind: &SpanKind,
+        attributes: &[opentelemetry::KeyValue],
+        _links: &[opentelemetry::trace::Link],
+    ) -> opentelemetry_sdk::trace::SamplingResult {
+        use opentelemetry::trace::TraceContextExt as _;
+        let method = attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == "rpc.method")
+            .map(|kv| kv.value.as_str().into_owned());
+        let system = attributes
+            .iter()
+            .any(|kv| kv.key.as_str() == "rpc.system.name");
+        let decision = if !system || method.as_deref() == Some(self.0) {
+            opentelemetry_sdk::trace::SamplingDecision::Drop
+        } else {
+            opentelemetry_sdk::trace::SamplingDecision::RecordAndSample
+        };
+        opentelemetry_sdk::trace::SamplingResult {
+            decision,
+            attributes: Vec::new(),
+            trace_state: parent_context
+                .map(|cx| cx.span().span_context().trace_state().clone())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_sampler_sees_the_method_and_can_leave_a_method_out() {
+    let spans = InMemorySpanExporter::default();
+    let tracer_provider = SdkTracerProvider::builder()
+        .with_simple_exporter(spans.clone())
+        .with_sampler(DropMethod("switchboard.test.v1.TestService/Echo"))
+        .build();
+    let meter_provider = SdkMeterProvider::builder().build();
+    let interceptor = || OpenTelemetry::with_providers(&tracer_provider, &meter_provider);
+    let router = Router::new()
+        .with_config(ServerConfig::default().interceptor(interceptor()))
+        .add_service(TestServiceServer::new(TestServer));
+    let server = start_router(router).await;
+    let config = ClientConfig::default()
+        .protocol(Protocol::Grpc)
+        .interceptor(interceptor());
+    let client = TestServiceClient::new(Client::h2c(&server.url()).unwrap().with_config(config));
+    client.echo(EchoRequest::default()).await.unwrap();
+    let mut replies = client
+        .server_stream(EchoRequest {
+            repeat: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_message();
+    while let Some(reply) = replies.next().await {
+        reply.unwrap();
+    }
+    let mut finished = Vec::new();
+    for _ in 0..200 {
+        finished = spans.get_finished_spans().unwrap();
+        if finished.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The stream's client and server spans, none for Echo.
+    let names: Vec<_> = finished.iter().map(|s| s.name.to_string()).collect();
+    assert_eq!(
+        names,
+        [
+            "switchboard.test.v1.TestService/ServerStream",
+            "switchboard.test.v1.TestService/ServerStream"
+        ],
+        "{names:?}"
+    );
     server.stop().await;
 }

@@ -381,7 +381,8 @@ impl<T: Transport> Client<T> {
         request: Request<Req>,
         mut hooks: Option<Box<MessageHooks>>,
     ) -> Result<Response<Res>, Error> {
-        let (call, mut message) = self.prepare(spec, request)?;
+        let (mut call, mut message) = self.prepare(spec, request)?;
+        call.intercepted = hooks.as_ref().map(|hooks| hooks.shared().clone());
         let descriptors = Descriptors::of(&call.spec);
         let timeout = call.timeout;
         let result = async {
@@ -444,7 +445,8 @@ impl<T: Transport> Client<T> {
         request: Request<Req>,
         mut hooks: Option<Box<MessageHooks>>,
     ) -> Result<IncomingStream, Error> {
-        let (call, mut message) = self.prepare(spec, request)?;
+        let (mut call, mut message) = self.prepare(spec, request)?;
+        call.intercepted = hooks.as_ref().map(|hooks| hooks.shared().clone());
         let descriptors = Descriptors::of(&call.spec);
         let deadline = deadline_of(call.timeout);
         let timeout = call.timeout;
@@ -530,7 +532,8 @@ impl<T: Transport> Client<T> {
         Res: Message,
         S: Stream<Item = Req> + Send + 'static,
     {
-        let (call, messages) = self.prepare(spec, request)?;
+        let (mut call, messages) = self.prepare(spec, request)?;
+        call.intercepted = hooks.as_ref().map(|hooks| hooks.shared().clone());
         let descriptors = Descriptors::of(&call.spec);
         let outgoing = self.encode_stream(messages, &descriptors, hooks);
         let result = async {
@@ -598,7 +601,8 @@ impl<T: Transport> Client<T> {
         Req: Message,
         S: Stream<Item = Req> + Send + 'static,
     {
-        let (call, messages) = self.prepare(spec, request)?;
+        let (mut call, messages) = self.prepare(spec, request)?;
+        call.intercepted = hooks.as_ref().map(|hooks| hooks.shared().clone());
         let descriptors = Descriptors::of(&call.spec);
         let deadline = deadline_of(call.timeout);
         let outgoing = self.encode_stream(messages, &descriptors, hooks);
@@ -774,6 +778,7 @@ impl<T: Transport> Client<T> {
                 get_max_url_bytes: config.get_max_url_bytes,
                 message_compression,
                 send_failure: SendFailure::default(),
+                intercepted: None,
             },
             message,
         ))
@@ -841,6 +846,9 @@ impl<T: Transport> Client<T> {
                 .send(request)
                 .await
                 .map_err(transport_error)?;
+            if let Some(intercepted) = &call.intercepted {
+                intercepted.saw_http_version(response.version());
+            }
             protocol.response(call, response.map(box_body)).await
         }
         .await;

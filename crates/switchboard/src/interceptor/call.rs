@@ -55,6 +55,11 @@ impl MessageHooks {
         })
     }
 
+    /// The call these hooks belong to.
+    pub(crate) fn shared(&self) -> &Arc<CallShared> {
+        &self.shared
+    }
+
     /// Counts `message` and runs every hook on it, in order; the first error stops there.
     /// Size hooks see a received message as it arrived (before the hooks) and a sent one as
     /// it leaves (after them); its size is computed only when a size hook asks.

@@ -2,7 +2,7 @@
 //! that owns the moment they run.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use http::HeaderMap;
@@ -19,6 +19,7 @@ pub struct CallEnd<'a> {
     duration: Duration,
     messages: (u64, u64),
     canceled: bool,
+    http_version: Option<http::Version>,
 }
 
 impl<'a> CallEnd<'a> {
@@ -55,6 +56,13 @@ impl<'a> CallEnd<'a> {
     /// Messages received and sent, in that order, from this side's point of view.
     pub fn messages(&self) -> (u64, u64) {
         self.messages
+    }
+
+    /// The HTTP version the call went over: on a server the request's, on a client the
+    /// response's (`None` when no response arrived). A client learns it only from the
+    /// response, since its transport negotiates it.
+    pub fn http_version(&self) -> Option<http::Version> {
+        self.http_version
     }
 
     /// Whether the call was abandoned before its end (a dropped future or stream, a peer that
@@ -104,6 +112,8 @@ pub(crate) struct CallShared {
     pub(crate) info: Arc<CallInfo>,
     counts: [AtomicU64; 2],
     end_hooks: Mutex<Vec<EndHook>>,
+    /// The response's HTTP version, on a client (a server knows it from the start).
+    response_version: OnceLock<http::Version>,
 }
 
 impl CallShared {
@@ -112,6 +122,7 @@ impl CallShared {
             info: Arc::new(info),
             counts: Default::default(),
             end_hooks: Mutex::new(Vec::new()),
+            response_version: OnceLock::new(),
         })
     }
 
@@ -130,6 +141,11 @@ impl CallShared {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .is_empty()
+    }
+
+    /// Records the HTTP version of a client's response (the first attempt's to arrive).
+    pub(crate) fn saw_http_version(&self, version: http::Version) {
+        let _ = self.response_version.set(version);
     }
 
     /// Counts one message travelling `direction`.
@@ -164,6 +180,10 @@ impl CallShared {
         );
         let duration = self.info.started.elapsed();
         let messages = self.messages();
+        let http_version = self
+            .info
+            .http_version
+            .or_else(|| self.response_version.get().copied());
         for hook in hooks.into_iter().rev() {
             match hook {
                 EndHook::Sync(hook) => hook(&mut CallEnd {
@@ -173,6 +193,7 @@ impl CallShared {
                     duration,
                     messages,
                     canceled,
+                    http_version,
                 }),
                 EndHook::Async(hook) => {
                     hook(EndSummary {

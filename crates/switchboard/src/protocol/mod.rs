@@ -174,6 +174,8 @@ pub(crate) struct OutgoingCall {
     pub(crate) message_compression: MessageCompression,
     /// Why the request body failed, if it did.
     pub(crate) send_failure: client_shared::SendFailure,
+    /// The interceptors' view of the call, told the response's HTTP version.
+    pub(crate) intercepted: Option<Arc<crate::interceptor::CallShared>>,
 }
 
 /// What a client sends.
