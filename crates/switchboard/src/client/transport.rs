@@ -2,10 +2,13 @@
 //! the default.
 
 use std::future::poll_fn;
+use std::net::SocketAddr;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use hyper_util::client::legacy::Client as HyperClient;
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::dns::{GaiResolver, Name};
+use hyper_util::client::legacy::connect::{Connect, HttpConnector};
 use hyper_util::rt::TokioExecutor;
 
 use crate::body::{Body, BoxError};
@@ -70,14 +73,123 @@ pub type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 #[cfg(not(feature = "tls"))]
 pub type Connector = HttpConnector;
 
+/// The default transport's connector over another resolver.
+#[cfg(feature = "tls")]
+type ConnectorOver<R> = hyper_rustls::HttpsConnector<HttpConnector<R>>;
+#[cfg(not(feature = "tls"))]
+type ConnectorOver<R> = HttpConnector<R>;
+
 /// The default transport: hyper's pooled client, speaking HTTP/1.1 or HTTP/2 with prior
 /// knowledge (h2c) over plain TCP, or either over TLS (chosen by ALPN).
 #[derive(Clone, Debug)]
 pub struct HttpTransport {
-    client: HyperClient<Connector, Body>,
+    client: Pooled,
     /// How the client was built, to build it again with other settings (`None`: a client
     /// given by the caller).
-    built_from: Option<(Connector, bool)>,
+    built_from: Option<Recipe>,
+}
+
+/// The hyper client under an [`HttpTransport`]: host names resolved by the system, or every
+/// name taken to one address (an endpoint of a balanced DNS name, see
+/// [`HttpTransport::pinned_to`]).
+#[derive(Clone, Debug)]
+enum Pooled {
+    Resolving(HyperClient<Connector, Body>),
+    Pinned(HyperClient<ConnectorOver<Pinned>, Body>),
+}
+
+/// Everything an [`HttpTransport`] was built from, so that it can be built again with
+/// keepalive on or around one address, keeping the rest.
+#[derive(Clone, Debug)]
+struct Recipe {
+    http2_only: bool,
+    /// HTTP/2 PING interval and timeout.
+    keepalive: Option<(Duration, Duration)>,
+    /// Connect to this address whatever the URL's host, which still names the server (the
+    /// Host header, TLS server name and certificate verification).
+    pinned: Option<SocketAddr>,
+    #[cfg(feature = "tls")]
+    tls: TlsRecipe,
+}
+
+/// The TLS half of a [`Recipe`].
+#[cfg(feature = "tls")]
+#[derive(Clone, Debug)]
+struct TlsRecipe {
+    config: std::sync::Arc<rustls::ClientConfig>,
+    offer_http1: bool,
+    offer_http2: bool,
+}
+
+impl Recipe {
+    /// A TCP connector over `resolver`, wrapped in TLS for `https://` when the feature is on.
+    fn connector<R>(&self, resolver: R) -> ConnectorOver<R> {
+        let mut http = HttpConnector::new_with_resolver(resolver);
+        http.set_nodelay(true);
+        #[cfg(feature = "tls")]
+        {
+            http.enforce_http(false);
+            let builder = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config((*self.tls.config).clone())
+                .https_or_http();
+            match (self.tls.offer_http1, self.tls.offer_http2) {
+                (true, true) => builder.enable_http1().enable_http2().wrap_connector(http),
+                (false, true) => builder.enable_http2().wrap_connector(http),
+                _ => builder.enable_http1().wrap_connector(http),
+            }
+        }
+        #[cfg(not(feature = "tls"))]
+        http
+    }
+
+    fn build(&self) -> Pooled {
+        match self.pinned {
+            None => Pooled::Resolving(self.client(self.connector(GaiResolver::new()))),
+            Some(address) => Pooled::Pinned(self.client(self.connector(Pinned(address)))),
+        }
+    }
+
+    /// hyper's pooled client over `connector`.
+    fn client<C>(&self, connector: C) -> HyperClient<C, Body>
+    where
+        C: Connect + Clone + Send + Sync + 'static,
+    {
+        let mut client = HyperClient::builder(TokioExecutor::new());
+        // hyper's fixed HTTP/2 windows (5 MiB per connection, 2 MiB per stream), not its
+        // adaptive ones: those start at 64 KiB, and h2 sizes its budget for small DATA frames
+        // from the connection window, so many streams answering at once with small messages
+        // made the client close the connection (GOAWAY ENHANCE_YOUR_CALM).
+        client.pool_idle_timeout(Duration::from_secs(90));
+        if self.http2_only {
+            client.http2_only(true);
+        }
+        if let Some((interval, timeout)) = self.keepalive {
+            client
+                .http2_keep_alive_interval(interval)
+                .http2_keep_alive_timeout(timeout)
+                .http2_keep_alive_while_idle(true)
+                .timer(hyper_util::rt::TokioTimer::new());
+        }
+        client.build(connector)
+    }
+}
+
+/// A resolver that answers every name with one address.
+#[derive(Clone, Copy, Debug)]
+struct Pinned(SocketAddr);
+
+impl tower_service::Service<Name> for Pinned {
+    type Response = std::iter::Once<SocketAddr>;
+    type Error = std::convert::Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _name: Name) -> Self::Future {
+        std::future::ready(Ok(std::iter::once(self.0)))
+    }
 }
 
 impl HttpTransport {
@@ -96,9 +208,11 @@ impl HttpTransport {
 
     #[cfg(not(feature = "tls"))]
     fn build(http2: bool) -> Self {
-        let mut http = HttpConnector::new();
-        http.set_nodelay(true);
-        HttpTransport::with_connector(http, http2)
+        HttpTransport::from_recipe(Recipe {
+            http2_only: http2,
+            keepalive: None,
+            pinned: None,
+        })
     }
 
     #[cfg(feature = "tls")]
@@ -131,31 +245,39 @@ impl HttpTransport {
 
     #[cfg(feature = "tls")]
     fn assemble(
-        tls: std::sync::Arc<rustls::ClientConfig>,
+        config: std::sync::Arc<rustls::ClientConfig>,
         http2_only: bool,
         offer_http1: bool,
         offer_http2: bool,
     ) -> Self {
-        let mut http = HttpConnector::new();
-        http.set_nodelay(true);
-        http.enforce_http(false);
-        let builder = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config((*tls).clone())
-            .https_or_http();
-        let connector = match (offer_http1, offer_http2) {
-            (true, true) => builder.enable_http1().enable_http2().wrap_connector(http),
-            (false, true) => builder.enable_http2().wrap_connector(http),
-            _ => builder.enable_http1().wrap_connector(http),
-        };
-        HttpTransport::with_connector(connector, http2_only)
+        HttpTransport::from_recipe(Recipe {
+            http2_only,
+            keepalive: None,
+            pinned: None,
+            tls: TlsRecipe {
+                config,
+                offer_http1,
+                offer_http2,
+            },
+        })
     }
 
-    /// hyper's pooled client over `connector`.
-    fn with_connector(connector: Connector, http2_only: bool) -> Self {
+    fn from_recipe(recipe: Recipe) -> Self {
         HttpTransport {
-            client: HttpTransport::client_builder(http2_only).build(connector.clone()),
-            built_from: Some((connector, http2_only)),
+            client: recipe.build(),
+            built_from: Some(recipe),
         }
+    }
+
+    /// The same transport (protocols, TLS configuration, keepalive), but connecting to
+    /// `address` whatever host a URL names, with a connection pool of its own: the host name
+    /// stays in the request, so it is what the Host header (`:authority`) says and what TLS
+    /// sends as the server name and verifies the certificate against. `None` for a transport
+    /// made with [`HttpTransport::from_client`], which cannot be built again.
+    pub(crate) fn pinned_to(&self, address: SocketAddr) -> Option<Self> {
+        let mut recipe = self.built_from.clone()?;
+        recipe.pinned = Some(address);
+        Some(HttpTransport::from_recipe(recipe))
     }
 
     /// Sends HTTP/2 PING frames every `interval` on each connection, idle or not, and closes a
@@ -165,40 +287,18 @@ impl HttpTransport {
     /// pings (grpc-go servers: not more often than every 5 minutes unless configured), so
     /// keep `interval` at what the servers allow. No effect on a transport made with
     /// [`HttpTransport::from_client`].
-    pub fn http2_keepalive(
-        mut self,
-        interval: std::time::Duration,
-        timeout: std::time::Duration,
-    ) -> Self {
-        if let Some((connector, http2_only)) = &self.built_from {
-            let mut builder = HttpTransport::client_builder(*http2_only);
-            builder
-                .http2_keep_alive_interval(interval)
-                .http2_keep_alive_timeout(timeout)
-                .http2_keep_alive_while_idle(true)
-                .timer(hyper_util::rt::TokioTimer::new());
-            self.client = builder.build(connector.clone());
+    pub fn http2_keepalive(mut self, interval: Duration, timeout: Duration) -> Self {
+        if let Some(recipe) = &mut self.built_from {
+            recipe.keepalive = Some((interval, timeout));
+            self.client = recipe.build();
         }
         self
-    }
-
-    fn client_builder(http2_only: bool) -> hyper_util::client::legacy::Builder {
-        let mut client = HyperClient::builder(TokioExecutor::new());
-        // hyper's fixed HTTP/2 windows (5 MiB per connection, 2 MiB per stream), not its
-        // adaptive ones: those start at 64 KiB, and h2 sizes its budget for small DATA frames
-        // from the connection window, so many streams answering at once with small messages
-        // made the client close the connection (GOAWAY ENHANCE_YOUR_CALM).
-        client.pool_idle_timeout(std::time::Duration::from_secs(90));
-        if http2_only {
-            client.http2_only(true);
-        }
-        client
     }
 
     /// Wraps a hyper client you configured yourself.
     pub fn from_client(client: HyperClient<Connector, Body>) -> Self {
         HttpTransport {
-            client,
+            client: Pooled::Resolving(client),
             built_from: None,
         }
     }
@@ -210,10 +310,83 @@ impl tower_service::Service<http::Request<Body>> for HttpTransport {
     type Future = hyper_util::client::legacy::ResponseFuture;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        tower_service::Service::poll_ready(&mut self.client, cx)
+        match &mut self.client {
+            Pooled::Resolving(client) => tower_service::Service::poll_ready(client, cx),
+            Pooled::Pinned(client) => tower_service::Service::poll_ready(client, cx),
+        }
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        tower_service::Service::call(&mut self.client, request)
+        match &mut self.client {
+            Pooled::Resolving(client) => tower_service::Service::call(client, request),
+            Pooled::Pinned(client) => tower_service::Service::call(client, request),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    #[tokio::test]
+    async fn a_pinned_transport_connects_to_its_address_and_keeps_the_name() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = socket.read(&mut buf).await.unwrap();
+                assert!(n > 0, "connection closed before the request head");
+                head.extend_from_slice(&buf[..n]);
+            }
+            socket
+                .write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
+                .await
+                .unwrap();
+            String::from_utf8(head).unwrap()
+        });
+        // `.invalid` never resolves (RFC 2606): only the pin can reach the listener.
+        let mut transport = HttpTransport::http1()
+            .http2_keepalive(Duration::from_secs(30), Duration::from_secs(10))
+            .pinned_to(address)
+            .expect("a built transport can be pinned");
+        let url = format!("http://replica.invalid:{}/x", address.port());
+        let request = http::Request::get(url).body(Body::empty()).unwrap();
+        poll_fn(|cx| tower_service::Service::poll_ready(&mut transport, cx))
+            .await
+            .unwrap();
+        let response = tower_service::Service::call(&mut transport, request)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), http::StatusCode::NO_CONTENT);
+        let head = server.await.unwrap().to_ascii_lowercase();
+        let host = format!("host: replica.invalid:{}\r\n", address.port());
+        assert!(head.contains(&host), "{head}");
+        // Keepalive survives the rebuild around the address.
+        assert!(
+            transport
+                .built_from
+                .as_ref()
+                .is_some_and(|recipe| recipe.keepalive.is_some())
+        );
+    }
+
+    #[test]
+    fn a_client_given_by_the_caller_cannot_be_pinned() {
+        let client = HyperClient::builder(TokioExecutor::new()).build(
+            HttpTransport::http1()
+                .built_from
+                .unwrap()
+                .connector(GaiResolver::new()),
+        );
+        let transport = HttpTransport::from_client(client);
+        assert!(
+            transport
+                .pinned_to("127.0.0.1:1".parse().unwrap())
+                .is_none()
+        );
     }
 }
