@@ -84,6 +84,7 @@ pub struct OpenTelemetry {
     server: Arc<Instruments>,
     client: Arc<Instruments>,
     names: Names,
+    message_sizes: bool,
 }
 
 impl std::fmt::Debug for OpenTelemetry {
@@ -133,6 +134,15 @@ impl OpenTelemetry {
         self
     }
 
+    /// Whether to record the size of every message (on by default). Measuring a message
+    /// walks it once more and each record costs a histogram update: off, a unary call costs
+    /// about 1,200 instructions less with the no-op providers (see the guide's "Running in
+    /// production").
+    pub fn message_sizes(mut self, on: bool) -> Self {
+        self.message_sizes = on;
+        self
+    }
+
     fn assemble(tracer: BoxedTracer, meter: &Meter) -> Self {
         OpenTelemetry {
             tracer,
@@ -140,6 +150,7 @@ impl OpenTelemetry {
             server: Arc::new(Instruments::new(meter, "server")),
             client: Arc::new(Instruments::new(meter, "client")),
             names: Names::default(),
+            message_sizes: true,
         }
     }
 }
@@ -444,13 +455,14 @@ impl Interceptor for OpenTelemetry {
             Side::Server => self.server.clone(),
             Side::Client => self.client.clone(),
         };
-        call.on_message_size(record_sizes(
-            instruments.request_size.clone(),
-            system_name,
-            names.method,
-        ));
-        let response_sizes =
-            record_sizes(instruments.response_size.clone(), system_name, names.method);
+        let response_sizes = self.message_sizes.then(|| {
+            call.on_message_size(record_sizes(
+                instruments.request_size.clone(),
+                system_name,
+                names.method,
+            ));
+            record_sizes(instruments.response_size.clone(), system_name, names.method)
+        });
         let ending = context.clone();
         call.on_end(move |end: &mut CallEnd<'_>| {
             let code = end.error().map(Error::code);
@@ -507,7 +519,9 @@ impl Interceptor for OpenTelemetry {
             instruments.responses.record(responses, labels);
         });
         let mut reply = next.run(call).with_context(context.clone()).await?;
-        reply.on_message_size(response_sizes);
+        if let Some(response_sizes) = response_sizes {
+            reply.on_message_size(response_sizes);
+        }
         if recording {
             reply.on_message(message_events(&context, received));
         }

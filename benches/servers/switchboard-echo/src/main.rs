@@ -151,10 +151,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // The global providers, never set: OpenTelemetry's no-op API.
         #[cfg(feature = "otel")]
         Ok("otel-noop") => config = config.interceptor(switchboard_otel::OpenTelemetry::new()),
+        // The same, without the message-size metrics.
+        #[cfg(feature = "otel")]
+        Ok("otel-noop-no-sizes") => {
+            config = config.interceptor(switchboard_otel::OpenTelemetry::new().message_sizes(false))
+        }
         Ok(other) => {
             return Err(format!(
-                "SWITCHBOARD_ECHO_INTERCEPTOR={other:?}: use pass, hooks, otel or otel-noop \
-                 (the last two need SWITCHBOARD_ECHO_FEATURES=otel)"
+                "SWITCHBOARD_ECHO_INTERCEPTOR={other:?}: use pass, hooks, otel, otel-noop or \
+                 otel-noop-no-sizes (the otel ones need SWITCHBOARD_ECHO_FEATURES=otel)"
             )
             .into());
         }
