@@ -22,6 +22,7 @@ mod quickstart;
 mod scale;
 mod soak;
 mod steps;
+mod transcoding;
 
 fn main() -> Result<()> {
     let task = std::env::args().nth(1).unwrap_or_default();
@@ -39,6 +40,16 @@ fn main() -> Result<()> {
             conformance::run(&[])?;
             interop::run(&[])?;
             peers::run(&[])?;
+            // REST requests to switchboard and to connect-go behind vanguard v0.4.0: the same
+            // answers, but for the differences the corpus lists and explains.
+            if transcoding::rest_available() {
+                transcoding::run(&[])?;
+            } else {
+                eprintln!(
+                    "transcoding: skipped (switchboard::server::Rest does not exist yet; \
+                     `cargo xtask transcoding --only vanguard` runs vanguard alone)"
+                );
+            }
             // A page on another origin calls the demo in headless Chromium (CORS, connect-web,
             // grpc-web).
             browser::run()?;
@@ -91,6 +102,10 @@ fn main() -> Result<()> {
             let args: Vec<String> = std::env::args().skip(2).collect();
             fuzz::run(&args)
         }
+        "transcoding" => {
+            let args: Vec<String> = std::env::args().skip(2).collect();
+            transcoding::run(&args)
+        }
         "interop" => {
             let args: Vec<String> = std::env::args().skip(2).collect();
             interop::run(&args)
@@ -102,7 +117,7 @@ fn main() -> Result<()> {
         _ => {
             eprintln!("usage: cargo xtask <task>");
             eprintln!(
-                "  test                     everything CI runs: check, quickstart, protolint, examples, conformance, interop, peers, browser, attack, soak --quick, fuzz, bench --quick and --guard"
+                "  test                     everything CI runs: check, quickstart, protolint, examples, conformance, interop, peers, transcoding, browser, attack, soak --quick, fuzz, bench --quick and --guard"
             );
             eprintln!(
                 "  check                    formatting, clippy (warnings are errors) and the workspace tests"
@@ -132,6 +147,10 @@ fn main() -> Result<()> {
             eprintln!("  peers [grpcurl] [connect-node] [grpcio] [grpc-health-probe] [reflection]");
             eprintln!(
                 "                           the Eliza demo against real third-party clients, all by default"
+            );
+            eprintln!("  transcoding [--only vanguard|switchboard] [--case TEXT]");
+            eprintln!(
+                "                           REST requests (transcoding/corpus.json) to switchboard and to vanguard, answers compared"
             );
             eprintln!("  interop [DIRECTION|CASE...]");
             eprintln!(
