@@ -393,6 +393,12 @@ impl Interceptor for OpenTelemetry {
         let protocol = call
             .peer()
             .map_or(Protocol::Connect, switchboard::Peer::protocol);
+        // The conventions name no RPC system for REST transcoding: its calls are reported as
+        // Connect's (JSON over HTTP, Connect's code names).
+        let protocol = match protocol {
+            Protocol::Rest => Protocol::Connect,
+            other => other,
+        };
         let names = self.names.of(call.spec().procedure());
         let (system_name, old_system) = system(protocol);
         let (parent, kind) = match side {

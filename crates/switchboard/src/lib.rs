@@ -33,6 +33,7 @@ pub mod interceptor;
 pub mod metadata;
 pub(crate) mod protocol;
 mod request;
+mod rest;
 pub mod server;
 mod spec;
 mod stream;

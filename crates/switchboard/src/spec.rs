@@ -60,6 +60,9 @@ pub enum Protocol {
     Grpc,
     /// gRPC-Web (binary or text).
     GrpcWeb,
+    /// REST: JSON over plain HTTP methods and paths, from a method's `google.api.http`
+    /// bindings (see [`crate::server::Rest`]); servers only.
+    Rest,
 }
 
 /// Static facts about one method, shared by every call to it.

@@ -98,6 +98,7 @@ impl Default for ClientConfig {
 
 impl ClientConfig {
     /// The wire protocol (default: Connect). gRPC needs HTTP/2 (an h2c or TLS transport).
+    /// [`Protocol::Rest`] is a server's only: a client given it speaks Connect.
     pub fn protocol(mut self, protocol: Protocol) -> Self {
         self.protocol = protocol;
         self
@@ -113,7 +114,8 @@ impl ClientConfig {
     /// The client half of the configured protocol.
     fn wire_protocol(&self) -> &'static dyn ClientProtocol {
         match (self.protocol, self.grpc_web_text) {
-            (Protocol::Connect, _) => &ConnectClient,
+            // REST is served only; a client calls the same methods over Connect.
+            (Protocol::Connect | Protocol::Rest, _) => &ConnectClient,
             (Protocol::Grpc, _) => &grpc_client::GRPC,
             (Protocol::GrpcWeb, false) => &grpc_client::GRPC_WEB,
             (Protocol::GrpcWeb, true) => &grpc_client::GRPC_WEB_TEXT,

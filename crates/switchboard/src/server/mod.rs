@@ -15,6 +15,7 @@ pub mod tls;
 pub use crate::config::{
     DEFAULT_MIN_REQUEST_RATE, DEFAULT_READ_MAX_BYTES, DEFAULT_REQUEST_GRACE, ServerConfig,
 };
+pub use crate::rest::Rest;
 pub use error_writer::{error_response, error_response_to};
 pub use router::{Router, Routes, RpcService};
 pub use serve::{

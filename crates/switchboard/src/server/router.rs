@@ -154,6 +154,8 @@ struct RouterInner {
     routes: Routes,
     config: ServerConfig,
     services: Vec<(&'static str, Option<&'static [u8]>)>,
+    /// The REST routes, when transcoding is on ([`Router::rest`]).
+    rest: Option<crate::rest::RestTable>,
 }
 
 impl std::fmt::Debug for Router {
@@ -187,6 +189,7 @@ impl Router {
                 routes: Routes::default(),
                 config: ServerConfig::default(),
                 services: Vec::new(),
+                rest: None,
             }),
         }
     }
@@ -231,6 +234,29 @@ impl Router {
         service.register(&mut inner.routes);
         inner.routes.scope = None;
         inner.resolve_chains();
+        inner.resolve_rest();
+        self
+    }
+
+    /// Serves REST too: every method with a `google.api.http` option answers at its HTTP
+    /// method and path template, through the same handler and interceptors as its RPC
+    /// routes, which keep priority. Applies to the services added before and after.
+    ///
+    /// # Panics
+    ///
+    /// When a binding is invalid (a template that does not parse, a field that does not
+    /// exist) or two bindings match the same requests: a mistake in the schema, reported at
+    /// start-up rather than when a request arrives.
+    ///
+    /// ```
+    /// use switchboard::server::{Rest, Router};
+    /// let router = Router::new().rest(Rest::default());
+    /// # let _ = router;
+    /// ```
+    pub fn rest(mut self, settings: crate::rest::Rest) -> Self {
+        let inner = self.inner_mut();
+        inner.rest = Some(crate::rest::RestTable::new(settings));
+        inner.resolve_rest();
         self
     }
 
@@ -325,6 +351,21 @@ where
 }
 
 impl RouterInner {
+    /// Builds the REST routes again from every routed method (in procedure order, so a
+    /// conflict is reported the same way each time).
+    fn resolve_rest(&mut self) {
+        let Some(rest) = &self.rest else {
+            return;
+        };
+        let mut table = crate::rest::RestTable::new(rest.settings.clone());
+        let mut procedures: Vec<&Box<str>> = self.routes.routes.keys().collect();
+        procedures.sort();
+        for procedure in procedures {
+            table.add(procedure, &self.routes.routes[procedure].spec);
+        }
+        self.rest = Some(table);
+    }
+
     fn resolve_chains(&mut self) {
         for route in self.routes.routes.values_mut() {
             route.resolve_chain(&self.config);
@@ -361,6 +402,13 @@ impl RouterInner {
     ) -> http::Response<Body> {
         let protocol = classify(&parts);
         let Some(route) = self.routes.routes.get(parts.uri.path()) else {
+            if let Some(rest) = &self.rest {
+                if crate::rest::is_rest_request(&parts.headers) {
+                    return self
+                        .dispatch_rest(rest, parts, reader, remote, certificates)
+                        .await;
+                }
+            }
             return protocol.unimplemented(&parts);
         };
         let config = route.config.as_deref().unwrap_or(&self.config);
@@ -393,6 +441,47 @@ impl RouterInner {
         };
         let reply = route.handler.call(call).await;
         exchange.respond(reply, config)
+    }
+
+    /// A REST call: the route its path and HTTP method find, then the method's handler.
+    async fn dispatch_rest(
+        &self,
+        rest: &crate::rest::RestTable,
+        parts: http::request::Parts,
+        reader: BodyReader,
+        remote: Option<SocketAddr>,
+        certificates: Option<Arc<[bytes::Bytes]>>,
+    ) -> http::Response<Body> {
+        let config = &self.config;
+        let reader = reader.with_min_rate(config.min_request_rate);
+        let call = match crate::rest::dispatch(rest, &parts, reader, config.read_max_bytes) {
+            Ok(call) => call,
+            Err(refusal) => return *refusal,
+        };
+        let Some(route) = self.routes.routes.get(&*call.route.procedure) else {
+            return crate::rest::not_found();
+        };
+        let mut peer = Peer::new(crate::Protocol::Rest, remote);
+        if let Some(certificates) = certificates {
+            peer = peer.with_certificates(certificates);
+        }
+        let (call, source) = call.take_source();
+        let server_call = ServerCall {
+            spec: route.spec.clone(),
+            version: parts.version,
+            method: parts.method,
+            uri: parts.uri,
+            headers: parts.headers,
+            extensions: parts.extensions,
+            peer,
+            deadline: None,
+            codec: crate::codec::Codec::Proto,
+            source,
+            chain: route.chain.clone(),
+            message_compression: crate::compression::MessageCompression::default(),
+        };
+        let reply = route.handler.call(server_call).await;
+        call.respond(reply).await
     }
 }
 

@@ -1,0 +1,350 @@
+//! One REST call: the request message from the path, query and body; the handler's reply as
+//! JSON, raw bytes or a stream.
+
+use std::future::Future as _;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use futures_core::Stream;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use prost_reflect::{DescriptorPool, MessageDescriptor};
+
+use super::bind::{self, RestInput};
+use super::respond::{self, Rendered};
+use super::{Found, RestRoute, RestTable};
+use crate::Error;
+use crate::body::Body;
+use crate::call::{Outbound, Reply};
+use crate::envelope::BodyReader;
+use crate::stream::MessageSource;
+
+/// What the router needs to run a REST call: the route, its request messages, and how to
+/// answer.
+pub(crate) struct RestCall {
+    pub(crate) route: RestRoute,
+    source: Option<Box<dyn MessageSource>>,
+    output: MessageDescriptor,
+    pool: DescriptorPool,
+}
+
+/// Whether a request that matched no RPC route is for the transcoder: anything but the RPC
+/// protocols' own content types (gRPC, gRPC-Web, Connect streaming) and Connect's marker.
+pub(crate) fn is_rest_request(headers: &HeaderMap) -> bool {
+    if headers.contains_key("connect-protocol-version") {
+        return false;
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    !(content_type.starts_with("application/grpc")
+        || content_type.starts_with("application/connect+"))
+}
+
+/// Routes a REST request: its call, or the transcoder's refusal (404, 405, 415).
+pub(crate) fn dispatch(
+    table: &RestTable,
+    parts: &http::request::Parts,
+    body: BodyReader,
+    read_max_bytes: usize,
+) -> Result<RestCall, Box<http::Response<Body>>> {
+    let (route, captures) = match table.find(&parts.method, parts.uri.path()) {
+        Found::Route(route, captures) => (route.clone(), captures),
+        Found::OtherMethods(methods) => {
+            let mut response = respond::plain(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
+            if let Ok(allow) = HeaderValue::from_str(&methods.join(", ")) {
+                response.headers_mut().insert(header::ALLOW, allow);
+            }
+            return Err(Box::new(response));
+        }
+        Found::Nothing => return Err(Box::new(super::not_found())),
+    };
+    let method = route
+        .spec
+        .method()
+        .cloned()
+        .ok_or_else(|| Box::new(super::not_found()))?;
+    let input = method.input();
+    let stream_type = route.spec.stream_type();
+    if stream_type.client_streams() {
+        return Err(Box::new(respond::plain(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "client and bidi streams cannot be called over REST",
+        )));
+    }
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let raw_body = bind::takes_raw_body(&input, &route.binding);
+    if let Some(content_type) = &content_type {
+        if !raw_body && !is_json(content_type) {
+            return Err(Box::new(respond::plain(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                &format!("{content_type:?} is not supported: send application/json"),
+            )));
+        }
+    }
+    let source = Box::new(RestSource {
+        body,
+        limit: read_max_bytes,
+        input,
+        route: route.clone(),
+        captures,
+        query: parts.uri.query().map(str::to_owned),
+        content_type,
+        discard_unknown_query: table.settings.discard_unknown_query,
+        done: false,
+    });
+    Ok(RestCall {
+        output: method.output(),
+        pool: method.parent_pool().clone(),
+        route,
+        source: Some(source),
+    })
+}
+
+/// `application/json`, with at most a UTF-8 charset.
+fn is_json(content_type: &str) -> bool {
+    let mut parts = content_type.split(';');
+    let media = parts.next().unwrap_or("").trim();
+    if !media.eq_ignore_ascii_case("application/json") {
+        return false;
+    }
+    parts.all(|parameter| {
+        let (name, value) = parameter.split_once('=').unwrap_or((parameter, ""));
+        name.trim().eq_ignore_ascii_case("charset")
+            && value.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+    })
+}
+
+/// The one request message of a REST call, built once the body has been read.
+struct RestSource {
+    body: BodyReader,
+    limit: usize,
+    input: MessageDescriptor,
+    route: RestRoute,
+    captures: Vec<String>,
+    query: Option<String>,
+    content_type: Option<String>,
+    discard_unknown_query: bool,
+    done: bool,
+}
+
+impl MessageSource for RestSource {
+    fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Error>>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        let body = match self.body.poll_read_to_end(cx, self.limit) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Err(error)) => {
+                self.done = true;
+                return Poll::Ready(Some(Err(error)));
+            }
+            Poll::Ready(Ok(body)) => body,
+        };
+        self.done = true;
+        let message = bind::request_message(
+            &self.input,
+            RestInput {
+                binding: &self.route.binding,
+                captures: &self.captures,
+                query: self.query.as_deref(),
+                content_type: self.content_type.as_deref(),
+                body,
+                discard_unknown_query: self.discard_unknown_query,
+            },
+        );
+        Poll::Ready(Some(message.map(|message| {
+            let mut buf = BytesMut::with_capacity(prost::Message::encoded_len(&message));
+            prost::Message::encode_raw(&message, &mut buf);
+            buf.freeze()
+        })))
+    }
+
+    fn trailers(&self) -> Option<&HeaderMap> {
+        None
+    }
+}
+
+impl RestCall {
+    /// The request's messages, for the handler.
+    pub(crate) fn take_source(mut self) -> (Self, Box<dyn MessageSource>) {
+        let source = self.source.take().unwrap_or_else(|| Box::new(Exhausted));
+        (self, source)
+    }
+
+    /// The handler's reply as REST: one message rendered, or a stream.
+    pub(crate) async fn respond(self, reply: Reply) -> http::Response<Body> {
+        let response_body = self.route.binding.response_body.as_deref();
+        match reply {
+            Reply::Unary(Ok(unary)) => {
+                match respond::render(&self.output, response_body, unary.payload.into_message()) {
+                    Ok(rendered) => respond::success(rendered, unary.headers, unary.trailers),
+                    Err(error) => respond::error_response(&error, Some(&self.pool)),
+                }
+            }
+            Reply::Unary(Err(error)) | Reply::Stream(Err(error)) => {
+                respond::error_response(&error, Some(&self.pool))
+            }
+            Reply::Stream(Ok(stream)) => self.stream(stream.headers, stream.outbound).await,
+        }
+    }
+
+    /// A streamed reply. Its first message (or its failure) is awaited before the head: a
+    /// stream that fails before its first message answers like a unary error.
+    ///
+    /// Raw messages (`google.api.HttpBody`) are written one after the other, with the first
+    /// one's content type; a failure after the first ends the body with an error (the
+    /// connection or stream is reset), since the status is already sent. Other messages are
+    /// written as grpc-gateway does: one JSON object per line, `{"result": message}`, and a
+    /// failure as a last line `{"error": status}`.
+    async fn stream(self, headers: HeaderMap, mut outbound: Outbound) -> http::Response<Body> {
+        let response_body = self.route.binding.response_body.clone();
+        let first = std::future::poll_fn(|cx| outbound.messages.as_mut().poll_next(cx)).await;
+        let first = match first {
+            Some(Ok(first)) => first,
+            Some(Err(error)) => {
+                let (error, _) = outbound.ender.end(Some(error.clone()), None).await;
+                let error = error.unwrap_or(error_fallback());
+                return respond::error_response(&error, Some(&self.pool));
+            }
+            None => {
+                let _ = outbound.ender.end(None, None).await;
+                return respond::success(Rendered::Json(Vec::new()), headers, HeaderMap::new());
+            }
+        };
+        let first =
+            match respond::render(&self.output, response_body.as_deref(), first.into_message()) {
+                Ok(first) => first,
+                Err(error) => return respond::error_response(&error, Some(&self.pool)),
+            };
+        let raw = matches!(first, Rendered::Raw(..));
+        let content_type = match &first {
+            Rendered::Raw(content_type, _) => content_type.clone(),
+            Rendered::Json(_) => HeaderValue::from_static("application/json"),
+        };
+        let lines = RestStream {
+            first: Some(first),
+            ending: None,
+            outbound,
+            output: self.output,
+            pool: self.pool,
+            response_body,
+            raw,
+            done: false,
+        };
+        let body = http_body_util::StreamBody::new(lines);
+        let mut response = http::Response::new(Body::new(body));
+        let out = response.headers_mut();
+        for (name, value) in &headers {
+            out.append(name.clone(), value.clone());
+        }
+        out.insert(header::CONTENT_TYPE, content_type);
+        response
+    }
+}
+
+fn error_fallback() -> Error {
+    Error::internal("the stream failed")
+}
+
+/// The body of a streamed REST reply.
+struct RestStream {
+    first: Option<Rendered>,
+    /// The interceptors' end hooks running, then what to yield after them.
+    ending: Option<(crate::interceptor::EndFuture, Option<Frame>)>,
+    outbound: Outbound,
+    output: MessageDescriptor,
+    pool: DescriptorPool,
+    response_body: Option<String>,
+    raw: bool,
+    done: bool,
+}
+
+type Frame = http_body::Frame<Bytes>;
+
+impl RestStream {
+    fn chunk(&self, rendered: Rendered) -> Bytes {
+        match rendered {
+            Rendered::Raw(_, data) => data,
+            Rendered::Json(json) => {
+                let mut line = Vec::with_capacity(json.len() + 12);
+                line.extend_from_slice(b"{\"result\":");
+                line.extend_from_slice(&json);
+                line.extend_from_slice(b"}\n");
+                Bytes::from(line)
+            }
+        }
+    }
+}
+
+impl Stream for RestStream {
+    type Item = Result<Frame, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if let Some((ending, _)) = &mut this.ending {
+            let (error, _) = std::task::ready!(Pin::new(ending).poll(cx));
+            let last = this.ending.take().and_then(|(_, last)| last);
+            this.done = true;
+            return Poll::Ready(match (error, last) {
+                // A raw stream that failed: only a broken body says the download failed.
+                (Some(error), None) if this.raw => Some(Err(error)),
+                (_, last) => last.map(Ok),
+            });
+        }
+        if this.done {
+            return Poll::Ready(None);
+        }
+        if let Some(first) = this.first.take() {
+            return Poll::Ready(Some(Ok(Frame::data(this.chunk(first)))));
+        }
+        let next = match this.outbound.messages.as_mut().poll_next(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(next) => next,
+        };
+        let failure = match next {
+            None => None,
+            Some(Ok(message)) => match respond::render(
+                &this.output,
+                this.response_body.as_deref(),
+                message.into_message(),
+            ) {
+                Ok(rendered) => return Poll::Ready(Some(Ok(Frame::data(this.chunk(rendered))))),
+                Err(error) => Some(error),
+            },
+            Some(Err(error)) => Some(error),
+        };
+        // The end: the interceptors' hooks run before the peer sees it.
+        let last = match &failure {
+            Some(failure) if !this.raw => {
+                let status = respond::status_json(failure, Some(&this.pool));
+                let mut line =
+                    serde_json::to_vec(&serde_json::json!({ "error": status })).unwrap_or_default();
+                line.push(b'\n');
+                Some(Frame::data(Bytes::from(line)))
+            }
+            _ => None,
+        };
+        this.ending = Some((this.outbound.ender.end(failure, None), last));
+        Pin::new(this).poll_next(cx)
+    }
+}
+
+/// A source already taken.
+struct Exhausted;
+
+impl MessageSource for Exhausted {
+    fn poll_message(&mut self, _cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Error>>> {
+        Poll::Ready(None)
+    }
+
+    fn trailers(&self) -> Option<&HeaderMap> {
+        None
+    }
+}

@@ -1,0 +1,516 @@
+//! REST transcoding over real sockets: a library service annotated with google.api.http,
+//! called with plain HTTP requests the way a REST client would.
+
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+use switchboard::error_details::ErrorInfo;
+use switchboard::server::{Rest, Router};
+use switchboard::{Code, Error, ErrorDetail, Request, Response, ResponseStream};
+use switchboard_integration_tests::rest_proto::google::api::HttpBody;
+use switchboard_integration_tests::rest_proto::switchboard::library::v1::*;
+use switchboard_integration_tests::{Running, start_router};
+
+#[derive(Clone)]
+struct Library;
+
+impl LibraryService for Library {
+    async fn get_shelf(&self, request: Request<GetShelfRequest>) -> Result<Response<Shelf>, Error> {
+        let name = request.into_message().name;
+        if name == "shelves/missing" {
+            return Err(Error::new(Code::NotFound, format!("{name} not found")));
+        }
+        Ok(Response::new(Shelf {
+            theme: format!("theme of {name}"),
+            name,
+        }))
+    }
+
+    async fn create_book(
+        &self,
+        request: Request<CreateBookRequest>,
+    ) -> Result<Response<Book>, Error> {
+        let request = request.into_message();
+        let mut book = request.book.unwrap_or_default();
+        book.name = format!("{}/books/{}", request.parent, request.book_id);
+        Ok(Response::new(book))
+    }
+
+    async fn update_book(
+        &self,
+        request: Request<UpdateBookRequest>,
+    ) -> Result<Response<Book>, Error> {
+        let request = request.into_message();
+        let mut book = request.book.unwrap_or_default();
+        let paths = request.update_mask.map(|m| m.paths).unwrap_or_default();
+        book.title = format!("{} [{}]", book.title, paths.join(","));
+        Ok(Response::new(book))
+    }
+
+    async fn move_book(&self, request: Request<MoveBookRequest>) -> Result<Response<Book>, Error> {
+        let request = request.into_message();
+        let last = request.name.rsplit('/').next().unwrap_or_default();
+        Ok(Response::new(Book {
+            name: format!("{}/books/{last}", request.other_shelf_name),
+            ..Default::default()
+        }))
+    }
+
+    async fn checkout_book(
+        &self,
+        request: Request<CheckoutBookRequest>,
+    ) -> Result<Response<Book>, Error> {
+        let request = request.into_message();
+        Ok(Response::new(Book {
+            name: request.name,
+            title: format!("checked out by {}", request.reader),
+            ..Default::default()
+        }))
+    }
+
+    async fn search(
+        &self,
+        request: Request<SearchRequest>,
+    ) -> Result<Response<SearchRequest>, Error> {
+        Ok(Response::new(request.into_message()))
+    }
+
+    async fn list_book_titles(
+        &self,
+        request: Request<ListBooksRequest>,
+    ) -> Result<Response<ListBooksResponse>, Error> {
+        let request = request.into_message();
+        let n = request.page_size.clamp(0, 3);
+        Ok(Response::new(ListBooksResponse {
+            titles: (1..=n).map(|i| format!("title {i}")).collect(),
+            total_size: i64::from(request.page_size),
+            ..Default::default()
+        }))
+    }
+
+    async fn count_books(
+        &self,
+        request: Request<ListBooksRequest>,
+    ) -> Result<Response<ListBooksResponse>, Error> {
+        self.list_book_titles(request).await
+    }
+
+    async fn upload_cover(
+        &self,
+        request: Request<UploadCoverRequest>,
+    ) -> Result<Response<Book>, Error> {
+        let request = request.into_message();
+        let cover = request.cover.unwrap_or_default();
+        Ok(Response::new(Book {
+            name: request.name,
+            cover_type: cover.content_type,
+            cover_bytes: cover.data.len() as i32,
+            ..Default::default()
+        }))
+    }
+
+    async fn download_cover(
+        &self,
+        request: Request<DownloadCoverRequest>,
+    ) -> Result<Response<HttpBody>, Error> {
+        let name = request.into_message().name;
+        Ok(Response::new(HttpBody {
+            content_type: "image/x-test".into(),
+            data: format!("cover of {name}").into_bytes(),
+            extensions: Vec::new(),
+        }))
+    }
+
+    async fn stream_pages(
+        &self,
+        request: Request<StreamPagesRequest>,
+    ) -> Result<Response<ResponseStream<HttpBody>>, Error> {
+        let request = request.into_message();
+        let mut pages: Vec<Result<HttpBody, Error>> = (1..=request.count.clamp(0, 5))
+            .map(|i| {
+                Ok(HttpBody {
+                    content_type: "text/plain".into(),
+                    data: format!("page {i} of {}\n", request.name).into_bytes(),
+                    extensions: Vec::new(),
+                })
+            })
+            .collect();
+        if request.count > 5 {
+            pages.truncate(1);
+            pages.push(Err(Error::new(Code::OutOfRange, "no page 6")));
+        }
+        Ok(Response::new(
+            Box::pin(futures_util::stream::iter(pages)) as ResponseStream<HttpBody>
+        ))
+    }
+
+    async fn stream_books(
+        &self,
+        request: Request<ListBooksRequest>,
+    ) -> Result<Response<ResponseStream<Book>>, Error> {
+        let request = request.into_message();
+        let mut books: Vec<Result<Book, Error>> = (1..=request.page_size.clamp(0, 3))
+            .map(|i| {
+                Ok(Book {
+                    name: format!("{}/books/{i}", request.parent),
+                    title: request.filter.clone(),
+                    ..Default::default()
+                })
+            })
+            .collect();
+        if request.filter == "fail" {
+            books.push(Err(Error::new(Code::Aborted, "stopped")));
+        }
+        Ok(Response::new(
+            Box::pin(futures_util::stream::iter(books)) as ResponseStream<Book>
+        ))
+    }
+
+    async fn fail(&self, request: Request<FailRequest>) -> Result<Response<()>, Error> {
+        let request = request.into_message();
+        let code = Code::from_i32(request.code)
+            .filter(|_| request.code != 0)
+            .ok_or_else(|| Error::invalid_argument("no such code"))?;
+        let mut error = Error::new(code, request.message);
+        if request.with_detail {
+            error = error.with_detail(ErrorDetail::new(&ErrorInfo {
+                reason: "FAILED".into(),
+                domain: "library.example".into(),
+                metadata: [("code".to_owned(), request.code.to_string())].into(),
+            }));
+        }
+        Err(error)
+    }
+}
+
+async fn serve() -> Running {
+    start_router(
+        Router::new()
+            .rest(Rest::default())
+            .add_service(LibraryServiceServer::new(Library)),
+    )
+    .await
+}
+
+struct Answer {
+    status: u16,
+    headers: http::HeaderMap,
+    body: Bytes,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("{e}: {:?}", String::from_utf8_lossy(&self.body)))
+    }
+
+    fn content_type(&self) -> &str {
+        self.headers
+            .get("content-type")
+            .map_or("", |v| v.to_str().unwrap())
+    }
+}
+
+async fn send(
+    server: &Running,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: &str,
+) -> Answer {
+    let client = HyperClient::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(format!("{}{path}", server.url()));
+    if let Some(content_type) = content_type {
+        request = request.header("content-type", content_type);
+    }
+    let response = client
+        .request(
+            request
+                .body(Full::new(Bytes::from(body.to_owned())))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+const JSON: Option<&str> = Some("application/json");
+
+#[tokio::test]
+async fn path_variables_bodies_and_query_parameters_fill_the_request() {
+    let server = serve().await;
+    let answer = send(&server, "GET", "/v1/shelves/s1", None, "").await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.content_type(), "application/json");
+    assert_eq!(
+        answer.json(),
+        json!({"name": "shelves/s1", "theme": "theme of shelves/s1"})
+    );
+    // body: "book", a path variable and a query parameter.
+    let answer = send(
+        &server,
+        "POST",
+        "/v1/shelves/s1/books?bookId=b7",
+        JSON,
+        r#"{"title": "Dune", "genre": "GENRE_FICTION", "sizeBytes": "12"}"#,
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    assert_eq!(
+        answer.json(),
+        json!({"name": "shelves/s1/books/b7", "title": "Dune", "genre": "GENRE_FICTION", "sizeBytes": "12"})
+    );
+    // A nested field in the path, a field mask in the query.
+    let answer = send(
+        &server,
+        "PATCH",
+        "/v1/shelves/s1/books/b2?updateMask=title,author",
+        JSON,
+        r#"{"title": "Emma"}"#,
+    )
+    .await;
+    assert_eq!(
+        answer.json(),
+        json!({"name": "shelves/s1/books/b2", "title": "Emma [title,author]"})
+    );
+    // A verb, the whole request as the body.
+    let answer = send(
+        &server,
+        "POST",
+        "/v1/shelves/s1/books/b2:move",
+        JSON,
+        r#"{"otherShelfName": "shelves/s9"}"#,
+    )
+    .await;
+    assert_eq!(answer.json(), json!({"name": "shelves/s9/books/b2"}));
+    // A custom HTTP method.
+    let answer = send(
+        &server,
+        "CHECKOUT",
+        "/v1/shelves/s/books/b?reader=ann",
+        None,
+        "",
+    )
+    .await;
+    assert_eq!(answer.json()["title"], "checked out by ann");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn query_parameters_of_every_kind() {
+    let server = serve().await;
+    let query = "query=a+b&i32=-3&i64=9007199254740993&u32=7&u64=8&s32=-2&f64=5\
+        &ratio=0.5&score=Infinity&available=true&token=aGk&genre=GENRE_POETRY\
+        &tags=x&tags=y&years=1999&years=2001&genres=1&genres=GENRE_HISTORY\
+        &filter.author=Le+Guin&filter.nested.minYear=1970&publishedAfter=2020-01-02T03:04:05Z\
+        &maxAge=3.5s&fields=a.b,c&limit=10&cursor=next&inPrint=false&edition=first\
+        &customJson=j&custom_name=p";
+    let answer = send(&server, "GET", &format!("/v1/search?{query}"), None, "").await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    assert_eq!(
+        answer.json(),
+        json!({
+            "query": "a b", "i32": -3, "i64": "9007199254740993", "u32": 7, "u64": "8",
+            "s32": -2, "f64": "5", "ratio": 0.5, "score": "Infinity", "available": true,
+            "token": "aGk=", "genre": "GENRE_POETRY", "tags": ["x", "y"], "years": [1999, 2001],
+            "genres": ["GENRE_FICTION", "GENRE_HISTORY"],
+            "filter": {"author": "Le Guin", "nested": {"minYear": 1970}},
+            "publishedAfter": "2020-01-02T03:04:05Z", "maxAge": "3.500s", "fields": "a.b,c",
+            "limit": 10, "cursor": "next", "inPrint": false, "edition": "first",
+            "customJson": "p"
+        })
+    );
+    for (bad, why) in [
+        ("i32=1.0", "a fraction"),
+        ("i32=abc", "not a number"),
+        ("available=yes", "not a bool"),
+        ("genre=GENRE_NOPE", "not an enum value"),
+        ("labels=x", "a map"),
+        ("extra=x", "a Struct"),
+        ("filters.author=x", "through a repeated field"),
+        ("bogus=1", "no such field"),
+        ("publishedAfter=yesterday", "not a timestamp"),
+    ] {
+        let answer = send(&server, "GET", &format!("/v1/search?{bad}"), None, "").await;
+        assert_eq!(answer.status, 400, "{why}: {:?}", answer.body);
+        assert_eq!(answer.json()["code"], 3, "{why}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn response_body_fields_and_raw_bodies() {
+    let server = serve().await;
+    let answer = send(&server, "GET", "/v1/shelves/s/titles?pageSize=2", None, "").await;
+    assert_eq!(answer.json(), json!(["title 1", "title 2"]));
+    let answer = send(&server, "GET", "/v1/shelves/s/count?pageSize=2", None, "").await;
+    assert_eq!(answer.json(), json!("2"));
+    let answer = send(&server, "GET", "/v1/search:echo?filter.author=x", None, "").await;
+    assert_eq!(
+        answer.json(),
+        json!({"author": "x", "minYear": 0, "genre": "GENRE_UNSPECIFIED"})
+    );
+    // google.api.HttpBody out and in.
+    let answer = send(&server, "GET", "/v1/shelves/s/books/b/cover", None, "").await;
+    assert_eq!(answer.content_type(), "image/x-test");
+    assert_eq!(&answer.body[..], b"cover of shelves/s/books/b");
+    let answer = send(
+        &server,
+        "PUT",
+        "/v1/shelves/s/books/b/cover",
+        Some("image/png; q=1"),
+        "\u{1}\u{2}\u{3}",
+    )
+    .await;
+    assert_eq!(
+        answer.json(),
+        json!({"name": "shelves/s/books/b", "coverType": "image/png; q=1", "coverBytes": 3})
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn errors_have_the_status_of_their_code_and_a_status_body() {
+    let server = serve().await;
+    for (code, status) in [
+        (3, 400),
+        (5, 404),
+        (7, 403),
+        (8, 429),
+        (9, 400),
+        (14, 503),
+        (16, 401),
+    ] {
+        let answer = send(&server, "GET", &format!("/v1/fail/{code}"), None, "").await;
+        assert_eq!(answer.status, status, "code {code}");
+        assert_eq!(answer.content_type(), "application/json");
+        assert_eq!(answer.json()["code"], code);
+        assert_eq!(answer.json()["details"], json!([]));
+    }
+    let answer = send(
+        &server,
+        "POST",
+        "/v1/fail",
+        JSON,
+        r#"{"code": 9, "message": "not now", "withDetail": true}"#,
+    )
+    .await;
+    assert_eq!(answer.status, 400);
+    let status = answer.json();
+    assert_eq!(status["message"], "not now");
+    assert_eq!(
+        status["details"][0]["@type"],
+        "type.googleapis.com/google.rpc.ErrorInfo"
+    );
+    // Routing refusals are the transcoder's own, in plain text.
+    let answer = send(&server, "GET", "/v1/nothing/here", None, "").await;
+    assert_eq!(answer.status, 404);
+    assert_eq!(answer.content_type(), "text/plain; charset=utf-8");
+    let answer = send(&server, "DELETE", "/v1/search", None, "").await;
+    assert_eq!(answer.status, 405);
+    assert_eq!(answer.headers["allow"], "GET, POST");
+    let answer = send(&server, "POST", "/v1/search", Some("text/plain"), "{}").await;
+    assert_eq!(answer.status, 415);
+    // Bad JSON is the caller's mistake.
+    let answer = send(&server, "POST", "/v1/search", JSON, "{nope").await;
+    assert_eq!(answer.status, 400);
+    assert_eq!(answer.json()["code"], 3);
+    // A body where the rule takes none.
+    let answer = send(&server, "GET", "/v1/shelves/s", JSON, r#"{"name": "x"}"#).await;
+    assert_eq!(answer.status, 400);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn streams_are_raw_chunks_or_json_lines() {
+    let server = serve().await;
+    let answer = send(
+        &server,
+        "GET",
+        "/v1/shelves/s/books/b/pages?count=2",
+        None,
+        "",
+    )
+    .await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.content_type(), "text/plain");
+    assert_eq!(
+        &answer.body[..],
+        b"page 1 of shelves/s/books/b\npage 2 of shelves/s/books/b\n"
+    );
+    let answer = send(
+        &server,
+        "GET",
+        "/v1/shelves/s/books:stream?pageSize=2&filter=f",
+        None,
+        "",
+    )
+    .await;
+    assert_eq!(answer.status, 200);
+    let lines: Vec<Value> = answer
+        .body
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            json!({"result": {"name": "shelves/s/books/1", "title": "f"}}),
+            json!({"result": {"name": "shelves/s/books/2", "title": "f"}})
+        ]
+    );
+    let answer = send(
+        &server,
+        "GET",
+        "/v1/shelves/s/books:stream?pageSize=1&filter=fail",
+        None,
+        "",
+    )
+    .await;
+    let last: Value =
+        serde_json::from_slice(answer.body.split(|b| *b == b'\n').nth(1).unwrap()).unwrap();
+    assert_eq!(last["error"]["code"], 10);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn rpc_routes_keep_working_beside_rest() {
+    let server = serve().await;
+    let client =
+        LibraryServiceClient::new(switchboard::client::Client::h2c(&server.url()).unwrap());
+    let shelf = client
+        .get_shelf(GetShelfRequest {
+            name: "shelves/x".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(shelf.message().theme, "theme of shelves/x");
+    let mut pages = client
+        .stream_pages(StreamPagesRequest {
+            name: "b".into(),
+            count: 2,
+        })
+        .await
+        .unwrap()
+        .into_message();
+    let mut count = 0;
+    while let Some(page) = pages.next().await {
+        page.unwrap();
+        count += 1;
+    }
+    assert_eq!(count, 2);
+    server.stop().await;
+}
