@@ -45,13 +45,12 @@ const MAX_PAGES: i32 = 5;
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Library;
 
-/// The router serving [`Library`], with REST from the `google.api.http` annotations when the
-/// `rest` feature is on.
+/// The router serving [`Library`]: REST from the `google.api.http` annotations, beside
+/// Connect, gRPC and gRPC-Web.
 pub fn router() -> switchboard::server::Router {
-    let router = switchboard::server::Router::new();
-    #[cfg(feature = "rest")]
-    let router = router.rest(switchboard::server::Rest::default());
-    router.add_service(LibraryServiceServer::new(Library))
+    switchboard::server::Router::new()
+        .rest(switchboard::server::Rest::default())
+        .add_service(LibraryServiceServer::new(Library))
 }
 
 /// The README's `not_found`: `<name> not found`.

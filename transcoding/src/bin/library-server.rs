@@ -1,8 +1,8 @@
 //! Serves the library service on 127.0.0.1 for `cargo xtask transcoding`:
 //! `library-server [--port PORT]` (0, the default, picks a free port). Prints
-//! `library-server listening on http://ADDR` once it accepts connections. With the `rest`
-//! feature, REST requests are transcoded from the `google.api.http` annotations; Connect,
-//! gRPC and gRPC-Web are always served.
+//! `library-server listening on http://ADDR` once it accepts connections. REST requests are
+//! transcoded from the `google.api.http` annotations; Connect, gRPC and gRPC-Web are served
+//! beside them.
 
 use std::net::{Ipv4Addr, SocketAddr};
 
@@ -32,12 +32,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         switchboard::server::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await?;
     // SIGTERM and SIGINT stop it gracefully; installed before the banner.
     let stop = switchboard::server::shutdown_signal()?;
-    let rest = if cfg!(feature = "rest") {
-        "REST, "
-    } else {
-        "no REST (the rest feature is off), "
-    };
-    println!("library-server listening on http://{local} ({rest}Connect, gRPC and gRPC-Web)");
+    println!("library-server listening on http://{local} (REST, Connect, gRPC and gRPC-Web)");
     switchboard::server::Server::new(switchboard_transcoding::router())
         .serve_with_shutdown(listener, stop)
         .await?;
