@@ -42,14 +42,7 @@ fn main() -> Result<()> {
             peers::run(&[])?;
             // REST requests to switchboard and to connect-go behind vanguard v0.4.0: the same
             // answers, but for the differences the corpus lists and explains.
-            if transcoding::IN_TEST_SUITE {
-                transcoding::run(&[])?;
-            } else {
-                eprintln!(
-                    "transcoding: skipped (differences from vanguard not yet triaged; \
-                     `cargo xtask transcoding` runs it)"
-                );
-            }
+            transcoding::run(&[])?;
             // A page on another origin calls the demo in headless Chromium (CORS, connect-web,
             // grpc-web).
             browser::run()?;

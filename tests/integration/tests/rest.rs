@@ -360,7 +360,7 @@ async fn response_body_fields_and_raw_bodies() {
     let answer = send(&server, "GET", "/v1/search:echo?filter.author=x", None, "").await;
     assert_eq!(
         answer.json(),
-        json!({"author": "x", "minYear": 0, "genre": "GENRE_UNSPECIFIED"})
+        json!({"author": "x", "minYear": 0, "genre": "GENRE_UNSPECIFIED", "nested": null})
     );
     // google.api.HttpBody out and in.
     let answer = send(&server, "GET", "/v1/shelves/s/books/b/cover", None, "").await;
@@ -411,8 +411,13 @@ async fn errors_have_the_status_of_their_code_and_a_status_body() {
     let status = answer.json();
     assert_eq!(status["message"], "not now");
     assert_eq!(
-        status["details"][0]["@type"],
-        "type.googleapis.com/google.rpc.ErrorInfo"
+        status["details"],
+        json!([{
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": "FAILED",
+            "domain": "library.example",
+            "metadata": {"code": "9"}
+        }])
     );
     // Routing refusals are the transcoder's own, in plain text.
     let answer = send(&server, "GET", "/v1/nothing/here", None, "").await;

@@ -87,7 +87,10 @@ pub(crate) fn request_message(
                     wrapped.extend_from_slice(&request.body);
                     wrapped.push(b'}');
                     let decoded = json_message(input, &wrapped)?;
-                    message.set_field(&field, decoded.get_field(&field).into_owned());
+                    // `null` leaves the field unset, as in protobuf's JSON.
+                    if decoded.has_field(&field) {
+                        message.set_field(&field, decoded.get_field(&field).into_owned());
+                    }
                 }
             }
         }

@@ -4,7 +4,9 @@
 use base64::Engine as _;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
-use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, SerializeOptions, Value};
+use prost_reflect::{
+    DescriptorPool, DynamicMessage, MessageDescriptor, ReflectMessage as _, SerializeOptions, Value,
+};
 
 use super::bind::is_http_body;
 use crate::body::Body;
@@ -42,6 +44,11 @@ pub(crate) fn status_json(error: &Error, pool: Option<&DescriptorPool>) -> serde
             let type_url = format!("type.googleapis.com/{}", detail.type_name());
             let expanded = pool
                 .and_then(|pool| pool.get_message_by_name(detail.type_name()))
+                .or_else(|| {
+                    super::rpc_types::ERROR_DETAILS
+                        .as_ref()
+                        .and_then(|pool| pool.get_message_by_name(detail.type_name()))
+                })
                 .and_then(|descriptor| {
                     DynamicMessage::decode(descriptor, detail.value().clone()).ok()
                 })
@@ -134,23 +141,69 @@ pub(crate) fn render(
             });
         }
     }
-    // The field alone, with its default values written out (a bare array, scalar or object).
-    let whole = serde_json::to_value(
-        message
-            .serialize_with_options(
-                serde_json::value::Serializer,
-                &SerializeOptions::new().skip_default_fields(false),
-            )
-            .map_err(|e| Error::internal(format!("the response does not encode as JSON: {e}")))?,
-    )
-    .unwrap_or_default();
-    let value = whole
-        .get(field.json_name())
-        .cloned()
-        .unwrap_or(serde_json::Value::Null);
-    serde_json::to_vec(&value)
+    // The field alone, with its default values written out (a bare array, scalar or object)
+    // and, as protobuf's JSON does when asked to emit unpopulated fields, unset message
+    // fields as `null`.
+    let value = message.get_field(&field);
+    let json = match (value.as_ref(), field.kind()) {
+        (Value::Message(inner), _) if !field.is_list() && !field.is_map() => {
+            message_json_unpopulated(inner)?
+        }
+        _ => {
+            let whole = message
+                .serialize_with_options(
+                    serde_json::value::Serializer,
+                    &SerializeOptions::new().skip_default_fields(false),
+                )
+                .map_err(|e| {
+                    Error::internal(format!("the response does not encode as JSON: {e}"))
+                })?;
+            whole
+                .get(field.json_name())
+                .cloned()
+                .unwrap_or(serde_json::Value::Null)
+        }
+    };
+    serde_json::to_vec(&json)
         .map(Rendered::Json)
         .map_err(|e| Error::internal(format!("the response does not encode as JSON: {e}")))
+}
+
+/// A message's JSON with every field written: defaults, and `null` for unset message fields
+/// (outside oneofs), recursively.
+fn message_json_unpopulated(message: &DynamicMessage) -> Result<serde_json::Value, Error> {
+    let mut json = message
+        .serialize_with_options(
+            serde_json::value::Serializer,
+            &SerializeOptions::new().skip_default_fields(false),
+        )
+        .map_err(|e| Error::internal(format!("the response does not encode as JSON: {e}")))?;
+    fill_unset_messages(&mut json, message);
+    Ok(json)
+}
+
+fn fill_unset_messages(json: &mut serde_json::Value, message: &DynamicMessage) {
+    let serde_json::Value::Object(object) = json else {
+        return;
+    };
+    for field in message.descriptor().fields() {
+        if field.is_list() || field.is_map() || field.containing_oneof().is_some() {
+            continue;
+        }
+        let prost_reflect::Kind::Message(_) = field.kind() else {
+            continue;
+        };
+        if !message.has_field(&field) {
+            object
+                .entry(field.json_name().to_owned())
+                .or_insert(serde_json::Value::Null);
+        } else if let (Value::Message(inner), Some(nested)) = (
+            message.get_field(&field).as_ref(),
+            object.get_mut(field.json_name()),
+        ) {
+            fill_unset_messages(nested, inner);
+        }
+    }
 }
 
 fn raw(body: &DynamicMessage) -> Rendered {

@@ -30,8 +30,17 @@ pub(crate) struct RestCall {
 
 /// Whether a request that matched no RPC route is for the transcoder: anything but the RPC
 /// protocols' own content types (gRPC, gRPC-Web, Connect streaming) and Connect's marker.
-pub(crate) fn is_rest_request(headers: &HeaderMap) -> bool {
+pub(crate) fn is_rest_request(parts: &http::request::Parts) -> bool {
+    let headers = &parts.headers;
     if headers.contains_key("connect-protocol-version") {
+        return false;
+    }
+    // A Connect GET carries its message in the query, with `connect=v1`.
+    if parts
+        .uri
+        .query()
+        .is_some_and(|query| query.split('&').any(|pair| pair == "connect=v1"))
+    {
         return false;
     }
     let content_type = headers
@@ -50,6 +59,12 @@ pub(crate) fn dispatch(
     body: BodyReader,
     read_max_bytes: usize,
 ) -> Result<RestCall, Box<http::Response<Body>>> {
+    if !well_escaped(parts.uri.path()) {
+        return Err(Box::new(respond::plain(
+            StatusCode::BAD_REQUEST,
+            "Bad Request",
+        )));
+    }
     let (route, captures) = match table.find(&parts.method, parts.uri.path()) {
         Found::Route(route, captures) => (route.clone(), captures),
         Found::OtherMethods(methods) => {
@@ -72,6 +87,12 @@ pub(crate) fn dispatch(
         return Err(Box::new(respond::plain(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "client and bidi streams cannot be called over REST",
+        )));
+    }
+    if parts.headers.get_all(header::CONTENT_TYPE).iter().count() > 1 {
+        return Err(Box::new(respond::plain(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "more than one Content-Type",
         )));
     }
     let content_type = parts
@@ -105,6 +126,23 @@ pub(crate) fn dispatch(
         route,
         source: Some(source),
     })
+}
+
+/// Whether every `%` of a path starts an escape of two hex digits.
+fn well_escaped(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            match bytes.get(i + 1..i + 3) {
+                Some(hex) if hex.iter().all(u8::is_ascii_hexdigit) => i += 3,
+                _ => return false,
+            }
+        } else {
+            i += 1;
+        }
+    }
+    true
 }
 
 /// `application/json`, with at most a UTF-8 charset.
@@ -199,47 +237,86 @@ impl RestCall {
     /// stream that fails before its first message answers like a unary error.
     ///
     /// Raw messages (`google.api.HttpBody`) are written one after the other, with the first
-    /// one's content type; a failure after the first ends the body with an error (the
-    /// connection or stream is reset), since the status is already sent. Other messages are
-    /// written as grpc-gateway does: one JSON object per line, `{"result": message}`, and a
-    /// failure as a last line `{"error": status}`.
+    /// one's content type. Up to [`RAW_HOLD_BYTES`] are held before the head is sent, so a
+    /// short stream that fails is answered with the failure's status (as vanguard, which
+    /// holds whole streams, does); a longer one is sent as it comes, and a failure after the
+    /// head ends the body with an error (the connection or HTTP/2 stream is reset) — a
+    /// download that breaks, never one that looks complete. Other messages are written as
+    /// grpc-gateway does: one JSON object per line, `{"result": message}`, and a failure as a
+    /// last line `{"error": status}`.
     async fn stream(self, headers: HeaderMap, mut outbound: Outbound) -> http::Response<Body> {
         let response_body = self.route.binding.response_body.clone();
-        let first = std::future::poll_fn(|cx| outbound.messages.as_mut().poll_next(cx)).await;
-        let first = match first {
-            Some(Ok(first)) => first,
-            Some(Err(error)) => {
-                let (error, _) = outbound.ender.end(Some(error.clone()), None).await;
-                let error = error.unwrap_or(error_fallback());
+        let mut held: Vec<Rendered> = Vec::new();
+        let mut held_bytes = 0;
+        let ended = loop {
+            let next = std::future::poll_fn(|cx| outbound.messages.as_mut().poll_next(cx)).await;
+            let failure = match next {
+                None => break true,
+                Some(Err(error)) => error,
+                Some(Ok(message)) => match respond::render(
+                    &self.output,
+                    response_body.as_deref(),
+                    message.into_message(),
+                ) {
+                    Err(error) => error,
+                    Ok(rendered) => {
+                        let raw = matches!(rendered, Rendered::Raw(..));
+                        if let Rendered::Raw(_, data) = &rendered {
+                            held_bytes += data.len();
+                        }
+                        held.push(rendered);
+                        if !raw || held_bytes >= RAW_HOLD_BYTES {
+                            break false;
+                        }
+                        continue;
+                    }
+                },
+            };
+            // Failed before the head: the failure's status, as for a unary call.
+            let (error, _) = outbound.ender.end(Some(failure.clone()), None).await;
+            return respond::error_response(&error.unwrap_or(failure), Some(&self.pool));
+        };
+        if ended {
+            let (error, _) = outbound.ender.end(None, None).await;
+            if let Some(error) = error {
                 return respond::error_response(&error, Some(&self.pool));
             }
-            None => {
-                let _ = outbound.ender.end(None, None).await;
-                return respond::success(Rendered::Json(Vec::new()), headers, HeaderMap::new());
-            }
+        }
+        let Some(first) = held.first() else {
+            // An empty stream: an empty JSON answer.
+            return respond::success(Rendered::Json(Vec::new()), headers, HeaderMap::new());
         };
-        let first =
-            match respond::render(&self.output, response_body.as_deref(), first.into_message()) {
-                Ok(first) => first,
-                Err(error) => return respond::error_response(&error, Some(&self.pool)),
-            };
         let raw = matches!(first, Rendered::Raw(..));
-        let content_type = match &first {
+        let content_type = match first {
             Rendered::Raw(content_type, _) => content_type.clone(),
             Rendered::Json(_) => HeaderValue::from_static("application/json"),
         };
-        let lines = RestStream {
-            first: Some(first),
+        let mut lines = RestStream {
+            pending: std::collections::VecDeque::new(),
             ending: None,
             outbound,
             output: self.output,
             pool: self.pool,
             response_body,
             raw,
-            done: false,
+            done: ended,
         };
-        let body = http_body_util::StreamBody::new(lines);
-        let mut response = http::Response::new(Body::new(body));
+        let pending: std::collections::VecDeque<Bytes> = held
+            .into_iter()
+            .map(|rendered| lines.chunk(rendered))
+            .collect();
+        lines.pending = pending;
+        let mut response = if ended {
+            // The whole stream is here: one body, with its length.
+            let whole: Vec<u8> = lines
+                .pending
+                .iter()
+                .flat_map(|b| b.iter().copied())
+                .collect();
+            http::Response::new(Body::full(whole))
+        } else {
+            http::Response::new(Body::new(http_body_util::StreamBody::new(lines)))
+        };
         let out = response.headers_mut();
         for (name, value) in &headers {
             out.append(name.clone(), value.clone());
@@ -249,13 +326,13 @@ impl RestCall {
     }
 }
 
-fn error_fallback() -> Error {
-    Error::internal("the stream failed")
-}
+/// How many bytes of a raw stream are held before its head is sent.
+const RAW_HOLD_BYTES: usize = 64 * 1024;
 
 /// The body of a streamed REST reply.
 struct RestStream {
-    first: Option<Rendered>,
+    /// Chunks held before the head, to send first.
+    pending: std::collections::VecDeque<Bytes>,
     /// The interceptors' end hooks running, then what to yield after them.
     ending: Option<(crate::interceptor::EndFuture, Option<Frame>)>,
     outbound: Outbound,
@@ -301,8 +378,8 @@ impl Stream for RestStream {
         if this.done {
             return Poll::Ready(None);
         }
-        if let Some(first) = this.first.take() {
-            return Poll::Ready(Some(Ok(Frame::data(this.chunk(first)))));
+        if let Some(chunk) = this.pending.pop_front() {
+            return Poll::Ready(Some(Ok(Frame::data(chunk))));
         }
         let next = match this.outbound.messages.as_mut().poll_next(cx) {
             Poll::Pending => return Poll::Pending,

@@ -36,7 +36,13 @@ fn kind_from_text(kind: &Kind, text: &str) -> Result<Value, String> {
         Kind::Uint64 | Kind::Fixed64 => {
             Value::U64(integer::<u64>(text).ok_or_else(|| number("uint64"))?)
         }
-        Kind::Float => Value::F32(float(text).ok_or_else(|| number("float"))? as f32),
+        Kind::Float => {
+            let value = float(text).ok_or_else(|| number("float"))?;
+            if value.is_finite() && value.abs() > f64::from(f32::MAX) {
+                return Err(format!("{text:?} is out of range for a float"));
+            }
+            Value::F32(value as f32)
+        }
         Kind::Double => Value::F64(float(text).ok_or_else(|| number("double"))?),
         Kind::Bytes => Value::Bytes(bytes(text).ok_or_else(|| number("base64 value"))?.into()),
         Kind::Enum(descriptor) => {
