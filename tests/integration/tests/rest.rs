@@ -519,3 +519,181 @@ async fn rpc_routes_keep_working_beside_rest() {
     assert_eq!(count, 2);
     server.stop().await;
 }
+
+/// Records the protocol of every call it sees.
+#[derive(Clone, Default)]
+struct SeenProtocols(std::sync::Arc<std::sync::Mutex<Vec<(switchboard::Protocol, String)>>>);
+
+impl switchboard::interceptor::Interceptor for SeenProtocols {
+    async fn intercept(
+        &self,
+        call: switchboard::interceptor::Call,
+        next: switchboard::interceptor::Next,
+    ) -> Result<switchboard::interceptor::Reply, Error> {
+        let protocol = call.peer().map(switchboard::Peer::protocol).unwrap();
+        self.0
+            .lock()
+            .unwrap()
+            .push((protocol, call.spec().procedure().to_owned()));
+        next.run(call).await
+    }
+}
+
+#[tokio::test]
+async fn interceptors_see_rest_calls_named_as_rest() {
+    let seen = SeenProtocols::default();
+    let server = start_router(
+        Router::new()
+            .with_config(switchboard::server::ServerConfig::default().interceptor(seen.clone()))
+            .rest(Rest::default())
+            .add_service(LibraryServiceServer::new(Library)),
+    )
+    .await;
+    send(&server, "GET", "/v1/shelves/s1", None, "").await;
+    LibraryServiceClient::new(switchboard::client::Client::h2c(&server.url()).unwrap())
+        .get_shelf(GetShelfRequest {
+            name: "shelves/s1".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        *seen.0.lock().unwrap(),
+        [
+            (
+                switchboard::Protocol::Rest,
+                "/switchboard.library.v1.LibraryService/GetShelf".to_owned()
+            ),
+            (
+                switchboard::Protocol::Connect,
+                "/switchboard.library.v1.LibraryService/GetShelf".to_owned()
+            ),
+        ]
+    );
+    server.stop().await;
+}
+
+/// A service known only from descriptors, served with dynamic messages: what a gateway does
+/// for services it learns at run time.
+struct DescribedOnly {
+    methods: Vec<prost_reflect::MethodDescriptor>,
+}
+
+impl switchboard::server::RpcService for DescribedOnly {
+    fn name(&self) -> &'static str {
+        "described.only"
+    }
+
+    fn register(self, routes: &mut switchboard::server::Routes) {
+        use switchboard::codec::Dynamic;
+        for method in self.methods {
+            let output = method.output();
+            routes.unary(
+                switchboard::Spec::from_descriptor(method),
+                move |request: Request<Dynamic>| {
+                    let output = output.clone();
+                    async move {
+                        // Answers with the request's `name` as the shelf's theme.
+                        let name = request
+                            .message()
+                            .0
+                            .get_field_by_name("name")
+                            .map(|v| v.as_str().unwrap_or_default().to_owned())
+                            .unwrap_or_default();
+                        let mut reply = prost_reflect::DynamicMessage::new(output);
+                        reply.set_field_by_name("theme", prost_reflect::Value::String(name));
+                        Ok(Response::new(Dynamic(reply)))
+                    }
+                },
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn services_known_only_from_descriptors_are_transcoded_too() {
+    let method = descriptor_pool()
+        .get_service_by_name("switchboard.library.v1.LibraryService")
+        .unwrap()
+        .methods()
+        .find(|m| m.name() == "GetShelf")
+        .unwrap();
+    let server = start_router(
+        Router::new()
+            .rest(Rest::default())
+            .add_service(DescribedOnly {
+                methods: vec![method],
+            }),
+    )
+    .await;
+    let answer = send(&server, "GET", "/v1/shelves/dyn", None, "").await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    assert_eq!(answer.json(), json!({"theme": "shelves/dyn"}));
+    server.stop().await;
+}
+
+/// Methods of a schema written for the test, with their descriptors.
+fn methods_of(schema: &str) -> Vec<prost_reflect::MethodDescriptor> {
+    let dir = std::env::temp_dir().join(format!("switchboard-rest-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("clash.proto"), schema).unwrap();
+    let api = concat!(env!("CARGO_MANIFEST_DIR"), "/../../transcoding/proto");
+    // The compiler's own pool keeps the options' extensions (prost_types' would drop them).
+    let mut compiler = protox::Compiler::new([dir.as_path(), std::path::Path::new(api)]).unwrap();
+    compiler.open_files([dir.join("clash.proto")]).unwrap();
+    let pool = compiler.descriptor_pool();
+    let methods = pool
+        .services()
+        .flat_map(|s| s.methods().collect::<Vec<_>>())
+        .collect();
+    methods
+}
+
+#[test]
+fn templates_that_match_the_same_requests_are_refused_at_start_up() {
+    let methods = methods_of(
+        r#"syntax = "proto3";
+        package clash.v1;
+        import "google/api/annotations.proto";
+        message Shelf { string name = 1; string theme = 2; }
+        service ClashService {
+          rpc First(Shelf) returns (Shelf) { option (google.api.http) = {get: "/v1/{name=shelves/*}"}; }
+          rpc Second(Shelf) returns (Shelf) { option (google.api.http) = {get: "/v1/shelves/{theme}"}; }
+        }"#,
+    );
+    let router = Router::new().add_service(DescribedOnly {
+        methods: methods.clone(),
+    });
+    // Without REST nothing is checked; with it, the clash stops the start.
+    let clash = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        router.rest(Rest::default())
+    }))
+    .err()
+    .and_then(|e| e.downcast_ref::<String>().cloned())
+    .expect("a clash panics");
+    assert!(clash.contains("clash.v1.ClashService/First"), "{clash}");
+    assert!(clash.contains("clash.v1.ClashService/Second"), "{clash}");
+    // A template that does not parse, or names no field, is refused too.
+    for bad in [
+        r#"get: "/v1/{name=shelves/*""#,
+        r#"get: "/v1/{nope}""#,
+        r#"post: "/v1/x" body: "nope""#,
+    ] {
+        let methods = methods_of(&format!(
+            r#"syntax = "proto3";
+            package clash.v1;
+            import "google/api/annotations.proto";
+            message Shelf {{ string name = 1; }}
+            service ClashService {{
+              rpc First(Shelf) returns (Shelf) {{ option (google.api.http) = {{{bad}}}; }}
+            }}"#
+        ));
+        let router = Router::new().rest(Rest::default());
+        assert!(
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                router.add_service(DescribedOnly { methods })
+            }))
+            .is_err(),
+            "{bad}"
+        );
+    }
+}
