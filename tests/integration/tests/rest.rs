@@ -641,11 +641,9 @@ fn methods_of(schema: &str) -> Vec<prost_reflect::MethodDescriptor> {
     let mut compiler = protox::Compiler::new([dir.as_path(), std::path::Path::new(api)]).unwrap();
     compiler.open_files([dir.join("clash.proto")]).unwrap();
     let pool = compiler.descriptor_pool();
-    let methods = pool
-        .services()
+    pool.services()
         .flat_map(|s| s.methods().collect::<Vec<_>>())
-        .collect();
-    methods
+        .collect()
 }
 
 #[test]
