@@ -194,6 +194,8 @@ pub mod guide {
     pub struct Performance;
     #[doc = include_str!("../../../docs/guide/production.md")]
     pub struct Production;
+    #[doc = include_str!("../../../docs/guide/rest.md")]
+    pub struct Rest;
     #[doc = include_str!("../../../docs/guide/README.md")]
     pub struct Contents;
 }
