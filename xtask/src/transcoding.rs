@@ -54,7 +54,6 @@ const PROTO_FILE: &str = "switchboard/library/v1/library.proto";
 /// The Go module's path (`transcoding/go/go.mod`): the generated code lands under it.
 const GO_MODULE: &str = "switchboard.test/library";
 
-
 // ---------------------------------------------------------------------------------------------
 // The corpus.
 
@@ -792,6 +791,74 @@ fn build_switchboard(logs: &Path) -> Result<PathBuf> {
     Ok(target_dir().join("debug").join("library-server"))
 }
 
+/// Validates `library-server --openapi` with openapi-spec-validator (PyPI, pinned in
+/// `transcoding/requirements.txt`), and a copy broken on purpose, which must be refused (so a
+/// validator that accepts anything fails the suite).
+fn check_openapi(logs: &Path, work: &Path, library_server: &Path) -> Result<()> {
+    let started = Instant::now();
+    let python = crate::peers::virtualenv(
+        logs,
+        "openapi-pyenv",
+        &workspace_root()
+            .join("transcoding")
+            .join("requirements.txt"),
+        "import openapi_spec_validator",
+        "openapi-spec-validator",
+    )?;
+    let printed = run_step(
+        logs,
+        "library-server --openapi",
+        Command::new(library_server).arg("--openapi"),
+        BUILD_TIMEOUT,
+    )?;
+    let printed = printed.check()?;
+    let document: Value =
+        serde_json::from_str(&printed.stdout).context("the OpenAPI document is not JSON")?;
+    let file = work.join("library.openapi.json");
+    std::fs::write(&file, serde_json::to_string_pretty(&document)? + "\n")?;
+    let mut broken = document.clone();
+    if let Some(paths) = broken.get_mut("paths").and_then(Value::as_object_mut) {
+        for operations in paths.values_mut().filter_map(Value::as_object_mut) {
+            for operation in operations.values_mut() {
+                operation["responses"] = json!("none");
+            }
+        }
+    }
+    let broken_file = work.join("library.openapi.broken.json");
+    std::fs::write(&broken_file, serde_json::to_string(&broken)?)?;
+    let validate = |path: &Path, label: &str| {
+        run_step(
+            logs,
+            label,
+            Command::new(&python)
+                .args(["-m", "openapi_spec_validator"])
+                .arg(path),
+            BUILD_TIMEOUT,
+        )
+    };
+    validate(&file, "openapi-spec-validator")?.check()?;
+    if validate(&broken_file, "openapi-spec-validator (broken copy)")?.success() {
+        bail!("openapi-spec-validator accepted a document with no responses: it checks nothing");
+    }
+    let operations: usize = document["paths"]
+        .as_object()
+        .map(|paths| {
+            paths
+                .values()
+                .filter_map(Value::as_object)
+                .map(|o| o.len())
+                .sum()
+        })
+        .unwrap_or(0);
+    eprintln!(
+        "openapi: {} valid ({operations} operations, OpenAPI {}), a broken copy refused, in {:.1}s",
+        file.display(),
+        document["openapi"].as_str().unwrap_or("?"),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 /// A started server and its port.
 struct Server {
     process: Process,
@@ -906,6 +973,9 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     };
     let switchboard = if options.only != Only::Vanguard {
         let binary = build_switchboard(&logs)?;
+        // The OpenAPI document switchboard-build wrote for the annotated methods, checked by
+        // a validator no one here wrote.
+        check_openapi(&logs, &work, &binary)?;
         Some(start(&logs, "library-server", &binary)?)
     } else {
         None

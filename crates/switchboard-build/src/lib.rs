@@ -39,6 +39,7 @@ use prost_types::{FileDescriptorProto, FileDescriptorSet};
 
 mod descriptors;
 mod generator;
+pub mod openapi;
 pub mod plugin;
 #[cfg(test)]
 mod tests;
@@ -148,6 +149,7 @@ pub struct Builder {
     out_dir: Option<PathBuf>,
     rerun_if_changed: bool,
     configure: Vec<ConfigureFn>,
+    openapi: Option<PathBuf>,
 }
 
 impl Default for Builder {
@@ -184,7 +186,17 @@ impl Builder {
             out_dir: None,
             rerun_if_changed: true,
             configure: Vec::new(),
+            openapi: None,
         }
+    }
+
+    /// Also writes an OpenAPI 3.1 document (JSON) of the REST shape of the annotated
+    /// methods — what `Router::rest` serves — to `path` (relative paths are under the output
+    /// directory): one operation per `google.api.http` binding, with its path, query and body
+    /// parameters, the messages' JSON schemas, and errors as `google.rpc.Status`.
+    pub fn openapi(mut self, path: impl AsRef<Path>) -> Self {
+        self.openapi = Some(path.as_ref().to_owned());
+        self
     }
 
     /// Adds a directory to search for the files and their imports, in order. The well-known
@@ -262,7 +274,10 @@ impl Builder {
     /// Compiles `protos` (paths under an include directory, or names relative to one) and
     /// their imports, and writes one `<package>.rs` per package.
     pub fn compile(&self, protos: &[impl AsRef<Path>]) -> anyhow::Result<()> {
-        let (set, files) = self.load(protos)?;
+        let (set, files, pool) = self.load(protos)?;
+        if let Some(path) = &self.openapi {
+            self.write_openapi(path, &pool)?;
+        }
         let mut config = prost_config(files, &self.options());
         if let Some(dir) = &self.out_dir {
             config.out_dir(dir);
@@ -282,7 +297,7 @@ impl Builder {
     /// Compiles `protos` and returns the generated code per output file name, without writing
     /// anything.
     pub fn generate(&self, protos: &[impl AsRef<Path>]) -> anyhow::Result<Vec<(String, String)>> {
-        let (set, files) = self.load(protos)?;
+        let (set, files, _) = self.load(protos)?;
         let mut config = prost_config(files, &self.options());
         for configure in &self.configure {
             configure(&mut config);
@@ -298,8 +313,41 @@ impl Builder {
         Ok(out)
     }
 
+    /// Writes the OpenAPI document of the services of the files compiled.
+    fn write_openapi(
+        &self,
+        path: &Path,
+        pool: &prost_reflect::DescriptorPool,
+    ) -> anyhow::Result<()> {
+        let path = if path.is_relative() {
+            let dir = match &self.out_dir {
+                Some(dir) => dir.clone(),
+                None => PathBuf::from(
+                    std::env::var_os("OUT_DIR").context("OUT_DIR is not set: give .out_dir")?,
+                ),
+            };
+            dir.join(path)
+        } else {
+            path.to_owned()
+        };
+        let services: Vec<String> = pool
+            .services()
+            .filter(|service| !service.full_name().starts_with("google."))
+            .map(|service| service.full_name().to_owned())
+            .collect();
+        let title = services.join(", ");
+        let document = openapi::document(pool, &services, &title);
+        let text = serde_json::to_string_pretty(&document)?;
+        std::fs::write(&path, text + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+        Ok(())
+    }
+
     /// Parses the files: the decoded set for prost, and the raw files for descriptor sets.
-    fn load(&self, protos: &[impl AsRef<Path>]) -> anyhow::Result<(FileDescriptorSet, FileSet)> {
+    fn load(
+        &self,
+        protos: &[impl AsRef<Path>],
+    ) -> anyhow::Result<(FileDescriptorSet, FileSet, prost_reflect::DescriptorPool)> {
         let includes = if self.includes.is_empty() {
             default_includes(protos)
         } else {
@@ -326,7 +374,7 @@ impl Builder {
         // Encoded by protox from its own pool, so extension options are still there.
         let files = FileSet::from_encoded_set(&compiler.encode_file_descriptor_set())?;
         check_packages(&files, &set.file)?;
-        Ok((set, files))
+        Ok((set, files, compiler.descriptor_pool()))
     }
 }
 

@@ -1,13 +1,18 @@
 //! Serves the library service on 127.0.0.1 for `cargo xtask transcoding`:
-//! `library-server [--port PORT]` (0, the default, picks a free port). Prints
+//! `library-server [--port PORT]` (0, the default, picks a free port; `--openapi` prints the
+//! OpenAPI document instead). Prints
 //! `library-server listening on http://ADDR` once it accepts connections. REST requests are
 //! transcoded from the `google.api.http` annotations; Connect, gRPC and gRPC-Web are served
 //! beside them.
 
 use std::net::{Ipv4Addr, SocketAddr};
 
-const USAGE: &str = "usage: library-server [--port PORT]
-  --port PORT   loopback port to listen on (default 0: a free one)";
+const USAGE: &str = "usage: library-server [--port PORT] [--openapi]
+  --port PORT   loopback port to listen on (default 0: a free one)
+  --openapi     print the service's OpenAPI 3.1 document (from switchboard-build) and exit";
+
+/// The OpenAPI document switchboard-build wrote for the library's annotated methods.
+const OPENAPI: &str = include_str!(concat!(env!("OUT_DIR"), "/library.openapi.json"));
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -20,6 +25,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 port = value
                     .parse()
                     .map_err(|e| format!("invalid --port {value:?}: {e}"))?;
+            }
+            "--openapi" => {
+                print!("{OPENAPI}");
+                return Ok(());
             }
             "-h" | "--help" => {
                 println!("{USAGE}");

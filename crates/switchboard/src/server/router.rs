@@ -403,7 +403,7 @@ impl RouterInner {
         let protocol = classify(&parts);
         let Some(route) = self.routes.routes.get(parts.uri.path()) else {
             if let Some(rest) = &self.rest {
-                if crate::rest::is_rest_request(&parts.headers) {
+                if crate::rest::is_rest_request(&parts) {
                     return self
                         .dispatch_rest(rest, parts, reader, remote, certificates)
                         .await;
