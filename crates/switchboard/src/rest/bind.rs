@@ -231,3 +231,146 @@ fn set_path(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rest::rule::BodyRule;
+    use crate::rest::template::PathTemplate;
+
+    /// A message of the built-in error-details pool, as a request type.
+    fn message(name: &str) -> MessageDescriptor {
+        crate::rest::rpc_types::ERROR_DETAILS
+            .as_ref()
+            .unwrap()
+            .get_message_by_name(name)
+            .unwrap()
+    }
+
+    fn binding(template: &str, body: BodyRule) -> Binding {
+        Binding {
+            method: "POST".into(),
+            template: PathTemplate::parse(template).unwrap(),
+            body,
+            response_body: None,
+        }
+    }
+
+    fn bind(
+        input: &MessageDescriptor,
+        binding: &Binding,
+        captures: &[&str],
+        query: Option<&str>,
+        body: &str,
+    ) -> Result<serde_json::Value, Error> {
+        let captures: Vec<String> = captures.iter().map(|c| (*c).to_owned()).collect();
+        let message = request_message(
+            input,
+            RestInput {
+                binding,
+                captures: &captures,
+                query,
+                content_type: Some("application/json"),
+                body: Bytes::from(body.to_owned()),
+                discard_unknown_query: false,
+            },
+        )?;
+        Ok(serde_json::to_value(&message).unwrap())
+    }
+
+    #[test]
+    fn the_query_overrides_the_path_which_overrides_the_body() {
+        let info = message("google.rpc.ErrorInfo");
+        let rule = binding("/v1/{reason}", BodyRule::Whole);
+        let bound = bind(
+            &info,
+            &rule,
+            &["from-path"],
+            Some("domain=from-query"),
+            r#"{"reason": "from-body", "domain": "from-body", "metadata": {"k": "v"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            bound,
+            serde_json::json!({"reason": "from-path", "domain": "from-query", "metadata": {"k": "v"}})
+        );
+    }
+
+    #[test]
+    fn repeated_fields_collect_and_maps_and_unknown_names_are_refused() {
+        let debug = message("google.rpc.DebugInfo");
+        let rule = binding("/v1/debug", BodyRule::None);
+        let bound = bind(
+            &debug,
+            &rule,
+            &[],
+            Some("stackEntries=a&stack_entries=b&detail=d"),
+            "",
+        )
+        .unwrap();
+        assert_eq!(
+            bound,
+            serde_json::json!({"stackEntries": ["a", "b"], "detail": "d"})
+        );
+        let info = message("google.rpc.ErrorInfo");
+        let rule = binding("/v1/info", BodyRule::None);
+        for query in ["metadata=x", "metadata.k=x", "nope=1", "reason.inner=1"] {
+            let error = bind(&info, &rule, &[], Some(query), "").unwrap_err();
+            assert_eq!(error.code(), crate::Code::InvalidArgument, "{query}");
+        }
+        // Unknown names can be ignored instead.
+        let message = request_message(
+            &info,
+            RestInput {
+                binding: &rule,
+                captures: &[],
+                query: Some("nope=1&reason=r"),
+                content_type: None,
+                body: Bytes::new(),
+                discard_unknown_query: true,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            serde_json::to_value(&message).unwrap(),
+            serde_json::json!({"reason": "r"})
+        );
+    }
+
+    #[test]
+    fn a_body_field_takes_its_json_and_a_binding_without_body_takes_none() {
+        let bad = message("google.rpc.BadRequest");
+        let rule = binding("/v1/bad", BodyRule::Field("field_violations".into()));
+        let bound = bind(
+            &bad,
+            &rule,
+            &[],
+            None,
+            r#"[{"field": "a"}, {"field": "b"}]"#,
+        )
+        .unwrap();
+        assert_eq!(
+            bound,
+            serde_json::json!({"fieldViolations": [{"field": "a"}, {"field": "b"}]})
+        );
+        assert!(bind(&bad, &rule, &[], None, r#"{"field": "a"}"#).is_err());
+        let rule = binding("/v1/bad", BodyRule::None);
+        let error = bind(&bad, &rule, &[], None, "{}").unwrap_err();
+        assert_eq!(error.code(), crate::Code::InvalidArgument);
+        // Nested fields of the path, 64-bit integers and optional fields from the query.
+        let violation = message("google.rpc.QuotaFailure.Violation");
+        let rule = binding("/v1/{subject}", BodyRule::None);
+        let bound = bind(
+            &violation,
+            &rule,
+            &["s"],
+            Some("quotaValue=-5&futureQuotaValue=7"),
+            "",
+        )
+        .unwrap();
+        assert_eq!(
+            bound,
+            serde_json::json!({"subject": "s", "quotaValue": "-5", "futureQuotaValue": "7"})
+        );
+    }
+}
