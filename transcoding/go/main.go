@@ -217,6 +217,9 @@ func (library) StreamBooks(_ context.Context, req *connect.Request[libraryv1.Lis
 			return err
 		}
 	}
+	if req.Msg.GetFilter() == "fail" {
+		return connect.NewError(connect.CodeAborted, errors.New("stopped"))
+	}
 	return nil
 }
 

@@ -284,8 +284,12 @@ impl LibraryService for Library {
         request: Request<ListBooksRequest>,
     ) -> Result<Response<ResponseStream<Book>>, Error> {
         let books = books(request.message()).books;
+        let mut items: Vec<Result<Book, Error>> = books.into_iter().map(Ok).collect();
+        if request.message().filter == "fail" {
+            items.push(Err(Error::new(Code::Aborted, "stopped")));
+        }
         Ok(Response::new(
-            futures_util::stream::iter(books.into_iter().map(Ok)).boxed() as ResponseStream<Book>,
+            futures_util::stream::iter(items).boxed() as ResponseStream<Book>
         ))
     }
 

@@ -242,6 +242,26 @@ async fn books() {
             streamed.push(book);
         }
         assert_eq!(streamed, want.books, "{what}");
+
+        // `fail` ends the stream with aborted after its books.
+        let mut failing = request.clone();
+        failing.filter = "fail".into();
+        let mut stream = library
+            .stream_books(failing)
+            .await
+            .expect(&what)
+            .into_message();
+        let mut before = 0;
+        let error = loop {
+            match stream.message().await {
+                Ok(Some(_)) => before += 1,
+                Ok(None) => panic!("{what}: the stream ended without failing"),
+                Err(error) => break error,
+            }
+        };
+        assert_eq!(before, want.books.len(), "{what}");
+        assert_eq!(error.code(), Code::Aborted, "{what}");
+        assert_eq!(error.message(), "stopped", "{what}");
     }
 }
 

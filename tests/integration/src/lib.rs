@@ -6,29 +6,6 @@ pub mod proto {
     switchboard::include_proto!("switchboard.test.v1");
 }
 
-/// The REST transcoding suite's library service (transcoding/proto), in modules named after
-/// its packages as prost's paths between them expect.
-pub mod rest_proto {
-    /// `switchboard.library.v1`.
-    pub mod switchboard {
-        /// `switchboard.library`.
-        pub mod library {
-            /// `switchboard.library.v1`.
-            pub mod v1 {
-                switchboard::include_proto!("switchboard.library.v1");
-            }
-        }
-    }
-    /// `google.api`.
-    pub mod google {
-        /// `google.api`: HttpBody and the http rule.
-        pub mod api {
-            #![allow(missing_docs)]
-            switchboard::include_proto!("google.api");
-        }
-    }
-}
-
 use std::net::SocketAddr;
 use std::time::Duration;
 

@@ -404,8 +404,9 @@ impl RouterInner {
         let Some(route) = self.routes.routes.get(parts.uri.path()) else {
             if let Some(rest) = &self.rest {
                 if crate::rest::is_rest_request(&parts) {
-                    return self
-                        .dispatch_rest(rest, parts, reader, remote, certificates)
+                    // Boxed: inline, its state would grow every call's future (hyper moves
+                    // it when it spawns the call), REST or not.
+                    return Box::pin(self.dispatch_rest(rest, parts, reader, remote, certificates))
                         .await;
                 }
             }
