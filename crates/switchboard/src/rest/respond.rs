@@ -3,7 +3,7 @@
 
 use base64::Engine as _;
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use prost_reflect::{
     DescriptorPool, DynamicMessage, MessageDescriptor, ReflectMessage as _, SerializeOptions, Value,
 };
@@ -104,8 +104,6 @@ pub(crate) fn plain(status: StatusCode, text: &str) -> http::Response<Body> {
     );
     response
 }
-
-use http::HeaderName;
 
 /// How a response message is written.
 pub(crate) enum Rendered {
