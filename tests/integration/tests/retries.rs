@@ -102,9 +102,7 @@ impl TestService for Flaky {
             .lock()
             .unwrap()
             .push((previous, Instant::now()));
-        let left = self.failures.load(Ordering::SeqCst);
-        if left > 0 {
-            self.failures.store(left - 1, Ordering::SeqCst);
+        if self.take_failure() {
             return Err(Error::new(self.code, "flaking"));
         }
         Ok(Response::new(EchoResponse {
@@ -742,10 +740,7 @@ async fn a_stream_the_goaway_says_was_processed_is_not_retried() {
 }
 
 fn words() -> impl futures_util::Stream<Item = EchoRequest> + Send + 'static {
-    futures_util::stream::iter(["every", "message", "again"].map(|text| EchoRequest {
-        text: text.to_owned(),
-        ..Default::default()
-    }))
+    futures_util::stream::iter(["every", "message", "again"].map(text))
 }
 
 #[tokio::test]

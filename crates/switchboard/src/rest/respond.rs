@@ -9,27 +9,8 @@ use prost_reflect::{
 };
 
 use super::bind::is_http_body;
+use crate::Error;
 use crate::body::Body;
-use crate::{Code, Error};
-
-/// The HTTP status of an error code (the mapping of grpc-gateway and vanguard).
-pub(crate) fn http_status(code: Code) -> StatusCode {
-    match code {
-        Code::Canceled => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
-        Code::Unknown | Code::Internal | Code::DataLoss => StatusCode::INTERNAL_SERVER_ERROR,
-        Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => {
-            StatusCode::BAD_REQUEST
-        }
-        Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
-        Code::NotFound => StatusCode::NOT_FOUND,
-        Code::AlreadyExists | Code::Aborted => StatusCode::CONFLICT,
-        Code::PermissionDenied => StatusCode::FORBIDDEN,
-        Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
-        Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
-        Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        Code::Unauthenticated => StatusCode::UNAUTHORIZED,
-    }
-}
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 
@@ -81,7 +62,8 @@ pub(crate) fn status_json(error: &Error, pool: Option<&DescriptorPool>) -> serde
 pub(crate) fn error_response(error: &Error, pool: Option<&DescriptorPool>) -> http::Response<Body> {
     let body = serde_json::to_vec(&status_json(error, pool)).unwrap_or_default();
     let mut response = http::Response::new(Body::full(body));
-    *response.status_mut() = http_status(error.code());
+    // REST's statuses are Connect's (grpc-gateway and vanguard use the same table).
+    *response.status_mut() = error.code().http_status();
     for (name, value) in error.metadata() {
         response.headers_mut().append(name.clone(), value.clone());
     }
@@ -238,9 +220,23 @@ pub(crate) fn success(
         Rendered::Raw(content_type, data) => (content_type, data),
         Rendered::Json(json) => (JSON, Bytes::from(json)),
     };
-    let mut response = http::Response::new(Body::full(body));
+    answer(
+        Body::full(body),
+        content_type,
+        headers.iter().chain(trailers.iter()),
+    )
+}
+
+/// A 200 answer: `body` with the handler's headers (REST has no trailers: they join the
+/// headers) and its content type.
+pub(crate) fn answer<'h>(
+    body: Body,
+    content_type: HeaderValue,
+    headers: impl IntoIterator<Item = (&'h HeaderName, &'h HeaderValue)>,
+) -> http::Response<Body> {
+    let mut response = http::Response::new(body);
     let out = response.headers_mut();
-    for (name, value) in headers.iter().chain(trailers.iter()) {
+    for (name, value) in headers {
         out.append(name.clone(), value.clone());
     }
     out.insert(header::CONTENT_TYPE, content_type);
@@ -250,25 +246,21 @@ pub(crate) fn success(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Code;
 
     #[test]
     fn codes_map_to_the_statuses_rest_clients_expect() {
-        assert_eq!(http_status(Code::InvalidArgument), StatusCode::BAD_REQUEST);
+        let status = |code: Code| error_response(&Error::new(code, "x"), None).status();
+        assert_eq!(status(Code::InvalidArgument), StatusCode::BAD_REQUEST);
+        assert_eq!(status(Code::FailedPrecondition), StatusCode::BAD_REQUEST);
+        assert_eq!(status(Code::NotFound), StatusCode::NOT_FOUND);
+        assert_eq!(status(Code::Canceled).as_u16(), 499);
         assert_eq!(
-            http_status(Code::FailedPrecondition),
-            StatusCode::BAD_REQUEST
-        );
-        assert_eq!(http_status(Code::NotFound), StatusCode::NOT_FOUND);
-        assert_eq!(http_status(Code::Canceled).as_u16(), 499);
-        assert_eq!(
-            http_status(Code::ResourceExhausted),
+            status(Code::ResourceExhausted),
             StatusCode::TOO_MANY_REQUESTS
         );
-        assert_eq!(http_status(Code::Unauthenticated), StatusCode::UNAUTHORIZED);
-        assert_eq!(
-            http_status(Code::DeadlineExceeded),
-            StatusCode::GATEWAY_TIMEOUT
-        );
+        assert_eq!(status(Code::Unauthenticated), StatusCode::UNAUTHORIZED);
+        assert_eq!(status(Code::DeadlineExceeded), StatusCode::GATEWAY_TIMEOUT);
     }
 
     #[test]

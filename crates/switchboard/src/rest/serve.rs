@@ -17,13 +17,13 @@ use crate::Error;
 use crate::body::Body;
 use crate::call::{Outbound, Reply};
 use crate::envelope::BodyReader;
+use crate::protocol::Refused;
 use crate::stream::MessageSource;
 
 /// What the router needs to run a REST call: the route, its request messages, and how to
 /// answer.
 pub(crate) struct RestCall {
     pub(crate) route: RestRoute,
-    source: Option<Box<dyn MessageSource>>,
     output: MessageDescriptor,
     pool: DescriptorPool,
 }
@@ -52,13 +52,14 @@ pub(crate) fn is_rest_request(parts: &http::request::Parts) -> bool {
         || content_type.starts_with("application/connect+"))
 }
 
-/// Routes a REST request: its call, or the transcoder's refusal (404, 405, 415).
+/// Routes a REST request: its call and the request's messages, or the transcoder's refusal
+/// (404, 405, 415).
 pub(crate) fn dispatch(
     table: &RestTable,
     parts: &http::request::Parts,
     body: BodyReader,
     read_max_bytes: usize,
-) -> Result<RestCall, Box<http::Response<Body>>> {
+) -> Result<(RestCall, Box<dyn MessageSource>), Refused> {
     if !well_escaped(parts.uri.path()) {
         return Err(Box::new(respond::plain(
             StatusCode::BAD_REQUEST,
@@ -120,12 +121,12 @@ pub(crate) fn dispatch(
         discard_unknown_query: table.settings.discard_unknown_query,
         done: false,
     });
-    Ok(RestCall {
+    let call = RestCall {
         output: method.output(),
         pool: method.parent_pool().clone(),
         route,
-        source: Some(source),
-    })
+    };
+    Ok((call, source))
 }
 
 /// Whether every `%` of a path starts an escape of two hex digits.
@@ -210,12 +211,6 @@ impl MessageSource for RestSource {
 }
 
 impl RestCall {
-    /// The request's messages, for the handler.
-    pub(crate) fn take_source(mut self) -> (Self, Box<dyn MessageSource>) {
-        let source = self.source.take().unwrap_or_else(|| Box::new(Exhausted));
-        (self, source)
-    }
-
     /// The handler's reply as REST: one message rendered, or a stream.
     pub(crate) async fn respond(self, reply: Reply) -> http::Response<Body> {
         let response_body = self.route.binding.response_body.as_deref();
@@ -306,23 +301,18 @@ impl RestCall {
             .map(|rendered| lines.chunk(rendered))
             .collect();
         lines.pending = pending;
-        let mut response = if ended {
+        let body = if ended {
             // The whole stream is here: one body, with its length.
             let whole: Vec<u8> = lines
                 .pending
                 .iter()
                 .flat_map(|b| b.iter().copied())
                 .collect();
-            http::Response::new(Body::full(whole))
+            Body::full(whole)
         } else {
-            http::Response::new(Body::new(http_body_util::StreamBody::new(lines)))
+            Body::new(http_body_util::StreamBody::new(lines))
         };
-        let out = response.headers_mut();
-        for (name, value) in &headers {
-            out.append(name.clone(), value.clone());
-        }
-        out.insert(header::CONTENT_TYPE, content_type);
-        response
+        respond::answer(body, content_type, &headers)
     }
 }
 
@@ -410,18 +400,5 @@ impl Stream for RestStream {
         };
         this.ending = Some((this.outbound.ender.end(failure, None), last));
         Pin::new(this).poll_next(cx)
-    }
-}
-
-/// A source already taken.
-struct Exhausted;
-
-impl MessageSource for Exhausted {
-    fn poll_message(&mut self, _cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Error>>> {
-        Poll::Ready(None)
-    }
-
-    fn trailers(&self) -> Option<&HeaderMap> {
-        None
     }
 }

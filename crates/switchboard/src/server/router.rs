@@ -350,6 +350,19 @@ where
     }
 }
 
+/// Who is calling: the protocol, and the connection's address and verified certificates.
+fn peer_of(
+    protocol: crate::Protocol,
+    remote: Option<SocketAddr>,
+    certificates: Option<Arc<[bytes::Bytes]>>,
+) -> Peer {
+    let peer = Peer::new(protocol, remote);
+    match certificates {
+        Some(certificates) => peer.with_certificates(certificates),
+        None => peer,
+    }
+}
+
 impl RouterInner {
     /// Builds the REST routes again from every routed method (in procedure order, so a
     /// conflict is reported the same way each time).
@@ -419,10 +432,7 @@ impl RouterInner {
                 Ok(started) => started,
                 Err(response) => return *response,
             };
-        let mut peer = Peer::new(exchange.protocol(), remote);
-        if let Some(certificates) = certificates {
-            peer = peer.with_certificates(certificates);
-        }
+        let peer = peer_of(exchange.protocol(), remote, certificates);
         let deadline = exchange
             .timeout()
             .and_then(|t| Instant::now().checked_add(t));
@@ -455,18 +465,15 @@ impl RouterInner {
     ) -> http::Response<Body> {
         let config = &self.config;
         let reader = reader.with_min_rate(config.min_request_rate);
-        let call = match crate::rest::dispatch(rest, &parts, reader, config.read_max_bytes) {
-            Ok(call) => call,
-            Err(refusal) => return *refusal,
-        };
+        let (call, source) =
+            match crate::rest::dispatch(rest, &parts, reader, config.read_max_bytes) {
+                Ok(dispatched) => dispatched,
+                Err(refusal) => return *refusal,
+            };
         let Some(route) = self.routes.routes.get(&*call.route.procedure) else {
             return crate::rest::not_found();
         };
-        let mut peer = Peer::new(crate::Protocol::Rest, remote);
-        if let Some(certificates) = certificates {
-            peer = peer.with_certificates(certificates);
-        }
-        let (call, source) = call.take_source();
+        let peer = peer_of(crate::Protocol::Rest, remote, certificates);
         let server_call = ServerCall {
             spec: route.spec.clone(),
             version: parts.version,
