@@ -78,3 +78,35 @@ pub fn server_config(
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
+
+/// The QUIC (HTTP/3) server configuration of a TLS configuration: the same certificates and
+/// client verification, ALPN `h3`, TLS 1.3 only (QUIC has no other), no 0-RTT.
+#[cfg(feature = "http3")]
+pub fn quic_server_config(tls: &rustls::ServerConfig) -> Result<quinn::ServerConfig, Error> {
+    let mut tls = tls.clone();
+    tls.alpn_protocols = vec![b"h3".to_vec()];
+    tls.max_early_data_size = 0;
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(|e| {
+        Error::invalid_argument(format!("TLS configuration unusable for QUIC: {e}"))
+    })?;
+    Ok(quinn::ServerConfig::with_crypto(Arc::new(crypto)))
+}
+
+#[cfg(all(test, feature = "http3"))]
+mod quic_tests {
+    use super::*;
+
+    #[test]
+    fn a_tls_configuration_becomes_a_quic_one_with_alpn_h3() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let tls =
+            server_config(cert.pem().as_bytes(), key.serialize_pem().as_bytes(), None).unwrap();
+        assert!(quic_server_config(&tls).is_ok());
+        // The HTTP/1.1 and HTTP/2 configuration keeps its own ALPN.
+        assert_eq!(tls.alpn_protocols, [b"h2".to_vec(), b"http/1.1".to_vec()]);
+    }
+}
