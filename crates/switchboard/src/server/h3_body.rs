@@ -1,0 +1,341 @@
+//! HTTP/3 bodies as http-body bodies: a request stream's data and trailers read as a body
+//! (for the Router, a tower service over `http::Request<B>`), and a response body written to
+//! the stream — never ended cleanly when it failed or was abandoned.
+//!
+//! A QUIC send stream that is dropped sends a clean end (FIN), so a response cut short would
+//! look complete to the peer; [`ResponseWriter`] resets the stream instead unless the body
+//! ended. Likewise a request body dropped before its end tells the peer to stop sending.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes};
+use h3::error::Code;
+use h3::server::RequestStream;
+use http::HeaderMap;
+use http_body::{Body as HttpBody, Frame};
+
+use crate::body::BoxError;
+
+/// Where a request body is.
+enum Reading {
+    Data,
+    Trailers,
+    Done,
+}
+
+/// A request's body from the receiving half of its HTTP/3 stream: DATA frames, then the
+/// trailers, if any.
+pub(crate) struct RequestBody<S: h3::quic::RecvStream> {
+    stream: RequestStream<S, Bytes>,
+    reading: Reading,
+}
+
+impl<S: h3::quic::RecvStream> RequestBody<S> {
+    pub(crate) fn new(stream: RequestStream<S, Bytes>) -> Self {
+        RequestBody {
+            stream,
+            reading: Reading::Data,
+        }
+    }
+}
+
+impl<S: h3::quic::RecvStream + Unpin> HttpBody for RequestBody<S> {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        loop {
+            match this.reading {
+                Reading::Data => match this.stream.poll_recv_data(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Ok(Some(mut data))) => {
+                        let bytes = data.copy_to_bytes(data.remaining());
+                        return Poll::Ready(Some(Ok(Frame::data(bytes))));
+                    }
+                    Poll::Ready(Ok(None)) => this.reading = Reading::Trailers,
+                    Poll::Ready(Err(error)) => {
+                        this.reading = Reading::Done;
+                        return Poll::Ready(Some(Err(error.into())));
+                    }
+                },
+                Reading::Trailers => {
+                    let trailers = std::task::ready!(this.stream.poll_recv_trailers(cx));
+                    this.reading = Reading::Done;
+                    return Poll::Ready(match trailers {
+                        Ok(Some(trailers)) => Some(Ok(Frame::trailers(trailers))),
+                        Ok(None) => None,
+                        Err(error) => Some(Err(error.into())),
+                    });
+                }
+                Reading::Done => return Poll::Ready(None),
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self.reading, Reading::Done)
+    }
+}
+
+impl<S: h3::quic::RecvStream> Drop for RequestBody<S> {
+    fn drop(&mut self) {
+        if !matches!(self.reading, Reading::Done) {
+            // Nobody reads the rest: the peer may stop sending it.
+            self.stream.stop_sending(Code::H3_NO_ERROR);
+        }
+    }
+}
+
+/// Writes a response to the sending half of an HTTP/3 stream. Dropped before the body has
+/// ended (the call abandoned, the connection closing), or on a body error, it resets the
+/// stream, so the peer never takes a cut-short response for a whole one.
+pub(crate) struct ResponseWriter<S: h3::quic::SendStream<Bytes>> {
+    stream: RequestStream<S, Bytes>,
+    finished: bool,
+}
+
+impl<S: h3::quic::SendStream<Bytes>> ResponseWriter<S> {
+    pub(crate) fn new(stream: RequestStream<S, Bytes>) -> Self {
+        ResponseWriter {
+            stream,
+            finished: false,
+        }
+    }
+
+    /// Sends the head, then every frame of the body: data as DATA frames, trailers as the
+    /// trailing HEADERS frame; then ends the stream.
+    pub(crate) async fn write<B>(mut self, response: http::Response<B>) -> Result<(), BoxError>
+    where
+        B: HttpBody<Data = Bytes>,
+        B::Error: Into<BoxError>,
+    {
+        let (parts, body) = response.into_parts();
+        self.stream
+            .send_response(http::Response::from_parts(parts, ()))
+            .await?;
+        let mut body = std::pin::pin!(body);
+        let mut trailers: Option<HeaderMap> = None;
+        while let Some(frame) = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
+            let frame = match frame {
+                Ok(frame) => frame,
+                Err(error) => {
+                    self.stream.stop_stream(Code::H3_INTERNAL_ERROR);
+                    self.finished = true;
+                    return Err(error.into());
+                }
+            };
+            match frame.into_data() {
+                Ok(data) => {
+                    if !data.is_empty() {
+                        self.stream.send_data(data).await?;
+                    }
+                }
+                Err(frame) => {
+                    if let Ok(more) = frame.into_trailers() {
+                        trailers.get_or_insert_with(HeaderMap::new).extend(more);
+                    }
+                }
+            }
+        }
+        if let Some(trailers) = trailers {
+            self.stream.send_trailers(trailers).await?;
+        }
+        self.stream.finish().await?;
+        self.finished = true;
+        Ok(())
+    }
+}
+
+impl<S: h3::quic::SendStream<Bytes>> Drop for ResponseWriter<S> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.stream.stop_stream(Code::H3_REQUEST_CANCELLED);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, SocketAddr};
+    use std::sync::Arc;
+
+    use http_body_util::BodyExt as _;
+
+    use super::*;
+
+    /// A server and a client QUIC endpoint on loopback that trust each other.
+    fn endpoints() -> (h3_quinn::quinn::Endpoint, h3_quinn::quinn::Endpoint) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let tls = crate::server::tls::server_config(
+            cert.pem().as_bytes(),
+            key.serialize_pem().as_bytes(),
+            None,
+        )
+        .unwrap();
+        let server_config = crate::server::tls::quic_server_config(&tls).unwrap();
+        let server = h3_quinn::quinn::Endpoint::server(
+            server_config,
+            SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        )
+        .unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert.der().clone()).unwrap();
+        let mut client_tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        client_tls.alpn_protocols = vec![b"h3".to_vec()];
+        let crypto =
+            h3_quinn::quinn::crypto::rustls::QuicClientConfig::try_from(client_tls).unwrap();
+        let mut client =
+            h3_quinn::quinn::Endpoint::client(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).unwrap();
+        client.set_default_client_config(h3_quinn::quinn::ClientConfig::new(Arc::new(crypto)));
+        (server, client)
+    }
+
+    #[tokio::test]
+    async fn bodies_carry_data_and_trailers_both_ways_in_full_duplex() {
+        let (server, client) = endpoints();
+        let addr = server.local_addr().unwrap();
+        let served = tokio::spawn(async move {
+            let incoming = server.accept().await.unwrap();
+            let mut connection = h3::server::Connection::<_, Bytes>::new(
+                h3_quinn::Connection::new(incoming.await.unwrap()),
+            )
+            .await
+            .unwrap();
+            let resolver = connection.accept().await.unwrap().unwrap();
+            let (request, stream) = resolver.resolve_request().await.unwrap();
+            let (send, recv) = stream.split();
+            let mut body = RequestBody::new(recv);
+            // Full duplex: the first message is echoed before the request has ended.
+            let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Result<Frame<Bytes>, BoxError>>();
+            tx.send(Ok(Frame::data(first))).unwrap();
+            let echo = http_body_util::StreamBody::new(
+                tokio_stream::wrappers::UnboundedReceiverStream::new(rx),
+            );
+            let writing = tokio::spawn(ResponseWriter::new(send).write(http::Response::new(echo)));
+            let mut rest = Vec::new();
+            let mut request_trailers = None;
+            while let Some(frame) = body.frame().await {
+                let frame = frame.unwrap();
+                match frame.into_data() {
+                    Ok(data) => rest.extend_from_slice(&data),
+                    Err(frame) => request_trailers = frame.into_trailers().ok(),
+                }
+            }
+            tx.send(Ok(Frame::data(Bytes::from(rest)))).unwrap();
+            let mut trailers = HeaderMap::new();
+            trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+            tx.send(Ok(Frame::trailers(trailers))).unwrap();
+            drop(tx);
+            writing.await.unwrap().unwrap();
+            (request.uri().path().to_owned(), request_trailers)
+        });
+        let connection = client.connect(addr, "localhost").unwrap().await.unwrap();
+        let (mut driver, mut send_request) = h3::client::new(h3_quinn::Connection::new(connection))
+            .await
+            .unwrap();
+        tokio::spawn(async move { std::future::poll_fn(|cx| driver.poll_close(cx)).await });
+        let mut stream = send_request
+            .send_request(
+                http::Request::post("https://localhost/echo.v1.Echo/Bidi")
+                    .body(())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        stream.send_data(Bytes::from_static(b"one")).await.unwrap();
+        let response = stream.recv_response().await.unwrap();
+        assert_eq!(response.status(), 200);
+        // The echo of the first message arrives while the request is still open.
+        let mut first = stream.recv_data().await.unwrap().unwrap();
+        assert_eq!(first.copy_to_bytes(first.remaining()), "one");
+        stream.send_data(Bytes::from_static(b"two")).await.unwrap();
+        let mut trailers = HeaderMap::new();
+        trailers.insert("x-sent", http::HeaderValue::from_static("2"));
+        stream.send_trailers(trailers).await.unwrap();
+        stream.finish().await.unwrap();
+        let mut second = stream.recv_data().await.unwrap().unwrap();
+        assert_eq!(second.copy_to_bytes(second.remaining()), "two");
+        assert!(stream.recv_data().await.unwrap().is_none());
+        let trailers = stream.recv_trailers().await.unwrap().unwrap();
+        assert_eq!(trailers["grpc-status"], "0");
+        let (path, request_trailers) = served.await.unwrap();
+        assert_eq!(path, "/echo.v1.Echo/Bidi");
+        assert_eq!(request_trailers.unwrap()["x-sent"], "2");
+    }
+
+    #[tokio::test]
+    async fn a_response_body_that_fails_resets_the_stream_instead_of_ending_it() {
+        let (server, client) = endpoints();
+        let addr = server.local_addr().unwrap();
+        tokio::spawn(async move {
+            let incoming = server.accept().await.unwrap();
+            let mut connection = h3::server::Connection::<_, Bytes>::new(
+                h3_quinn::Connection::new(incoming.await.unwrap()),
+            )
+            .await
+            .unwrap();
+            let resolver = connection.accept().await.unwrap().unwrap();
+            let (_request, stream) = resolver.resolve_request().await.unwrap();
+            let (send, _recv) = stream.split();
+            let frames: Vec<Result<Frame<Bytes>, BoxError>> = vec![
+                Ok(Frame::data(Bytes::from_static(b"partial"))),
+                Err("the handler's stream failed".into()),
+            ];
+            let body = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
+            let _ = ResponseWriter::new(send)
+                .write(http::Response::new(body))
+                .await;
+            // Keep the connection while the client reads.
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        });
+        let connection = client.connect(addr, "localhost").unwrap().await.unwrap();
+        let (mut driver, mut send_request) = h3::client::new(h3_quinn::Connection::new(connection))
+            .await
+            .unwrap();
+        tokio::spawn(async move { std::future::poll_fn(|cx| driver.poll_close(cx)).await });
+        let mut stream = send_request
+            .send_request(http::Request::get("https://localhost/x").body(()).unwrap())
+            .await
+            .unwrap();
+        stream.finish().await.unwrap();
+        // A reset may overtake even the head (QUIC drops unread data of a reset stream).
+        if let Err(error) = stream.recv_response().await {
+            assert!(
+                matches!(
+                    error,
+                    h3::error::StreamError::RemoteTerminate { code, .. } if code == Code::H3_INTERNAL_ERROR
+                ),
+                "{error:?}"
+            );
+            return;
+        }
+        let mut read = Vec::new();
+        let ended = loop {
+            match stream.recv_data().await {
+                Ok(Some(mut data)) => read.extend_from_slice(&data.copy_to_bytes(data.remaining())),
+                Ok(None) => break Ok(()),
+                Err(error) => break Err(error),
+            }
+        };
+        assert!(
+            ended.is_err(),
+            "a failed body must not end cleanly (read {read:?})"
+        );
+    }
+}
