@@ -160,7 +160,7 @@ impl<S: h3::quic::SendStream<Bytes>> Drop for ResponseWriter<S> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::net::{Ipv4Addr, SocketAddr};
     use std::sync::Arc;
 
@@ -169,7 +169,7 @@ mod tests {
     use super::*;
 
     /// A server and a client QUIC endpoint on loopback that trust each other.
-    fn endpoints() -> (h3_quinn::quinn::Endpoint, h3_quinn::quinn::Endpoint) {
+    pub(crate) fn endpoints() -> (h3_quinn::quinn::Endpoint, h3_quinn::quinn::Endpoint) {
         let key = rcgen::KeyPair::generate().unwrap();
         let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
             .unwrap()

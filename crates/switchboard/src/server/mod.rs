@@ -4,8 +4,10 @@ mod deadline;
 mod error_writer;
 mod first_bytes;
 #[cfg(feature = "http3")]
-#[allow(dead_code)] // Used by the HTTP/3 serve loop, still to come (issue 14, step 3).
 pub(crate) mod h3_body;
+#[cfg(feature = "http3")]
+#[allow(dead_code)] // The endpoint's accept loop that calls it is still to come (issue 14).
+pub(crate) mod h3_serve;
 pub(crate) mod handler;
 mod in_flight;
 mod linger;

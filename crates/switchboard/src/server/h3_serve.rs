@@ -1,0 +1,151 @@
+//! Serving one HTTP/3 connection with a [`Router`]: each request stream becomes an
+//! `http::Request` whose body reads the stream, handled like any other call, and answered on
+//! the same stream. The peer's address and verified certificates reach `Peer` through the
+//! request's extensions, as for the TCP server.
+//!
+//! Still to come (issue 14, steps 3-5 of docs/design/http3.md): limits and timeouts, graceful
+//! shutdown with GOAWAY, and the endpoint's accept loop beside the TCP listener.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use rustls_pki_types::CertificateDer;
+use tokio::task::JoinSet;
+
+use super::Router;
+use super::h3_body::{RequestBody, ResponseWriter};
+use crate::spec::{PeerCertificates, RemoteAddr};
+
+/// Serves the requests of one QUIC connection until the peer closes it; returns once every
+/// call it started has ended.
+pub(crate) async fn serve_connection(router: Router, connection: h3_quinn::quinn::Connection) {
+    let remote = connection.remote_address();
+    let certificates: Option<Arc<[Bytes]>> = connection
+        .peer_identity()
+        .and_then(|identity| identity.downcast::<Vec<CertificateDer<'static>>>().ok())
+        .map(|chain| {
+            chain
+                .iter()
+                .map(|cert| Bytes::copy_from_slice(cert.as_ref()))
+                .collect()
+        });
+    let Ok(mut h3) =
+        h3::server::Connection::<_, Bytes>::new(h3_quinn::Connection::new(connection)).await
+    else {
+        return;
+    };
+    let mut calls = JoinSet::new();
+    loop {
+        let resolver = match h3.accept().await {
+            Ok(Some(resolver)) => resolver,
+            Ok(None) | Err(_) => break,
+        };
+        let router = router.clone();
+        let certificates = certificates.clone();
+        calls.spawn(async move {
+            let Ok((head, stream)) = resolver.resolve_request().await else {
+                return;
+            };
+            let (send, recv) = stream.split();
+            let mut request = head.map(|()| RequestBody::new(recv));
+            request.extensions_mut().insert(RemoteAddr(remote));
+            if let Some(certificates) = certificates {
+                request
+                    .extensions_mut()
+                    .insert(PeerCertificates(certificates));
+            }
+            let response = router.handle(request).await;
+            let _ = ResponseWriter::new(send).write(response).await;
+        });
+        // Reap the calls that ended, so the set stays as large as the calls in flight.
+        while calls.try_join_next().is_some() {}
+    }
+    // The connection dies with its driver: the calls in flight finish first.
+    while calls.join_next().await.is_some() {}
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, SocketAddr};
+
+    use bytes::Buf as _;
+
+    use super::*;
+    use crate::request::{Request, Response};
+    use crate::server::{Routes, RpcService};
+    use crate::spec::{Idempotency, Spec, StreamType};
+
+    /// A service whose one method answers with the caller's protocol and address.
+    struct Whoami;
+
+    impl RpcService for Whoami {
+        fn name(&self) -> &'static str {
+            "whoami.v1.Whoami"
+        }
+
+        fn register(self, routes: &mut Routes) {
+            let spec = Spec::new(
+                "/whoami.v1.Whoami/Get",
+                StreamType::Unary,
+                Idempotency::Unknown,
+            );
+            routes.unary(spec, |request: Request<()>| async move {
+                let peer = request.peer().cloned();
+                let mut response = Response::new(());
+                let who = format!(
+                    "{:?} from {}",
+                    peer.as_ref().map(crate::Peer::protocol),
+                    peer.and_then(|p| p.addr())
+                        .map(|a| a.ip().to_string())
+                        .unwrap_or_default()
+                );
+                response
+                    .headers_mut()
+                    .insert("x-who", http::HeaderValue::from_str(&who).unwrap());
+                Ok(response)
+            });
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connect_call_over_http3_reaches_its_handler_with_the_peer() {
+        let (server, client) = crate::server::h3_body::tests::endpoints();
+        let addr: SocketAddr = server.local_addr().unwrap();
+        let router = Router::new().add_service(Whoami);
+        tokio::spawn(async move {
+            while let Some(incoming) = server.accept().await {
+                let router = router.clone();
+                tokio::spawn(async move {
+                    if let Ok(connection) = incoming.await {
+                        serve_connection(router, connection).await;
+                    }
+                });
+            }
+        });
+        let connection = client.connect(addr, "localhost").unwrap().await.unwrap();
+        let (mut driver, mut send_request) = h3::client::new(h3_quinn::Connection::new(connection))
+            .await
+            .unwrap();
+        tokio::spawn(async move { std::future::poll_fn(|cx| driver.poll_close(cx)).await });
+        let mut stream = send_request
+            .send_request(
+                http::Request::post("https://localhost/whoami.v1.Whoami/Get")
+                    .header("content-type", "application/proto")
+                    .body(())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        stream.finish().await.unwrap();
+        let response = stream.recv_response().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "application/proto");
+        let who = response.headers()["x-who"].to_str().unwrap();
+        assert_eq!(who, format!("Some(Connect) from {}", Ipv4Addr::LOCALHOST));
+        let mut body = Vec::new();
+        while let Some(mut data) = stream.recv_data().await.unwrap() {
+            body.extend_from_slice(&data.copy_to_bytes(data.remaining()));
+        }
+        assert!(body.is_empty(), "an empty message encodes to nothing");
+    }
+}
