@@ -89,6 +89,15 @@ mod tests {
                 StreamType::Unary,
                 Idempotency::Unknown,
             );
+            let echo = Spec::new(
+                "/whoami.v1.Whoami/Echo",
+                StreamType::BidiStreaming,
+                Idempotency::Unknown,
+            );
+            routes.bidi_streaming(echo, |request: Request<crate::Streaming<()>>| async move {
+                let stream: crate::ResponseStream<()> = Box::pin(request.into_message());
+                Ok(Response::new(stream))
+            });
             routes.unary(spec, |request: Request<()>| async move {
                 let peer = request.peer().cloned();
                 let mut response = Response::new(());
@@ -147,5 +156,52 @@ mod tests {
             body.extend_from_slice(&data.copy_to_bytes(data.remaining()));
         }
         assert!(body.is_empty(), "an empty message encodes to nothing");
+    }
+
+    #[tokio::test]
+    async fn a_grpc_bidi_stream_over_http3_is_full_duplex_and_ends_with_trailers() {
+        let (server, client) = crate::server::h3_body::tests::endpoints();
+        let addr: SocketAddr = server.local_addr().unwrap();
+        let router = Router::new().add_service(Whoami);
+        tokio::spawn(async move {
+            if let Some(incoming) = server.accept().await {
+                if let Ok(connection) = incoming.await {
+                    serve_connection(router, connection).await;
+                }
+            }
+        });
+        let connection = client.connect(addr, "localhost").unwrap().await.unwrap();
+        let (mut driver, mut send_request) = h3::client::new(h3_quinn::Connection::new(connection))
+            .await
+            .unwrap();
+        tokio::spawn(async move { std::future::poll_fn(|cx| driver.poll_close(cx)).await });
+        let mut stream = send_request
+            .send_request(
+                http::Request::post("https://localhost/whoami.v1.Whoami/Echo")
+                    .header("content-type", "application/grpc")
+                    .header("te", "trailers")
+                    .body(())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        // An empty message: flags 0, length 0.
+        let empty = Bytes::from_static(&[0, 0, 0, 0, 0]);
+        stream.send_data(empty.clone()).await.unwrap();
+        let response = stream.recv_response().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "application/grpc");
+        // The echo of the first message arrives before the request stream ends.
+        let mut first = stream.recv_data().await.unwrap().unwrap();
+        assert_eq!(first.copy_to_bytes(first.remaining()), empty);
+        stream.send_data(empty.clone()).await.unwrap();
+        stream.finish().await.unwrap();
+        let mut rest = Vec::new();
+        while let Some(mut data) = stream.recv_data().await.unwrap() {
+            rest.extend_from_slice(&data.copy_to_bytes(data.remaining()));
+        }
+        assert_eq!(rest, empty);
+        let trailers = stream.recv_trailers().await.unwrap().unwrap();
+        assert_eq!(trailers["grpc-status"], "0");
     }
 }
