@@ -16,9 +16,14 @@ use super::Router;
 use super::h3_body::{RequestBody, ResponseWriter};
 use crate::spec::{PeerCertificates, RemoteAddr};
 
-/// Serves the requests of one QUIC connection until the peer closes it; returns once every
-/// call it started has ended.
-pub(crate) async fn serve_connection(router: Router, connection: h3_quinn::quinn::Connection) {
+/// Serves the requests of one QUIC connection until the peer closes it, or until `stop`
+/// turns true: then GOAWAY tells the peer no new request will be taken, and the calls in
+/// flight finish. Returns once every call it started has ended.
+pub(crate) async fn serve_connection(
+    router: Router,
+    connection: h3_quinn::quinn::Connection,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     let remote = connection.remote_address();
     let certificates: Option<Arc<[Bytes]>> = connection
         .peer_identity()
@@ -36,9 +41,20 @@ pub(crate) async fn serve_connection(router: Router, connection: h3_quinn::quinn
     };
     let mut calls = JoinSet::new();
     loop {
-        let resolver = match h3.accept().await {
-            Ok(Some(resolver)) => resolver,
-            Ok(None) | Err(_) => break,
+        let accepted = tokio::select! {
+            accepted = h3.accept() => Some(accepted),
+            () = async {
+                let _ = stop.wait_for(|stop| *stop).await;
+            } => None,
+        };
+        let resolver = match accepted {
+            Some(Ok(Some(resolver))) => resolver,
+            Some(Ok(None) | Err(_)) => break,
+            None => {
+                // GOAWAY: the requests already accepted are served, no new one is.
+                let _ = h3.shutdown(0).await;
+                break;
+            }
         };
         let router = router.clone();
         let certificates = certificates.clone();
@@ -60,8 +76,42 @@ pub(crate) async fn serve_connection(router: Router, connection: h3_quinn::quinn
         // Reap the calls that ended, so the set stays as large as the calls in flight.
         while calls.try_join_next().is_some() {}
     }
-    // The connection dies with its driver: the calls in flight finish first.
+    // Dropping the connection would cut the calls in flight: they finish first.
     while calls.join_next().await.is_some() {}
+}
+
+/// Serves a QUIC endpoint's connections until `shutdown` completes; then new connections are
+/// refused, every connection gets GOAWAY, and this returns once their calls have finished and
+/// the endpoint is idle.
+pub(crate) async fn serve_endpoint(
+    router: Router,
+    endpoint: h3_quinn::quinn::Endpoint,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let mut connections = JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            incoming = endpoint.accept() => {
+                let Some(incoming) = incoming else { break };
+                let router = router.clone();
+                let stopping = stopping.clone();
+                connections.spawn(async move {
+                    if let Ok(connection) = incoming.await {
+                        serve_connection(router, connection, stopping).await;
+                    }
+                });
+                while connections.try_join_next().is_some() {}
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    endpoint.set_server_config(None);
+    let _ = stop.send(true);
+    while connections.join_next().await.is_some() {}
+    endpoint.close(0u32.into(), b"shutting down");
+    endpoint.wait_idle().await;
 }
 
 #[cfg(test)]
@@ -74,6 +124,13 @@ mod tests {
     use crate::request::{Request, Response};
     use crate::server::{Routes, RpcService};
     use crate::spec::{Idempotency, Spec, StreamType};
+
+    /// A stop signal that never comes.
+    fn never_stop() -> tokio::sync::watch::Receiver<bool> {
+        let (stop, stopping) = tokio::sync::watch::channel(false);
+        std::mem::forget(stop);
+        stopping
+    }
 
     /// A service whose one method answers with the caller's protocol and address.
     struct Whoami;
@@ -97,6 +154,15 @@ mod tests {
             routes.bidi_streaming(echo, |request: Request<crate::Streaming<()>>| async move {
                 let stream: crate::ResponseStream<()> = Box::pin(request.into_message());
                 Ok(Response::new(stream))
+            });
+            let slow = Spec::new(
+                "/whoami.v1.Whoami/Slow",
+                StreamType::Unary,
+                Idempotency::Unknown,
+            );
+            routes.unary(slow, |_request: Request<()>| async move {
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                Ok(Response::new(()))
             });
             routes.unary(spec, |request: Request<()>| async move {
                 let peer = request.peer().cloned();
@@ -126,7 +192,7 @@ mod tests {
                 let router = router.clone();
                 tokio::spawn(async move {
                     if let Ok(connection) = incoming.await {
-                        serve_connection(router, connection).await;
+                        serve_connection(router, connection, never_stop()).await;
                     }
                 });
             }
@@ -166,7 +232,7 @@ mod tests {
         tokio::spawn(async move {
             if let Some(incoming) = server.accept().await {
                 if let Ok(connection) = incoming.await {
-                    serve_connection(router, connection).await;
+                    serve_connection(router, connection, never_stop()).await;
                 }
             }
         });
@@ -203,5 +269,53 @@ mod tests {
         assert_eq!(rest, empty);
         let trailers = stream.recv_trailers().await.unwrap().unwrap();
         assert_eq!(trailers["grpc-status"], "0");
+    }
+
+    #[tokio::test]
+    async fn shutdown_sends_goaway_finishes_calls_in_flight_and_refuses_new_connections() {
+        let (server, client) = crate::server::h3_body::tests::endpoints();
+        let addr: SocketAddr = server.local_addr().unwrap();
+        let (shut, shutdown) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(serve_endpoint(
+            Router::new().add_service(Whoami),
+            server,
+            async move {
+                let _ = shutdown.await;
+            },
+        ));
+        let connection = client.connect(addr, "localhost").unwrap().await.unwrap();
+        let (mut driver, mut send_request) = h3::client::new(h3_quinn::Connection::new(connection))
+            .await
+            .unwrap();
+        tokio::spawn(async move { std::future::poll_fn(|cx| driver.poll_close(cx)).await });
+        let mut stream = send_request
+            .send_request(
+                http::Request::post("https://localhost/whoami.v1.Whoami/Slow")
+                    .header("content-type", "application/proto")
+                    .body(())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        stream.finish().await.unwrap();
+        // Shut down while the call is in its handler.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        shut.send(()).unwrap();
+        let response = stream.recv_response().await.unwrap();
+        assert_eq!(response.status(), 200, "the call in flight is served");
+        while stream.recv_data().await.unwrap().is_some() {}
+        drop(stream);
+        drop(send_request);
+        tokio::time::timeout(std::time::Duration::from_secs(10), serving)
+            .await
+            .expect("the server stops once its calls are done")
+            .unwrap();
+        // Nothing listens any more (no answer within a second).
+        let again = tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            client.connect(addr, "localhost").unwrap(),
+        )
+        .await;
+        assert!(!matches!(again, Ok(Ok(_))), "a new connection was accepted");
     }
 }

@@ -6,7 +6,7 @@ mod first_bytes;
 #[cfg(feature = "http3")]
 pub(crate) mod h3_body;
 #[cfg(feature = "http3")]
-#[allow(dead_code)] // The endpoint's accept loop that calls it is still to come (issue 14).
+#[allow(dead_code)] // Server::http3, which calls serve_endpoint, is still to come (issue 14).
 pub(crate) mod h3_serve;
 pub(crate) mod handler;
 mod in_flight;
