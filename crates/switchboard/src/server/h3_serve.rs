@@ -98,7 +98,11 @@ pub(crate) async fn serve_endpoint(
                 let router = router.clone();
                 let stopping = stopping.clone();
                 connections.spawn(async move {
-                    if let Ok(connection) = incoming.await {
+                    // A handshake that does not finish in time is dropped (the TCP server's
+                    // first-bytes timeout, for QUIC).
+                    let handshake =
+                        tokio::time::timeout(super::DEFAULT_FIRST_BYTES_TIMEOUT, incoming).await;
+                    if let Ok(Ok(connection)) = handshake {
                         serve_connection(router, connection, stopping).await;
                     }
                 });

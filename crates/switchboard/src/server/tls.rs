@@ -89,7 +89,36 @@ pub fn quic_server_config(tls: &rustls::ServerConfig) -> Result<quinn::ServerCon
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(|e| {
         Error::invalid_argument(format!("TLS configuration unusable for QUIC: {e}"))
     })?;
-    Ok(quinn::ServerConfig::with_crypto(Arc::new(crypto)))
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    config.transport_config(Arc::new(quic_transport()));
+    Ok(config)
+}
+
+/// The QUIC transport settings of the server, bounded like its HTTP/2 ones: as many
+/// concurrent request streams ([`super::DEFAULT_MAX_CONCURRENT_STREAMS`]), the same 1 MiB
+/// windows per stream and per connection (quinn's connection window is unbounded by
+/// default), a few peer-opened unidirectional streams (HTTP/3 uses three: control and QPACK;
+/// the rest for grease),
+/// 30 s without packets closes a connection, and a ping every 10 s keeps a quiet stream (a
+/// long Watch) alive.
+#[cfg(feature = "http3")]
+fn quic_transport() -> quinn::TransportConfig {
+    let window = quinn::VarInt::from_u32(1024 * 1024);
+    let mut transport = quinn::TransportConfig::default();
+    transport
+        .max_concurrent_bidi_streams(quinn::VarInt::from_u32(
+            super::DEFAULT_MAX_CONCURRENT_STREAMS,
+        ))
+        .max_concurrent_uni_streams(quinn::VarInt::from_u32(8))
+        .stream_receive_window(window)
+        .receive_window(window)
+        .send_window(1024 * 1024)
+        .max_idle_timeout(Some(
+            quinn::IdleTimeout::try_from(std::time::Duration::from_secs(30))
+                .unwrap_or(quinn::IdleTimeout::from(quinn::VarInt::from_u32(30_000))),
+        ))
+        .keep_alive_interval(Some(std::time::Duration::from_secs(10)));
+    transport
 }
 
 #[cfg(all(test, feature = "http3"))]
