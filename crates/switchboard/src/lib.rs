@@ -29,6 +29,8 @@ pub mod deadline;
 mod envelope;
 mod error;
 pub mod error_details;
+#[cfg(feature = "http3")]
+mod h3_stream;
 pub mod interceptor;
 pub mod metadata;
 pub(crate) mod protocol;

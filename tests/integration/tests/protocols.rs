@@ -1,10 +1,11 @@
 //! One handler, every protocol: our client calls our server with Connect, gRPC, gRPC-Web
 //! and gRPC-Web text, over h2c, HTTP/1.1 (where the protocol allows) and TLS; mutual TLS
-//! refuses a wrong certificate and shows the right one to the handler.
+//! refuses a wrong certificate and shows the right one to the handler. HTTP/3 carries every
+//! protocol on the TLS port's number, which TCP responses advertise with Alt-Svc.
 
 use futures_util::StreamExt as _;
 use switchboard::client::tls::client_config;
-use switchboard::client::{Client, ClientConfig, HttpTransport};
+use switchboard::client::{Client, ClientConfig, Http3Transport, HttpTransport, Transport};
 use switchboard::codec::Codec;
 use switchboard::server::ServerConfig;
 use switchboard::server::tls::server_config;
@@ -28,7 +29,11 @@ fn config(protocol: Protocol, text: bool, codec: Codec) -> ClientConfig {
         .codec(codec)
 }
 
-async fn exercise(client: &TestServiceClient<HttpTransport>, what: &str, expected_protocol: &str) {
+async fn exercise<T: Transport>(
+    client: &TestServiceClient<T>,
+    what: &str,
+    expected_protocol: &str,
+) {
     let unary = client
         .echo(EchoRequest {
             text: "hi".into(),
@@ -237,6 +242,88 @@ async fn mutual_tls_refuses_strangers_and_shows_the_certificate() {
         .await
         .expect("a trusted client certificate is accepted");
     assert_eq!(accepted.message().peer_certificates, 1);
+    let wrong = call(Some((&stranger.client.0, &stranger.client.1)))
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.code(), Code::Unavailable, "{wrong}");
+    let none = call(None).await.unwrap_err();
+    assert_eq!(none.code(), Code::Unavailable, "{none}");
+    server.stop().await;
+}
+
+/// A TLS server for the test service that also serves HTTP/3, and the URL of both.
+async fn start_http3(
+    tls: std::sync::Arc<switchboard::server::tls::ServerTlsConfig>,
+) -> (switchboard_integration_tests::Running, String) {
+    let router = switchboard::server::Router::new().add_service(TestServiceServer::new(
+        switchboard_integration_tests::TestServer,
+    ));
+    let server = switchboard_integration_tests::Running::serve(
+        switchboard::server::Server::new(router)
+            .with_tls(tls)
+            .http3(),
+    )
+    .await;
+    let url = format!("https://127.0.0.1:{}", server.addr.port());
+    (server, url)
+}
+
+#[tokio::test]
+async fn every_protocol_over_http3_on_the_tls_port_which_tcp_advertises() {
+    let pki = pki();
+    let tls = server_config(pki.server.0.as_bytes(), pki.server.1.as_bytes(), None).unwrap();
+    let (server, url) = start_http3(tls).await;
+    let roots = client_config(Some(pki.ca.as_bytes()), None).unwrap();
+    // One transport, so every call shares one pooled QUIC connection.
+    let transport = Http3Transport::new(roots.clone()).unwrap();
+    for (protocol, text) in PROTOCOLS {
+        for codec in [Codec::Proto, Codec::Json] {
+            let what = format!("{protocol:?} text={text} {codec:?} HTTP/3");
+            let client = TestServiceClient::new(
+                Client::new(&url, transport.clone())
+                    .unwrap()
+                    .with_config(config(protocol, text, codec)),
+            );
+            exercise(&client, &what, protocol_name(protocol)).await;
+        }
+    }
+    // The same port number over TCP answers too, and points at HTTP/3.
+    let tcp = TestServiceClient::new(Client::new(&url, HttpTransport::tls(roots)).unwrap());
+    let reply = tcp.echo(EchoRequest::default()).await.unwrap();
+    let port = server.addr.port();
+    assert_eq!(
+        reply.headers().get("alt-svc").unwrap(),
+        &format!("h3=\":{port}\"; ma=86400")
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn mutual_tls_over_http3_refuses_strangers_and_shows_the_certificate() {
+    let pki = pki();
+    let stranger = switchboard_integration_tests::pki();
+    let tls = server_config(
+        pki.server.0.as_bytes(),
+        pki.server.1.as_bytes(),
+        Some(pki.ca.as_bytes()),
+    )
+    .unwrap();
+    let (server, url) = start_http3(tls).await;
+    let call = |identity: Option<(&str, &str)>| {
+        let config = client_config(
+            Some(pki.ca.as_bytes()),
+            identity.map(|(c, k)| (c.as_bytes(), k.as_bytes())),
+        )
+        .unwrap();
+        let transport = Http3Transport::new(config).unwrap();
+        let client = TestServiceClient::new(Client::new(&url, transport).unwrap());
+        async move { client.echo(EchoRequest::default()).await }
+    };
+    let accepted = call(Some((&pki.client.0, &pki.client.1)))
+        .await
+        .expect("a trusted client certificate is accepted");
+    assert_eq!(accepted.message().peer_certificates, 1);
+    assert_eq!(accepted.message().protocol, "Connect");
     let wrong = call(Some((&stranger.client.0, &stranger.client.1)))
         .await
         .unwrap_err();

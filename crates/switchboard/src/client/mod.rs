@@ -1,6 +1,8 @@
 //! Calling services: [`Client`] over any [`Transport`].
 
 mod balance;
+#[cfg(feature = "http3")]
+mod h3_transport;
 mod hedge;
 mod retry;
 #[cfg(feature = "tls")]
@@ -18,6 +20,8 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use prost_reflect::MessageDescriptor;
 
 pub use balance::{Balanced, BalancedBuilder};
+#[cfg(feature = "http3")]
+pub use h3_transport::{Http3ResponseBody, Http3Transport};
 pub use hedge::HedgingPolicy;
 pub use retry::{RetryBudget, RetryCounts, RetryPolicy};
 pub use transport::{Connector, HttpTransport, Transport};

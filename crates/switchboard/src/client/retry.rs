@@ -591,8 +591,8 @@ fn pushback(error: &Error) -> Option<Pushback> {
 }
 
 /// Whether the failed attempt provably never reached the service's code: the connection was
-/// refused, or the server refused the stream (HTTP/2 REFUSED_STREAM) or closed the connection
-/// (GOAWAY) below it. Only errors of this side's transport qualify, never what a server said.
+/// refused, or the server refused the stream (HTTP/2 REFUSED_STREAM, HTTP/3
+/// H3_REQUEST_REJECTED) or closed the connection (GOAWAY) below it. Only errors of this side's transport qualify, never what a server said.
 pub(crate) fn never_processed(error: &Error) -> bool {
     if error.is_wire() {
         return false;
@@ -610,6 +610,10 @@ pub(crate) fn never_processed(error: &Error) -> bool {
             {
                 return true;
             }
+        }
+        #[cfg(feature = "http3")]
+        if super::h3_transport::is_not_sent(current) {
+            return true;
         }
         if let Some(io) = current.downcast_ref::<std::io::Error>() {
             if io.kind() == std::io::ErrorKind::ConnectionRefused {

@@ -1,161 +1,80 @@
-//! HTTP/3 bodies as http-body bodies: a request stream's data and trailers read as a body
-//! (for the Router, a tower service over `http::Request<B>`), and a response body written to
-//! the stream — never ended cleanly when it failed or was abandoned.
-//!
-//! A QUIC send stream that is dropped sends a clean end (FIN), so a response cut short would
-//! look complete to the peer; [`ResponseWriter`] resets the stream instead unless the body
-//! ended. Likewise a request body dropped before its end tells the peer to stop sending.
+//! The server's HTTP/3 bodies: a request stream's data and trailers read as the request's
+//! body ([`Http3Body`], what the Router or a tower service sees), and the response written
+//! to the stream by [`ResponseWriter`] — reset, never ended cleanly, when the response body
+//! failed or was abandoned (see [`crate::h3_stream`]).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::{Buf, Bytes};
-use h3::error::Code;
+use bytes::Bytes;
 use h3::server::RequestStream;
-use http::HeaderMap;
 use http_body::{Body as HttpBody, Frame};
 
 use crate::body::BoxError;
+use crate::h3_stream::{BodySender, RecvBody};
 
-/// Where a request body is.
-enum Reading {
-    Data,
-    Trailers,
-    Done,
-}
+/// The body of a request that arrived over HTTP/3: its stream's data, then its trailers. This
+/// is the request body a tower service sees when [`crate::server::Server::http3`] serves it
+/// (a [`crate::server::Router`] takes any body); dropped before its end, it tells the peer to
+/// stop sending.
+pub struct Http3Body(RecvBody<RequestStream<h3_quinn::RecvStream, Bytes>>);
 
-/// A request's body from the receiving half of its HTTP/3 stream: DATA frames, then the
-/// trailers, if any.
-pub(crate) struct RequestBody<S: h3::quic::RecvStream> {
-    stream: RequestStream<S, Bytes>,
-    reading: Reading,
-}
-
-impl<S: h3::quic::RecvStream> RequestBody<S> {
-    pub(crate) fn new(stream: RequestStream<S, Bytes>) -> Self {
-        RequestBody {
-            stream,
-            reading: Reading::Data,
-        }
+impl Http3Body {
+    pub(crate) fn new(stream: RequestStream<h3_quinn::RecvStream, Bytes>) -> Self {
+        Http3Body(RecvBody::new(stream))
     }
 }
 
-impl<S: h3::quic::RecvStream + Unpin> HttpBody for RequestBody<S> {
+impl std::fmt::Debug for Http3Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Http3Body")
+            .field("ended", &self.0.is_end_stream())
+            .finish()
+    }
+}
+
+impl HttpBody for Http3Body {
     type Data = Bytes;
     type Error = BoxError;
 
+    #[inline]
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.get_mut();
-        loop {
-            match this.reading {
-                Reading::Data => match this.stream.poll_recv_data(cx) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(Ok(Some(mut data))) => {
-                        let bytes = data.copy_to_bytes(data.remaining());
-                        return Poll::Ready(Some(Ok(Frame::data(bytes))));
-                    }
-                    Poll::Ready(Ok(None)) => this.reading = Reading::Trailers,
-                    Poll::Ready(Err(error)) => {
-                        this.reading = Reading::Done;
-                        return Poll::Ready(Some(Err(error.into())));
-                    }
-                },
-                Reading::Trailers => {
-                    let trailers = std::task::ready!(this.stream.poll_recv_trailers(cx));
-                    this.reading = Reading::Done;
-                    return Poll::Ready(match trailers {
-                        Ok(Some(trailers)) => Some(Ok(Frame::trailers(trailers))),
-                        Ok(None) => None,
-                        Err(error) => Some(Err(error.into())),
-                    });
-                }
-                Reading::Done => return Poll::Ready(None),
-            }
-        }
+        Pin::new(&mut self.get_mut().0).poll_frame(cx)
     }
 
+    #[inline]
     fn is_end_stream(&self) -> bool {
-        matches!(self.reading, Reading::Done)
+        self.0.is_end_stream()
     }
 }
 
-impl<S: h3::quic::RecvStream> Drop for RequestBody<S> {
-    fn drop(&mut self) {
-        if !matches!(self.reading, Reading::Done) {
-            // Nobody reads the rest: the peer may stop sending it.
-            self.stream.stop_sending(Code::H3_NO_ERROR);
-        }
-    }
-}
+/// Writes a response to the sending half of an HTTP/3 stream: the head, then the body through
+/// a [`BodySender`], which resets the stream if the body fails or the writer is dropped
+/// before the end.
+pub(crate) struct ResponseWriter<S: h3::quic::SendStream<Bytes> + Send>(
+    BodySender<RequestStream<S, Bytes>>,
+);
 
-/// Writes a response to the sending half of an HTTP/3 stream. Dropped before the body has
-/// ended (the call abandoned, the connection closing), or on a body error, it resets the
-/// stream, so the peer never takes a cut-short response for a whole one.
-pub(crate) struct ResponseWriter<S: h3::quic::SendStream<Bytes>> {
-    stream: RequestStream<S, Bytes>,
-    finished: bool,
-}
-
-impl<S: h3::quic::SendStream<Bytes>> ResponseWriter<S> {
+impl<S: h3::quic::SendStream<Bytes> + Send> ResponseWriter<S> {
     pub(crate) fn new(stream: RequestStream<S, Bytes>) -> Self {
-        ResponseWriter {
-            stream,
-            finished: false,
-        }
+        ResponseWriter(BodySender::new(stream))
     }
 
-    /// Sends the head, then every frame of the body: data as DATA frames, trailers as the
-    /// trailing HEADERS frame; then ends the stream.
+    /// Sends the head, then every frame of the body, then ends the stream.
     pub(crate) async fn write<B>(mut self, response: http::Response<B>) -> Result<(), BoxError>
     where
         B: HttpBody<Data = Bytes>,
         B::Error: Into<BoxError>,
     {
         let (parts, body) = response.into_parts();
-        self.stream
+        self.0
+            .stream()
             .send_response(http::Response::from_parts(parts, ()))
             .await?;
-        let mut body = std::pin::pin!(body);
-        let mut trailers: Option<HeaderMap> = None;
-        while let Some(frame) = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
-            let frame = match frame {
-                Ok(frame) => frame,
-                Err(error) => {
-                    self.stream.stop_stream(Code::H3_INTERNAL_ERROR);
-                    self.finished = true;
-                    return Err(error.into());
-                }
-            };
-            match frame.into_data() {
-                Ok(data) => {
-                    if !data.is_empty() {
-                        self.stream.send_data(data).await?;
-                    }
-                }
-                Err(frame) => {
-                    if let Ok(more) = frame.into_trailers() {
-                        trailers.get_or_insert_with(HeaderMap::new).extend(more);
-                    }
-                }
-            }
-        }
-        if let Some(trailers) = trailers {
-            self.stream.send_trailers(trailers).await?;
-        }
-        self.stream.finish().await?;
-        self.finished = true;
-        Ok(())
-    }
-}
-
-impl<S: h3::quic::SendStream<Bytes>> Drop for ResponseWriter<S> {
-    fn drop(&mut self) {
-        if !self.finished {
-            self.stream.stop_stream(Code::H3_REQUEST_CANCELLED);
-        }
+        self.0.send(body).await
     }
 }
 
@@ -167,6 +86,9 @@ pub(crate) mod tests {
     use http_body_util::BodyExt as _;
 
     use super::*;
+    use bytes::Buf as _;
+    use h3::error::Code;
+    use http::HeaderMap;
 
     /// A server and a client QUIC endpoint on loopback that trust each other.
     pub(crate) fn endpoints() -> (h3_quinn::quinn::Endpoint, h3_quinn::quinn::Endpoint) {
@@ -219,7 +141,7 @@ pub(crate) mod tests {
             let resolver = connection.accept().await.unwrap().unwrap();
             let (request, stream) = resolver.resolve_request().await.unwrap();
             let (send, recv) = stream.split();
-            let mut body = RequestBody::new(recv);
+            let mut body = RecvBody::new(recv);
             // Full duplex: the first message is echoed before the request has ended.
             let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Result<Frame<Bytes>, BoxError>>();

@@ -1,28 +1,64 @@
-//! Serving one HTTP/3 connection with a [`Router`]: each request stream becomes an
-//! `http::Request` whose body reads the stream, handled like any other call, and answered on
-//! the same stream. The peer's address and verified certificates reach `Peer` through the
-//! request's extensions, as for the TCP server.
-//!
-//! Still to come (issue 14, steps 3-5 of docs/design/http3.md): limits and timeouts, graceful
-//! shutdown with GOAWAY, and the endpoint's accept loop beside the TCP listener.
+//! Serving HTTP/3 with the built-in server ([`crate::server::Server::http3`]): a QUIC
+//! endpoint's connections, each request stream an `http::Request` whose body reads the
+//! stream, handled like any other call and answered on the same stream. The peer's address
+//! and verified certificates reach `Peer` as on TCP; the server's limits on connections and
+//! calls in flight count QUIC and TCP together.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
 use rustls_pki_types::CertificateDer;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
-use super::Router;
-use super::h3_body::{RequestBody, ResponseWriter};
-use crate::spec::{PeerCertificates, RemoteAddr};
+use super::h3_body::{Http3Body, ResponseWriter};
+use super::serve::{ServeRequest, over_call_limit};
+
+/// The bounds one HTTP/3 endpoint is served with: the server's own.
+#[derive(Clone)]
+pub(crate) struct Http3Limits {
+    /// Places for open connections, shared with the TCP listener; at the limit a new QUIC
+    /// connection is refused (QUIC has no accept queue to wait in).
+    pub(crate) connection_slots: Option<Arc<Semaphore>>,
+    /// Places for calls in flight, shared with TCP, and their number.
+    pub(crate) call_slots: Option<(Arc<Semaphore>, usize)>,
+    /// How long a handshake, and a new request stream's headers, may take.
+    pub(crate) first_bytes_timeout: Duration,
+    /// How long shutdown waits for the calls in flight.
+    pub(crate) grace: Duration,
+}
+
+impl Default for Http3Limits {
+    fn default() -> Self {
+        Http3Limits {
+            connection_slots: None,
+            call_slots: None,
+            first_bytes_timeout: super::DEFAULT_FIRST_BYTES_TIMEOUT,
+            grace: super::DEFAULT_SHUTDOWN_GRACE,
+        }
+    }
+}
+
+/// How a server starts serving HTTP/3 for its service: [`serve_endpoint`] for that service
+/// type, chosen where the type is known to take [`Http3Body`] requests.
+pub(crate) type Http3Serving<S> =
+    fn(S, quinn::Endpoint, Http3Limits, watch::Receiver<bool>) -> BoxFuture<'static, ()>;
+
+/// [`serve_endpoint`] as an [`Http3Serving`].
+pub(crate) fn serving<S: ServeRequest<Http3Body>>() -> Http3Serving<S> {
+    |service, endpoint, limits, stop| Box::pin(serve_endpoint(service, endpoint, limits, stop))
+}
 
 /// Serves the requests of one QUIC connection until the peer closes it, or until `stop`
 /// turns true: then GOAWAY tells the peer no new request will be taken, and the calls in
 /// flight finish. Returns once every call it started has ended.
-pub(crate) async fn serve_connection(
-    router: Router,
-    connection: h3_quinn::quinn::Connection,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+pub(crate) async fn serve_connection<S: ServeRequest<Http3Body>>(
+    service: S,
+    connection: quinn::Connection,
+    limits: &Http3Limits,
+    mut stop: watch::Receiver<bool>,
 ) {
     let remote = connection.remote_address();
     let certificates: Option<Arc<[Bytes]>> = connection
@@ -56,22 +92,33 @@ pub(crate) async fn serve_connection(
                 break;
             }
         };
-        let router = router.clone();
+        let service = service.clone();
         let certificates = certificates.clone();
+        let call_slots = limits.call_slots.clone();
+        let headers_timeout = limits.first_bytes_timeout;
         calls.spawn(async move {
-            let Ok((head, stream)) = resolver.resolve_request().await else {
+            // A stream whose headers never come is dropped (slow-loris, per stream).
+            let resolved = tokio::time::timeout(headers_timeout, resolver.resolve_request()).await;
+            let Ok(Ok((head, stream))) = resolved else {
                 return;
             };
             let (send, recv) = stream.split();
-            let mut request = head.map(|()| RequestBody::new(recv));
-            request.extensions_mut().insert(RemoteAddr(remote));
-            if let Some(certificates) = certificates {
-                request
-                    .extensions_mut()
-                    .insert(PeerCertificates(certificates));
-            }
-            let response = router.handle(request).await;
-            let _ = ResponseWriter::new(send).write(response).await;
+            let request = head.map(|()| Http3Body::new(recv));
+            let writer = ResponseWriter::new(send);
+            // The call's place among the calls in flight, held until its response has ended.
+            let _place = match call_slots {
+                None => None,
+                Some((slots, limit)) => match slots.try_acquire_owned() {
+                    Ok(place) => Some(place),
+                    Err(_) => {
+                        let refused = over_call_limit(request.headers(), limit);
+                        let _ = writer.write(refused).await;
+                        return;
+                    }
+                },
+            };
+            let response = service.serve_request(request, remote, certificates).await;
+            let _ = writer.write(response).await;
         });
         // Reap the calls that ended, so the set stays as large as the calls in flight.
         while calls.try_join_next().is_some() {}
@@ -80,42 +127,65 @@ pub(crate) async fn serve_connection(
     while calls.join_next().await.is_some() {}
 }
 
-/// Serves a QUIC endpoint's connections until `shutdown` completes; then new connections are
-/// refused, every connection gets GOAWAY, and this returns once their calls have finished and
-/// the endpoint is idle.
-pub(crate) async fn serve_endpoint(
-    router: Router,
-    endpoint: h3_quinn::quinn::Endpoint,
-    shutdown: impl std::future::Future<Output = ()>,
+/// Serves a QUIC endpoint's connections until `stop` turns true; then new connections are
+/// refused, every connection gets GOAWAY, and this returns once their calls have finished
+/// (or the grace period is over: the rest are reset) and the endpoint is closed.
+pub(crate) async fn serve_endpoint<S: ServeRequest<Http3Body>>(
+    service: S,
+    endpoint: quinn::Endpoint,
+    limits: Http3Limits,
+    mut stop: watch::Receiver<bool>,
 ) {
-    let (stop, stopping) = tokio::sync::watch::channel(false);
     let mut connections = JoinSet::new();
-    let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        tokio::select! {
-            incoming = endpoint.accept() => {
-                let Some(incoming) = incoming else { break };
-                let router = router.clone();
-                let stopping = stopping.clone();
-                connections.spawn(async move {
-                    // A handshake that does not finish in time is dropped (the TCP server's
-                    // first-bytes timeout, for QUIC).
-                    let handshake =
-                        tokio::time::timeout(super::DEFAULT_FIRST_BYTES_TIMEOUT, incoming).await;
-                    if let Ok(Ok(connection)) = handshake {
-                        serve_connection(router, connection, stopping).await;
-                    }
-                });
-                while connections.try_join_next().is_some() {}
+        let incoming = tokio::select! {
+            incoming = endpoint.accept() => incoming,
+            _ = stop.wait_for(|stop| *stop) => None,
+        };
+        let Some(incoming) = incoming else { break };
+        let slot = match &limits.connection_slots {
+            None => None,
+            Some(slots) => match slots.clone().try_acquire_owned() {
+                Ok(slot) => Some(slot),
+                Err(_) => {
+                    tracing::debug!(remote = %incoming.remote_address(), "connection limit reached; QUIC connection refused");
+                    incoming.refuse();
+                    continue;
+                }
+            },
+        };
+        let service = service.clone();
+        let stopping = stop.clone();
+        let limits = limits.clone();
+        connections.spawn(async move {
+            // Held for as long as the connection lives.
+            let _slot = slot;
+            // A handshake that does not finish in time is dropped (the TCP server's
+            // first-bytes timeout, for QUIC).
+            let handshake = tokio::time::timeout(limits.first_bytes_timeout, incoming).await;
+            match handshake {
+                Ok(Ok(connection)) => {
+                    serve_connection(service, connection, &limits, stopping).await;
+                }
+                Ok(Err(error)) => tracing::info!(%error, "QUIC handshake failed"),
+                Err(_) => tracing::info!("QUIC handshake timed out"),
             }
-            () = &mut shutdown => break,
-        }
+        });
+        while connections.try_join_next().is_some() {}
     }
     endpoint.set_server_config(None);
-    let _ = stop.send(true);
-    while connections.join_next().await.is_some() {}
+    let drained = tokio::time::timeout(limits.grace, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::info!(grace = ?limits.grace, "shutdown grace period over; closing the remaining QUIC connections");
+        connections.abort_all();
+        while connections.join_next().await.is_some() {}
+    }
     endpoint.close(0u32.into(), b"shutting down");
-    endpoint.wait_idle().await;
+    // The close reaches the peers; a peer that never acknowledges it does not hold us.
+    let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
 }
 
 #[cfg(test)]
@@ -126,6 +196,7 @@ mod tests {
 
     use super::*;
     use crate::request::{Request, Response};
+    use crate::server::Router;
     use crate::server::{Routes, RpcService};
     use crate::spec::{Idempotency, Spec, StreamType};
 
@@ -196,7 +267,8 @@ mod tests {
                 let router = router.clone();
                 tokio::spawn(async move {
                     if let Ok(connection) = incoming.await {
-                        serve_connection(router, connection, never_stop()).await;
+                        serve_connection(router, connection, &Http3Limits::default(), never_stop())
+                            .await;
                     }
                 });
             }
@@ -236,7 +308,8 @@ mod tests {
         tokio::spawn(async move {
             if let Some(incoming) = server.accept().await {
                 if let Ok(connection) = incoming.await {
-                    serve_connection(router, connection, never_stop()).await;
+                    serve_connection(router, connection, &Http3Limits::default(), never_stop())
+                        .await;
                 }
             }
         });
@@ -279,13 +352,12 @@ mod tests {
     async fn shutdown_sends_goaway_finishes_calls_in_flight_and_refuses_new_connections() {
         let (server, client) = crate::server::h3_body::tests::endpoints();
         let addr: SocketAddr = server.local_addr().unwrap();
-        let (shut, shutdown) = tokio::sync::oneshot::channel::<()>();
+        let (shut, stop) = watch::channel(false);
         let serving = tokio::spawn(serve_endpoint(
             Router::new().add_service(Whoami),
             server,
-            async move {
-                let _ = shutdown.await;
-            },
+            Http3Limits::default(),
+            stop,
         ));
         let connection = client.connect(addr, "localhost").unwrap().await.unwrap();
         let (mut driver, mut send_request) = h3::client::new(h3_quinn::Connection::new(connection))
@@ -304,7 +376,7 @@ mod tests {
         stream.finish().await.unwrap();
         // Shut down while the call is in its handler.
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        shut.send(()).unwrap();
+        shut.send(true).unwrap();
         let response = stream.recv_response().await.unwrap();
         assert_eq!(response.status(), 200, "the call in flight is served");
         while stream.recv_data().await.unwrap().is_some() {}

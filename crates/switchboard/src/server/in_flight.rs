@@ -53,19 +53,31 @@ impl HttpBody for Counted {
 
 pin_project_lite::pin_project! {
     /// A call's future whose response body takes the call's place among the calls in
-    /// flight. Used only on connections of a server with a limit: on the others the call's
+    /// flight, and whose response advertises HTTP/3. Used only on connections of a server
+    /// with a limit or HTTP/3: on the others the call's
     /// future is served as it is (wrapping it, even with an empty place, cost 2.4% of a
     /// client-stream call's instructions in the guard).
     pub(crate) struct Admitted<F> {
         #[pin]
         call: F,
         place: Option<OwnedSemaphorePermit>,
+        alt_svc: Option<http::HeaderValue>,
     }
 }
 
 impl<F> Admitted<F> {
-    pub(crate) fn new(call: F, place: Option<OwnedSemaphorePermit>) -> Self {
-        Admitted { call, place }
+    /// `call`, holding `place` until its response body is dropped, and answering with
+    /// `alt_svc` (where the server also serves HTTP/3), if any.
+    pub(crate) fn new(
+        call: F,
+        place: Option<OwnedSemaphorePermit>,
+        alt_svc: Option<http::HeaderValue>,
+    ) -> Self {
+        Admitted {
+            call,
+            place,
+            alt_svc,
+        }
     }
 }
 
@@ -78,7 +90,12 @@ where
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let response = ready!(this.call.poll(cx));
+        let mut response = ready!(this.call.poll(cx));
+        if let Some(alt_svc) = this.alt_svc.take() {
+            response
+                .headers_mut()
+                .insert(http::header::ALT_SVC, alt_svc);
+        }
         let place = this.place.take();
         Poll::Ready(Ok(response.map(|body| Counted::new(body, place))))
     }

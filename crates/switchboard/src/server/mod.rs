@@ -6,7 +6,6 @@ mod first_bytes;
 #[cfg(feature = "http3")]
 pub(crate) mod h3_body;
 #[cfg(feature = "http3")]
-#[allow(dead_code)] // Server::http3, which calls serve_endpoint, is still to come (issue 14).
 pub(crate) mod h3_serve;
 pub(crate) mod handler;
 mod in_flight;
@@ -22,6 +21,8 @@ pub use crate::config::{
 };
 pub use crate::rest::Rest;
 pub use error_writer::{error_response, error_response_to};
+#[cfg(feature = "http3")]
+pub use h3_body::Http3Body;
 pub use router::{Router, Routes, RpcService};
 pub use serve::{
     DEFAULT_FIRST_BYTES_TIMEOUT, DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_MAX_CONNECTIONS,

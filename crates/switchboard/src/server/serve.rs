@@ -59,22 +59,29 @@ pub const DEFAULT_STREAM_SEND_BUFFER: usize = 64 * 1024;
 const KEEP_ALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// What the built-in server calls for each request: a [`Router`] as it is (the fastest
-/// path), or any tower service built around one ([`Server::from_service`]).
-pub trait ServeRequest: Clone + Send + 'static {
+/// path), or any tower service built around one ([`Server::from_service`]). `B` is the
+/// request body: hyper's [`Incoming`] over TCP, and with the `http3` feature
+/// [`crate::server::Http3Body`] over QUIC.
+pub trait ServeRequest<B = Incoming>: Clone + Send + 'static {
     /// Handles one request from `remote` (with its verified TLS client certificates); the
     /// server calls it on a clone per request.
     fn serve_request(
         self,
-        request: http::Request<Incoming>,
+        request: http::Request<B>,
         remote: SocketAddr,
         certificates: Option<Arc<[Bytes]>>,
     ) -> impl Future<Output = http::Response<Body>> + Send + 'static;
 }
 
-impl ServeRequest for Router {
+impl<B> ServeRequest<B> for Router
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
     fn serve_request(
         self,
-        request: http::Request<Incoming>,
+        request: http::Request<B>,
         remote: SocketAddr,
         certificates: Option<Arc<[Bytes]>>,
     ) -> impl Future<Output = http::Response<Body>> + Send + 'static {
@@ -88,9 +95,10 @@ impl ServeRequest for Router {
 #[derive(Clone, Debug)]
 pub struct TowerService<S>(S);
 
-impl<S, B> ServeRequest for TowerService<S>
+impl<S, B, RequestBody> ServeRequest<RequestBody> for TowerService<S>
 where
-    S: tower_service::Service<http::Request<Incoming>, Response = http::Response<B>>
+    RequestBody: Send + 'static,
+    S: tower_service::Service<http::Request<RequestBody>, Response = http::Response<B>>
         + Clone
         + Send
         + 'static,
@@ -102,7 +110,7 @@ where
 {
     fn serve_request(
         self,
-        mut request: http::Request<Incoming>,
+        mut request: http::Request<RequestBody>,
         remote: SocketAddr,
         certificates: Option<Arc<[Bytes]>>,
     ) -> impl Future<Output = http::Response<Body>> + Send + 'static {
@@ -152,6 +160,12 @@ pub struct Server<S = Router> {
     first_bytes_timeout: std::time::Duration,
     max_connections: Option<usize>,
     max_calls_in_flight: Option<usize>,
+    /// The TLS configuration, from which the QUIC one is made.
+    #[cfg(feature = "http3")]
+    tls_config: Option<Arc<rustls::ServerConfig>>,
+    /// How HTTP/3 is served for `S`, if it is ([`Server::http3`]).
+    #[cfg(feature = "http3")]
+    http3: Option<super::h3_serve::Http3Serving<S>>,
 }
 
 /// How many connections the server keeps open at once by default. The rest wait in the
@@ -171,6 +185,16 @@ const ACCEPT_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(1
 /// How long shutdown waits for calls in flight by default before closing what is left.
 pub const DEFAULT_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
+impl<S> Server<S> {
+    /// Whether the server also serves HTTP/3 ([`Server::http3`]).
+    fn serves_http3(&self) -> bool {
+        #[cfg(feature = "http3")]
+        return self.http3.is_some();
+        #[cfg(not(feature = "http3"))]
+        false
+    }
+}
+
 impl<S> std::fmt::Debug for Server<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
@@ -179,6 +203,7 @@ impl<S> std::fmt::Debug for Server<S> {
             .field("first_bytes_timeout", &self.first_bytes_timeout)
             .field("max_connections", &self.max_connections)
             .field("max_calls_in_flight", &self.max_calls_in_flight)
+            .field("http3", &self.serves_http3())
             .finish_non_exhaustive()
     }
 }
@@ -232,6 +257,10 @@ impl<S: ServeRequest> Server<S> {
             first_bytes_timeout: DEFAULT_FIRST_BYTES_TIMEOUT,
             max_connections: Some(DEFAULT_MAX_CONNECTIONS),
             max_calls_in_flight: None,
+            #[cfg(feature = "http3")]
+            tls_config: None,
+            #[cfg(feature = "http3")]
+            http3: None,
         }
     }
 
@@ -279,7 +308,32 @@ impl<S: ServeRequest> Server<S> {
     /// HTTP/2 and HTTP/1.1 are chosen by ALPN.
     #[cfg(feature = "tls")]
     pub fn with_tls(mut self, config: std::sync::Arc<rustls::ServerConfig>) -> Self {
+        #[cfg(feature = "http3")]
+        {
+            self.tls_config = Some(config.clone());
+        }
         self.tls = Some(tokio_rustls::TlsAcceptor::from(config));
+        self
+    }
+
+    /// Also serves HTTP/3 over QUIC (feature `http3`): the same service, limits, timeouts
+    /// and graceful shutdown, on a UDP socket with the TCP listener's address and port
+    /// number, using the [`Server::with_tls`] configuration (its certificates and client
+    /// verification, with ALPN `h3`; see [`crate::server::tls::quic_server_config`]). Every
+    /// TCP response then carries `alt-svc: h3=":PORT"; ma=86400`, so browsers and other
+    /// HTTP/3 clients find it.
+    ///
+    /// The service must take [`crate::server::Http3Body`] requests: a [`Router`] does, and
+    /// so does a tower stack around one whose layers accept any request body.
+    ///
+    /// Serving fails at start if there is no TLS configuration (QUIC is always encrypted) or
+    /// the UDP port is taken.
+    #[cfg(feature = "http3")]
+    pub fn http3(mut self) -> Self
+    where
+        S: ServeRequest<super::h3_body::Http3Body>,
+    {
+        self.http3 = Some(super::h3_serve::serving::<S>());
         self
     }
 
@@ -316,26 +370,48 @@ impl<S: ServeRequest> Server<S> {
             .max_calls_in_flight
             .map(|limit| (Arc::new(Semaphore::new(limit)), limit));
         let mut at_connection_limit = false;
+        // HTTP/3 on the same port number, served by a task of its own.
+        #[cfg(feature = "http3")]
+        let (quic, alt_svc) = match self.http3 {
+            None => (None, None),
+            Some(serving) => {
+                let limits = super::h3_serve::Http3Limits {
+                    connection_slots: connection_slots.clone(),
+                    call_slots: call_slots.clone(),
+                    first_bytes_timeout: self.first_bytes_timeout,
+                    grace: self.grace,
+                };
+                let (quic, alt_svc) = start_http3(
+                    serving,
+                    self.service.clone(),
+                    &listener,
+                    self.tls_config.as_deref(),
+                    limits,
+                )?;
+                (Some(quic), Some(alt_svc))
+            }
+        };
+        #[cfg(not(feature = "http3"))]
+        let alt_svc: Option<http::HeaderValue> = None;
         loop {
-            // At the connection limit, wait for a connection to close before accepting.
-            let slot = match &connection_slots {
-                None => None,
-                Some(slots) => {
-                    // Logged once each time the limit is reached, not per waiting peer.
-                    let full = slots.available_permits() == 0;
-                    if full && !at_connection_limit {
-                        tracing::warn!(
-                            limit = self.max_connections,
-                            "connection limit reached; new connections wait until one closes"
-                        );
-                    }
-                    at_connection_limit = full;
-                    tokio::select! {
-                        slot = slots.clone().acquire_owned() => slot.ok(),
-                        () = &mut signal => break,
-                    }
+            // At the connection limit, wait for a connection to close before accepting. The
+            // place is only looked at here and taken once a connection is accepted: QUIC
+            // connections take places from the same count meanwhile.
+            if let Some(slots) = &connection_slots {
+                // Logged once each time the limit is reached, not per waiting peer.
+                let full = slots.available_permits() == 0;
+                if full && !at_connection_limit {
+                    tracing::warn!(
+                        limit = self.max_connections,
+                        "connection limit reached; new connections wait until one closes"
+                    );
                 }
-            };
+                at_connection_limit = full;
+                tokio::select! {
+                    free = slots.acquire() => drop(free),
+                    () = &mut signal => break,
+                }
+            }
             let (stream, remote) = tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok(accepted) => {
@@ -354,6 +430,15 @@ impl<S: ServeRequest> Server<S> {
                 },
                 () = &mut signal => break,
             };
+            // Normally free at once; if a QUIC connection took the place meanwhile, this
+            // connection waits for the next one, unserved.
+            let slot = match &connection_slots {
+                None => None,
+                Some(slots) => tokio::select! {
+                    slot = slots.clone().acquire_owned() => slot.ok(),
+                    () = &mut signal => break,
+                },
+            };
             let _ = stream.set_nodelay(true);
             // Closing a connection the peer still writes to lingers, so the peer reads the
             // last reply instead of a reset (see `linger`).
@@ -363,6 +448,7 @@ impl<S: ServeRequest> Server<S> {
             let tls = self.tls.clone();
             let first_bytes_timeout = self.first_bytes_timeout;
             let call_slots = call_slots.clone();
+            let alt_svc = alt_svc.clone();
             let watcher = graceful.watcher();
             // Reap finished connections so the set stays as large as the live ones.
             while connections.try_join_next().is_some() {}
@@ -378,35 +464,38 @@ impl<S: ServeRequest> Server<S> {
                 // serves each call's own future as it is. That future is not wrapped in an
                 // async block: one would keep a second copy of the request's parts for the
                 // whole call, and hyper copies the whole future when it spawns the call.
-                let served = match call_slots {
-                    None => {
-                        let per_request =
-                            hyper::service::service_fn(move |request: http::Request<Incoming>| {
-                                service
-                                    .clone()
-                                    .serve_request(request, remote, certificates.clone())
-                                    .map(Ok::<_, Infallible>)
-                            });
-                        let connection = builder.serve_connection_with_upgrades(io, per_request);
-                        watcher.watch(connection.into_owned()).await
-                    }
-                    Some((slots, limit)) => {
-                        let per_request =
-                            hyper::service::service_fn(move |request: http::Request<Incoming>| {
-                                let Ok(place) = slots.clone().try_acquire_owned() else {
-                                    let refused = over_call_limit(request.headers(), limit);
-                                    return Either::Left(std::future::ready(Ok(refused)));
-                                };
-                                let call = service.clone().serve_request(
-                                    request,
-                                    remote,
-                                    certificates.clone(),
-                                );
-                                Either::Right(Admitted::new(call, Some(place)))
-                            });
-                        let connection = builder.serve_connection_with_upgrades(io, per_request);
-                        watcher.watch(connection.into_owned()).await
-                    }
+                let served = if call_slots.is_none() && alt_svc.is_none() {
+                    let per_request =
+                        hyper::service::service_fn(move |request: http::Request<Incoming>| {
+                            service
+                                .clone()
+                                .serve_request(request, remote, certificates.clone())
+                                .map(Ok::<_, Infallible>)
+                        });
+                    let connection = builder.serve_connection_with_upgrades(io, per_request);
+                    watcher.watch(connection.into_owned()).await
+                } else {
+                    let per_request =
+                        hyper::service::service_fn(move |request: http::Request<Incoming>| {
+                            let place = match &call_slots {
+                                None => None,
+                                Some((slots, limit)) => match slots.clone().try_acquire_owned() {
+                                    Ok(place) => Some(place),
+                                    Err(_) => {
+                                        let refused = over_call_limit(request.headers(), *limit);
+                                        return Either::Left(std::future::ready(Ok(refused)));
+                                    }
+                                },
+                            };
+                            let call = service.clone().serve_request(
+                                request,
+                                remote,
+                                certificates.clone(),
+                            );
+                            Either::Right(Admitted::new(call, place, alt_svc.clone()))
+                        });
+                    let connection = builder.serve_connection_with_upgrades(io, per_request);
+                    watcher.watch(connection.into_owned()).await
                 };
                 if let Err(error) = served {
                     tracing::debug!(%error, %remote, "connection ended with an error");
@@ -414,6 +503,12 @@ impl<S: ServeRequest> Server<S> {
             });
         }
         drop(listener);
+        // QUIC drains in its own task, at the same time as the TCP connections.
+        #[cfg(feature = "http3")]
+        let quic = quic.map(|(stop, serving)| {
+            let _ = stop.send(true);
+            serving
+        });
         if tokio::time::timeout(self.grace, graceful.shutdown())
             .await
             .is_err()
@@ -422,8 +517,49 @@ impl<S: ServeRequest> Server<S> {
         }
         connections.abort_all();
         while connections.join_next().await.is_some() {}
+        #[cfg(feature = "http3")]
+        if let Some(serving) = quic {
+            let _ = serving.await;
+        }
         Ok(())
     }
+}
+
+/// What stops a running HTTP/3 endpoint (send `true`, or drop it), and its task.
+#[cfg(feature = "http3")]
+type RunningHttp3 = (
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+);
+
+/// Binds UDP on the TCP listener's address and serves HTTP/3 there; returns the running
+/// endpoint and the `Alt-Svc` value that advertises it.
+#[cfg(feature = "http3")]
+fn start_http3<S: Send + 'static>(
+    serving: super::h3_serve::Http3Serving<S>,
+    service: S,
+    listener: &TcpListener,
+    tls: Option<&rustls::ServerConfig>,
+    limits: super::h3_serve::Http3Limits,
+) -> std::io::Result<(RunningHttp3, http::HeaderValue)> {
+    let invalid = |message: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, message);
+    let tls = tls.ok_or_else(|| {
+        invalid("HTTP/3 needs TLS: configure the server with with_tls".to_owned())
+    })?;
+    let quic = super::tls::quic_server_config(tls).map_err(|e| invalid(e.to_string()))?;
+    let addr = listener.local_addr()?;
+    let socket = std::net::UdpSocket::bind(addr)?;
+    let endpoint = quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        Some(quic),
+        socket,
+        Arc::new(quinn::TokioRuntime),
+    )?;
+    let alt_svc = http::HeaderValue::try_from(format!("h3=\":{}\"; ma=86400", addr.port()))
+        .map_err(|e| invalid(e.to_string()))?;
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(serving(service, endpoint, limits, stopping));
+    Ok(((stop, task), alt_svc))
 }
 
 /// What a TLS server accepts connections with.
@@ -486,7 +622,10 @@ async fn secure(
 }
 
 /// The answer to a call beyond [`Server::max_calls_in_flight`], in the call's protocol.
-fn over_call_limit(request_headers: &http::HeaderMap, limit: usize) -> http::Response<Counted> {
+pub(crate) fn over_call_limit(
+    request_headers: &http::HeaderMap,
+    limit: usize,
+) -> http::Response<Counted> {
     let error = Error::new(
         Code::ResourceExhausted,
         format!("the server is at its limit of {limit} calls in flight; try again later"),
