@@ -19,7 +19,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use prost_types::Any;
-use switchboard::client::{Client, ClientConfig, HttpTransport};
+use switchboard::client::{BoxTransport, ClientConfig, Http3Transport, HttpTransport};
 use switchboard::codec::Codec as WireCodec;
 use switchboard::compression::CompressionPolicy;
 use switchboard::{Code, Error, Request, Response, Spec, Streaming};
@@ -54,9 +54,12 @@ fn main() -> anyhow::Result<()> {
 /// as an application's calls would.
 #[derive(Clone)]
 struct Transports {
-    http1: HttpTransport,
-    h2c: HttpTransport,
+    http1: BoxTransport,
+    h2c: BoxTransport,
 }
+
+/// Every test's client, whatever carries it (HTTP/1.1, HTTP/2 or HTTP/3).
+type Client = switchboard::client::Client<BoxTransport>;
 
 async fn run(parallel: usize) -> anyhow::Result<()> {
     // Blocking stdin and stdout stay on their own threads, off the runtime.
@@ -80,8 +83,8 @@ async fn run(parallel: usize) -> anyhow::Result<()> {
     });
 
     let transports = Transports {
-        http1: HttpTransport::http1(),
-        h2c: HttpTransport::h2c(),
+        http1: BoxTransport::new(HttpTransport::http1()),
+        h2c: BoxTransport::new(HttpTransport::h2c()),
     };
     // Bounded parallelism, as the reference client has: with every test in flight at once,
     // calls would queue for HTTP/2 stream slots and the machine, and time-sensitive tests
@@ -233,8 +236,12 @@ fn make_client(request: &ClientCompatRequest, transports: &Transports) -> Result
             switchboard::client::tls::client_config(Some(&request.server_tls_cert), identity)
                 .map_err(|e| format!("TLS configuration: {e}"))?;
         match version {
-            Ok(HttpVersion::HttpVersion1) => HttpTransport::tls_http1(config),
-            Ok(HttpVersion::HttpVersion2) => HttpTransport::tls_http2(config),
+            Ok(HttpVersion::HttpVersion1) => BoxTransport::new(HttpTransport::tls_http1(config)),
+            Ok(HttpVersion::HttpVersion2) => BoxTransport::new(HttpTransport::tls_http2(config)),
+            // HTTP/3 by prior knowledge: the reference server listens on UDP only.
+            Ok(HttpVersion::HttpVersion3) => BoxTransport::new(
+                Http3Transport::new(config).map_err(|e| format!("QUIC configuration: {e}"))?,
+            ),
             _ => return Err(format!("unsupported HTTP version {}", request.http_version)),
         }
     } else {

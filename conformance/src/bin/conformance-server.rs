@@ -389,6 +389,10 @@ async fn main() -> anyhow::Result<()> {
             (!request.client_tls_cert.is_empty()).then_some(&request.client_tls_cert[..]);
         let tls = switchboard::server::tls::server_config(&creds.cert, &creds.key, client_roots)?;
         server = server.with_tls(tls);
+        // HTTP/3 on the same port number (the runner dials UDP at the port reported).
+        if request.http_version == HttpVersion::HttpVersion3 as i32 {
+            server = server.http3();
+        }
         pem_cert = creds.cert.clone();
     }
     let (listener, addr) = switchboard::server::bind("127.0.0.1:0".parse()?).await?;

@@ -24,7 +24,7 @@ pub use balance::{Balanced, BalancedBuilder};
 pub use h3_transport::{Http3ResponseBody, Http3Transport};
 pub use hedge::HedgingPolicy;
 pub use retry::{RetryBudget, RetryCounts, RetryPolicy};
-pub use transport::{Connector, HttpTransport, Transport};
+pub use transport::{BoxTransport, Connector, HttpTransport, Transport};
 
 use crate::body::box_body;
 use crate::codec::{Codec, Message};

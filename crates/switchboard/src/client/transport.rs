@@ -65,6 +65,59 @@ where
     }
 }
 
+/// Any [`Transport`] behind one type: clients over different transports (HTTP/1.1 or
+/// HTTP/2 and, with the `http3` feature, HTTP/3; a test double) then have one type, for a
+/// program that picks its transport at run time. The response body is boxed, which costs an
+/// allocation per call.
+///
+/// ```
+/// use switchboard::client::{BoxTransport, Client, HttpTransport};
+/// let transport = if std::env::var_os("HTTP1").is_some() {
+///     BoxTransport::new(HttpTransport::http1())
+/// } else {
+///     BoxTransport::new(HttpTransport::h2c())
+/// };
+/// let client: Client<BoxTransport> = Client::new("http://127.0.0.1:8080", transport).unwrap();
+/// # let _ = client;
+/// ```
+#[derive(Clone)]
+pub struct BoxTransport(std::sync::Arc<SendFn>);
+
+/// What a [`BoxTransport`] holds.
+type SendFn = dyn Fn(http::Request<Body>) -> BoxFuture<'static, Result<http::Response<Body>, BoxError>>
+    + Send
+    + Sync;
+
+impl BoxTransport {
+    /// Boxes `transport`.
+    pub fn new<T: Transport>(transport: T) -> Self {
+        BoxTransport(std::sync::Arc::new(move |request| {
+            let sent = transport.send(request);
+            Box::pin(async move { Ok(sent.await?.map(Body::new)) })
+        }))
+    }
+}
+
+impl std::fmt::Debug for BoxTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BoxTransport").finish_non_exhaustive()
+    }
+}
+
+impl tower_service::Service<http::Request<Body>> for BoxTransport {
+    type Response = http::Response<Body>;
+    type Error = BoxError;
+    type Future = BoxFuture<'static, Result<http::Response<Body>, BoxError>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        (self.0)(request)
+    }
+}
+
 /// The connector under the default transport: plain TCP for `http://`, rustls for `https://`.
 #[cfg(feature = "tls")]
 pub type Connector = hyper_rustls::HttpsConnector<HttpConnector>;

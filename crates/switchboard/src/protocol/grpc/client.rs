@@ -218,8 +218,10 @@ impl GrpcResponseSource {
         self.state = State::Done;
         if !trailers.contains_key(super::STATUS_HEADER) && self.received == 0 {
             if let Some(headers) = self.header_status.take() {
-                // An empty body after all: the headers were trailers-only.
+                // An empty body after all: the headers were trailers-only, so there were no
+                // response headers (HTTP/3 tells an empty body only once it is read).
                 trailers = headers;
+                self.headers = HeaderMap::new();
             }
         }
         let status = read_status(&trailers);
