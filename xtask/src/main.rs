@@ -186,8 +186,9 @@ pub(crate) fn workspace_root() -> std::path::PathBuf {
 }
 
 /// The runtime's cargo features, each checked alone by `cargo xtask check`.
-const RUNTIME_FEATURES: [&str; 7] = [
+const RUNTIME_FEATURES: [&str; 8] = [
     "tls",
+    "http3",
     "webpki-roots",
     "cors",
     "gzip",

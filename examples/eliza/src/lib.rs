@@ -196,6 +196,8 @@ pub mod guide {
     pub struct Production;
     #[doc = include_str!("../../../docs/guide/rest.md")]
     pub struct Rest;
+    #[doc = include_str!("../../../docs/guide/http3.md")]
+    pub struct Http3;
     #[doc = include_str!("../../../docs/guide/README.md")]
     pub struct Contents;
 }

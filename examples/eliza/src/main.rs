@@ -1,5 +1,6 @@
 //! Serves the Eliza demo: `cargo run -p eliza -- --addr 127.0.0.1:8080`, or over TLS with
-//! `--tls-cert cert.pem --tls-key key.pem`.
+//! `--tls-cert cert.pem --tls-key key.pem`, which also serves HTTP/3 (QUIC) on the same port
+//! number.
 //!
 //! Pages on any origin may call it (CORS, as Connect's public demo allows). It serves
 //! `grpc.health.v1.Health` too, reporting the server (`""`) and Eliza SERVING;
@@ -14,7 +15,8 @@ use tower::Layer as _;
 
 const USAGE: &str = "usage: eliza [--addr HOST:PORT] [--tls-cert PATH --tls-key PATH]
   --addr HOST:PORT   where to listen (default 127.0.0.1:8080; port 0 picks a free one)
-  --tls-cert PATH    PEM certificate chain, leaf first (needs --tls-key)
+  --tls-cert PATH    PEM certificate chain, leaf first (needs --tls-key); with TLS the
+                     demo also serves HTTP/3 over QUIC on the same port number (UDP)
   --tls-key PATH     PEM private key (needs --tls-cert)
 
 Health: grpc.health.v1.Health reports the server (\"\") and connectrpc.eliza.v1.ElizaService
@@ -75,9 +77,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         switchboard::server::Server::from_service(switchboard::cors::any_origin().layer(router));
     match tls {
         Some(config) => {
-            server = server.with_tls(config);
+            server = server.with_tls(config).http3();
             println!(
-                "eliza listening on https://{local} (Connect, gRPC and gRPC-Web over HTTP/1.1 and HTTP/2, TLS)"
+                "eliza listening on https://{local} (Connect, gRPC and gRPC-Web over HTTP/1.1 and HTTP/2 with TLS, and HTTP/3 on UDP port {})",
+                local.port()
             );
         }
         None => println!(

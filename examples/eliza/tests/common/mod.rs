@@ -14,9 +14,16 @@ impl Drop for Demo {
 }
 
 /// Starts the demo on a free port; the running demo and its address.
+#[allow(dead_code)] // Not every test file uses both starters.
 pub fn start_demo() -> (Demo, String) {
+    start_demo_with(&[])
+}
+
+/// Starts the demo on a free port with more arguments; the running demo and its address.
+pub fn start_demo_with(args: &[&str]) -> (Demo, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_eliza"))
         .args(["--addr", "127.0.0.1:0"])
+        .args(args)
         .stdout(Stdio::piped())
         .spawn()
         .expect("start the demo");
@@ -34,7 +41,7 @@ pub fn start_demo() -> (Demo, String) {
         }
     });
     let addr = line
-        .split("http://")
+        .split("://")
         .nth(1)
         .and_then(|rest| rest.split_whitespace().next())
         .unwrap_or_else(|| panic!("unexpected banner {line:?}"))
