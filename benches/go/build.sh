@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Builds the Go benchmark servers: cmd/connect-echo (connectrpc.com/connect) and
-# cmd/grpc-echo (google.golang.org/grpc).
+# cmd/grpc-echo (google.golang.org/grpc); and cmd/connect-h3 (connect-go over quic-go's
+# HTTP/3: a server, a checker and a load generator).
 #
 #   benches/go/build.sh TOOLS_DIR OUT_DIR
 #
 # TOOLS_DIR caches the protoc plugins and the protogen driver (e.g.
-#   ~/.cache/switchboard/tools/bench-go); OUT_DIR receives the two server binaries.
+#   ~/.cache/switchboard/tools/bench-go); OUT_DIR receives the three binaries.
 # Both may also be given as environment variables of the same names.
 #
 # Needs only the Go toolchain. The code for ../proto/bench/v1/echo.proto is generated
@@ -62,3 +63,4 @@ rm -rf gen
 
 go build -o "$OUT_DIR/connect-echo" ./cmd/connect-echo
 go build -o "$OUT_DIR/grpc-echo" ./cmd/grpc-echo
+go build -o "$OUT_DIR/connect-h3" ./cmd/connect-h3

@@ -30,7 +30,7 @@
 //! a server crashes or does not exit cleanly on SIGTERM, or a tool fails. Figures are never
 //! asserted, except by `--guard`, and only instruction counts.
 
-mod binaries;
+pub(crate) mod binaries;
 mod bodies;
 mod callgrind;
 mod cells;

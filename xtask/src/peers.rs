@@ -43,6 +43,7 @@ const PEERS: &[&str] = &[
     "grpcio",
     "grpc-health-probe",
     "reflection",
+    "connect-go-h3",
 ];
 
 const SERVICE: &str = "connectrpc.eliza.v1.ElizaService";
@@ -1211,9 +1212,96 @@ fn checks(logs: &Path, work: &Path, wanted: &dyn Fn(&str) -> bool) -> Result<Rep
     if wanted("reflection") {
         reflection_checks(&mut report, logs, &h2c, &tls, &certs)?;
     }
+    if wanted("connect-go-h3") {
+        match crate::bench::binaries::build_http3(logs) {
+            Ok((rust, go)) => connect_go_h3_checks(&mut report, logs, &rust, &go, &certs)?,
+            Err(error) => install_failed(&mut report, "connect-go-h3", error),
+        }
+    }
     h2c.check_alive(&mut report);
     tls.check_alive(&mut report);
     Ok(report)
+}
+
+/// HTTP/3 with a peer no one here wrote: connect-go over quic-go's HTTP/3
+/// (`benches/go/cmd/connect-h3`) calls `switchboard-echo-h3` with every protocol and stream
+/// shape, and switchboard's HTTP/3 client (`h3-check`) calls connect-go's server the same
+/// way. Both sides verify the other's certificate against the test CA.
+fn connect_go_h3_checks(
+    report: &mut Report,
+    logs: &Path,
+    rust: &Path,
+    go: &Path,
+    certs: &Certificates,
+) -> Result<()> {
+    let started = Instant::now();
+    let banner = |line: &str| {
+        let addr = line.strip_prefix("listening on ")?.trim();
+        eprintln!("    {line}");
+        Some(addr.to_owned())
+    };
+    // connect-go → switchboard.
+    let mut command = Command::new(rust.join("switchboard-echo-h3"));
+    command
+        .args(["--addr", "127.0.0.1:0"])
+        .env("SWITCHBOARD_ECHO_TLS_CERT", &certs.server_cert)
+        .env("SWITCHBOARD_ECHO_TLS_KEY", &certs.server_key);
+    let (mut server, addr) = Process::start(
+        logs,
+        "switchboard-echo-h3",
+        &mut command,
+        Banner::Stdout,
+        SERVER_START_TIMEOUT,
+        banner,
+    )?;
+    let step = run_step(
+        logs,
+        "connect-go-h3 check",
+        Command::new(go.join("connect-h3"))
+            .args(["check", "--url", &format!("https://{addr}"), "--ca"])
+            .arg(&certs.ca),
+        SCRIPT_TIMEOUT,
+    )?;
+    report.script("connect-go-h3 check", &step);
+    match server.alive() {
+        Ok(()) => report.pass("switchboard-echo-h3 still running after connect-go"),
+        Err(why) => report.fail(
+            "switchboard-echo-h3 still running after connect-go",
+            why,
+            &server.logs,
+        ),
+    }
+    drop(server);
+    // switchboard → connect-go.
+    let mut command = Command::new(go.join("connect-h3"));
+    command
+        .args(["serve", "--addr", "127.0.0.1:0", "--cert"])
+        .arg(&certs.server_cert)
+        .arg("--key")
+        .arg(&certs.server_key);
+    let (server, addr) = Process::start(
+        logs,
+        "connect-h3 serve",
+        &mut command,
+        Banner::Stdout,
+        SERVER_START_TIMEOUT,
+        banner,
+    )?;
+    let step = run_step(
+        logs,
+        "h3-check",
+        Command::new(rust.join("h3-check"))
+            .arg(format!("https://{addr}"))
+            .arg(&certs.ca),
+        SCRIPT_TIMEOUT,
+    )?;
+    report.script("h3-check", &step);
+    drop(server);
+    eprintln!(
+        "    connect-go-h3 checks took {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 #[cfg(test)]

@@ -4,8 +4,10 @@
 fn main() {
     switchboard_build::Builder::new()
         .include("../../proto")
-        // Only the server runs here; the load generators bring their own clients.
-        .client(false)
+        // Only the server runs here; the load generators bring their own clients. The
+        // HTTP/3 build adds the client for `h3-check` (never in the guard's build, whose
+        // code layout stays as it was measured).
+        .client(std::env::var_os("CARGO_FEATURE_HTTP3").is_some())
         .compile(&["../../proto/bench/v1/echo.proto"])
         .expect("generating code for ../../proto/bench/v1/echo.proto");
 }

@@ -106,3 +106,48 @@ pub(crate) fn build(logs: &Path, go: bool) -> Result<Binaries> {
         go_time: started.elapsed(),
     })
 }
+
+/// The HTTP/3 programs, built apart from the benchmark servers: `switchboard-echo-h3` and
+/// `h3-check` (switchboard-echo with its `http3` feature; building only these two binaries
+/// leaves `switchboard-echo`, which the guard measures, as the workspace build made it), and
+/// the Go `connect-h3` (connect-go over quic-go). Returns the Rust and the Go directory.
+pub(crate) fn build_http3(logs: &Path) -> Result<(PathBuf, PathBuf)> {
+    let target = bench_target();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
+        .args(["build", "--release", "--manifest-path"])
+        .arg(workspace_root().join("benches").join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target)
+        .args([
+            "-p",
+            "switchboard-echo",
+            "--features",
+            "http3",
+            "--bin",
+            "switchboard-echo-h3",
+            "--bin",
+            "h3-check",
+        ])
+        .current_dir(workspace_root());
+    run_step(
+        logs,
+        "cargo build --release (HTTP/3 binaries)",
+        &mut command,
+        BUILD_TIMEOUT,
+    )?
+    .check()
+    .context("building switchboard-echo-h3 and h3-check")?;
+    let go = target.join("go");
+    let mut command = Command::new("bash");
+    command
+        .arg(workspace_root().join("benches").join("go").join("build.sh"))
+        .env("TOOLS_DIR", tools_dir().join("bench-go"))
+        .env("OUT_DIR", &go)
+        .current_dir(workspace_root());
+    run_step(logs, "benches/go/build.sh", &mut command, BUILD_TIMEOUT)?
+        .check()
+        .context("building the Go peers")?;
+    Ok((target.join("release"), go))
+}

@@ -172,9 +172,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let shutdown = bench_cli::shutdown_signal()?;
     println!("listening on {local}");
     std::io::Write::flush(&mut std::io::stdout())?;
-    switchboard::server::Server::new(router)
-        .shutdown_grace(SHUTDOWN_GRACE)
-        .serve_with_shutdown(listener, shutdown)
-        .await?;
+    let server = switchboard::server::Server::new(router).shutdown_grace(SHUTDOWN_GRACE);
+    #[cfg(feature = "http3")]
+    let server = with_http3(server)?;
+    server.serve_with_shutdown(listener, shutdown).await?;
     Ok(())
+}
+
+/// `switchboard-echo-h3`: TLS with the certificate and key that `SWITCHBOARD_ECHO_TLS_CERT`
+/// and `SWITCHBOARD_ECHO_TLS_KEY` name, and HTTP/3 on the same port number.
+#[cfg(feature = "http3")]
+fn with_http3(
+    server: switchboard::server::Server,
+) -> Result<switchboard::server::Server, Box<dyn std::error::Error>> {
+    let read = |variable: &str| -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+        let path = std::env::var(variable).map_err(|_| format!("{variable} is not set"))?;
+        std::fs::read(&path).map_err(|e| format!("{variable}={path}: {e}").into())
+    };
+    let tls = switchboard::server::tls::server_config(
+        &read("SWITCHBOARD_ECHO_TLS_CERT")?,
+        &read("SWITCHBOARD_ECHO_TLS_KEY")?,
+        None,
+    )?;
+    Ok(server.with_tls(tls).http3())
 }
