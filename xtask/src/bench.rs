@@ -2,6 +2,9 @@
 //! (connectrpc, connect-go, tonic, grpc-go, and a bare hyper echo as the ceiling), written to
 //! `benches/RESULTS.md`.
 //!
+//! `cargo xtask bench --http3 [--quick]` compares HTTP/3 with connect-go over quic-go instead
+//! (see [`mod@http3`]), written to `benches/RESULTS-http3.md`.
+//!
 //! `cargo xtask bench --guard [--repeat N] [--cell KEY,...] [--update-baseline [--note WHY]]`
 //! is the performance regression guard instead: switchboard's instructions per request under
 //! callgrind against `benches/perf-baseline.toml` (see [`mod@guard`]).
@@ -37,6 +40,7 @@ mod cells;
 mod ghz;
 mod guard;
 mod h2load;
+mod http3;
 mod matrix;
 mod pingpong;
 mod report;
@@ -93,9 +97,11 @@ struct Options {
     only: Vec<Server>,
     /// `--guard` (or any of its options): the regression guard instead of the comparison.
     guard: Option<guard::GuardOptions>,
+    /// `--http3`: the HTTP/3 comparison instead (see [`mod@http3`]).
+    http3: bool,
 }
 
-const USAGE: &str = "use [--quick] [--only SERVER,...], or --guard [--repeat N] [--cell KEY,...] \
+const USAGE: &str = "use [--quick] [--only SERVER,...], or --http3 [--quick], or --guard [--repeat N] [--cell KEY,...] \
                      [--update-baseline [--note WHY]]";
 
 /// The guard's options, `--guard` implied by any of them.
@@ -108,6 +114,7 @@ fn parse_options(args: &[String]) -> Result<Options> {
         quick: false,
         only: Server::ALL.to_vec(),
         guard: None,
+        http3: false,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -128,6 +135,10 @@ fn parse_options(args: &[String]) -> Result<Options> {
             }
             "--guard" => {
                 guard(&mut options);
+                continue;
+            }
+            "--http3" => {
+                options.http3 = true;
                 continue;
             }
             "--update-baseline" => {
@@ -171,6 +182,9 @@ fn parse_options(args: &[String]) -> Result<Options> {
                 })
             })
             .collect::<Result<_>>()?;
+    }
+    if options.http3 && (options.guard.is_some() || options.only.len() != Server::ALL.len()) {
+        bail!("--http3 takes only --quick");
     }
     if options.guard.is_some() && (options.quick || options.only.len() != Server::ALL.len()) {
         bail!("--guard measures switchboard alone: it takes neither --quick nor --only");
@@ -561,6 +575,9 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     let options = parse_options(args)?;
     if let Some(guard) = &options.guard {
         return run_guard(guard);
+    }
+    if options.http3 {
+        return http3::run(options.quick);
     }
     let started = Instant::now();
     let mode = Mode::new(options.quick);

@@ -61,6 +61,8 @@ fn main() -> Result<()> {
             // The harness and every peer's server, verified on each workload; figures are
             // printed, never asserted.
             bench::run(&["--quick".to_owned()])?;
+            // HTTP/3 beside connect-go over quic-go, briefly (figures printed, not asserted).
+            bench::run(&["--http3".to_owned(), "--quick".to_owned()])?;
             // The performance regression guard: switchboard's instructions per request under
             // callgrind against benches/perf-baseline.toml (no timing is asserted).
             bench::run(&["--guard".to_owned()])

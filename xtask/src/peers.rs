@@ -261,14 +261,14 @@ impl Server {
 // Certificates.
 
 pub(crate) struct Certificates {
-    ca: PathBuf,
-    server_cert: PathBuf,
-    server_key: PathBuf,
+    pub(crate) ca: PathBuf,
+    pub(crate) server_cert: PathBuf,
+    pub(crate) server_key: PathBuf,
 }
 
 /// A throwaway CA and a server certificate it signed, for `localhost` and `127.0.0.1`
 /// (ECDSA P-256, made in process with rcgen), written as PEM files into `dir`.
-fn make_certificates(_logs: &Path, dir: &Path) -> Result<Certificates> {
+pub(crate) fn make_certificates(_logs: &Path, dir: &Path) -> Result<Certificates> {
     use rcgen::{
         BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
     };

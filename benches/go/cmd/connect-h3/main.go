@@ -2,16 +2,17 @@
 // checked and measured against. Three modes:
 //
 //	connect-h3 serve --addr 127.0.0.1:0 --cert cert.pem --key key.pem
-//	    serves bench.v1.EchoService over HTTP/3 only (UDP); prints "listening on ADDR";
-//	    exits 0 on SIGTERM or SIGINT.
+//	    serves bench.v1.EchoService over HTTP/3 (UDP) and, on the same port number,
+//	    HTTP/2 over TLS (TCP); prints "listening on ADDR"; exits 0 on SIGTERM or SIGINT.
 //	connect-h3 check --url https://127.0.0.1:PORT --ca ca.pem
 //	    calls a (switchboard) server over HTTP/3 with the Connect, gRPC-Web and gRPC
 //	    protocols, each with unary, server-stream, client-stream and full-duplex bidi
 //	    calls; prints "PASS <check>" or "FAIL <check>: <why>" per check and exits 1 if
 //	    any failed.
 //	connect-h3 load --url URL --ca ca.pem --protocol connect --shape unary
-//	    --concurrency 16 --duration 5s --payload 64 --count 100
-//	    keeps CONCURRENCY calls in flight for DURATION over one HTTP/3 connection and
+//	    --concurrency 16 --duration 5s --payload 64 --count 100 [--http2]
+//	    keeps CONCURRENCY calls in flight for DURATION over one HTTP/3 connection (with
+//	    --http2, one HTTP/2 connection over TLS) and
 //	    prints {"calls":N,"seconds":S,"errors":E,"first_error":"..."} as JSON.
 package main
 
@@ -87,10 +88,21 @@ func serve(args []string) {
 		Handler:   mux,
 		TLSConfig: http3.ConfigureTLSConfig(&tls.Config{Certificates: []tls.Certificate{cert}}),
 	}
+	// HTTP/2 (and HTTP/1.1) over TLS on the same port number, for the benchmark's HTTP/2
+	// column: net/http's own server, as connect-go's users run it.
+	tcp, err := net.Listen("tcp", conn.LocalAddr().String())
+	if err != nil {
+		fail("listen on TCP: " + err.Error())
+	}
+	tcpServer := &http.Server{
+		Handler:   mux,
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}},
+	}
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, syscall.SIGTERM, os.Interrupt)
-	served := make(chan error, 1)
+	served := make(chan error, 2)
 	go func() { served <- server.Serve(conn) }()
+	go func() { served <- tcpServer.ServeTLS(tcp, "", "") }()
 	fmt.Println("listening on", conn.LocalAddr())
 	select {
 	case err := <-served:
@@ -102,10 +114,14 @@ func serve(args []string) {
 	if err := server.Shutdown(ctx); err != nil {
 		_ = server.Close()
 	}
+	if err := tcpServer.Shutdown(ctx); err != nil {
+		_ = tcpServer.Close()
+	}
 }
 
-// client is an EchoService client over HTTP/3 trusting the CA in caFile.
-func client(url, caFile, protocol string) (benchv1connect.EchoServiceClient, *http3.Transport) {
+// client is an EchoService client over HTTP/3 (or, with http2, HTTP/2 over TLS) trusting
+// the CA in caFile; close is its transport's.
+func client(url, caFile, protocol string, http2 bool) (benchv1connect.EchoServiceClient, func()) {
 	pem, err := os.ReadFile(caFile)
 	if err != nil {
 		fail("reading the CA: " + err.Error())
@@ -114,7 +130,21 @@ func client(url, caFile, protocol string) (benchv1connect.EchoServiceClient, *ht
 	if !roots.AppendCertsFromPEM(pem) {
 		fail("no certificate in " + caFile)
 	}
-	transport := &http3.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}
+	var transport http.RoundTripper
+	var closeTransport func()
+	if http2 {
+		var protocols http.Protocols
+		protocols.SetHTTP2(true)
+		tcp := &http.Transport{
+			TLSClientConfig:   &tls.Config{RootCAs: roots},
+			Protocols:         &protocols,
+			ForceAttemptHTTP2: true,
+		}
+		transport, closeTransport = tcp, tcp.CloseIdleConnections
+	} else {
+		quic := &http3.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}
+		transport, closeTransport = quic, func() { _ = quic.Close() }
+	}
 	var options []connect.ClientOption
 	switch protocol {
 	case "connect":
@@ -125,7 +155,7 @@ func client(url, caFile, protocol string) (benchv1connect.EchoServiceClient, *ht
 	default:
 		fail("unknown protocol " + protocol)
 	}
-	return benchv1connect.NewEchoServiceClient(&http.Client{Transport: transport}, url, options...), transport
+	return benchv1connect.NewEchoServiceClient(&http.Client{Transport: transport}, url, options...), closeTransport
 }
 
 // checkLabel names the direction of the checks in the lines check prints.
@@ -138,7 +168,7 @@ func check(args []string) {
 	_ = flags.Parse(args)
 	failed := 0
 	for _, protocol := range []string{"connect", "grpc-web", "grpc"} {
-		echoClient, transport := client(*url, *caFile, protocol)
+		echoClient, closeTransport := client(*url, *caFile, protocol, false)
 		for _, shape := range []struct {
 			name string
 			run  func(context.Context, benchv1connect.EchoServiceClient) error
@@ -158,7 +188,7 @@ func check(args []string) {
 				fmt.Printf("PASS %s %s %s\n", checkLabel, protocol, shape.name)
 			}
 		}
-		_ = transport.Close()
+		closeTransport()
 	}
 	if failed > 0 {
 		os.Exit(1)
@@ -248,9 +278,10 @@ func load(args []string) {
 	duration := flags.Duration("duration", 5*time.Second, "how long to keep the load")
 	payloadSize := flags.Int("payload", 64, "payload bytes")
 	count := flags.Uint("count", 100, "messages per server stream")
+	http2 := flags.Bool("http2", false, "HTTP/2 over TLS instead of HTTP/3")
 	_ = flags.Parse(args)
-	echoClient, transport := client(*url, *caFile, *protocol)
-	defer transport.Close()
+	echoClient, closeTransport := client(*url, *caFile, *protocol, *http2)
+	defer closeTransport()
 	payload := bytes.Repeat([]byte{'x'}, *payloadSize)
 	call := func(ctx context.Context) error {
 		switch *shape {
