@@ -5,7 +5,9 @@
 
 use futures_util::StreamExt as _;
 use switchboard::client::tls::client_config;
-use switchboard::client::{Client, ClientConfig, Http3Transport, HttpTransport, Transport};
+use switchboard::client::{
+    BoxTransport, Client, ClientConfig, Http3Transport, HttpTransport, Transport,
+};
 use switchboard::codec::Codec;
 use switchboard::server::ServerConfig;
 use switchboard::server::tls::server_config;
@@ -217,40 +219,6 @@ async fn every_protocol_over_tls_with_alpn() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn mutual_tls_refuses_strangers_and_shows_the_certificate() {
-    let pki = pki();
-    let stranger = switchboard_integration_tests::pki();
-    let tls = server_config(
-        pki.server.0.as_bytes(),
-        pki.server.1.as_bytes(),
-        Some(pki.ca.as_bytes()),
-    )
-    .unwrap();
-    let server = start_tls(tls).await;
-    let url = format!("https://127.0.0.1:{}", server.addr.port());
-    let call = |identity: Option<(&str, &str)>| {
-        let config = client_config(
-            Some(pki.ca.as_bytes()),
-            identity.map(|(c, k)| (c.as_bytes(), k.as_bytes())),
-        )
-        .unwrap();
-        let client = TestServiceClient::new(Client::new(&url, HttpTransport::tls(config)).unwrap());
-        async move { client.echo(EchoRequest::default()).await }
-    };
-    let accepted = call(Some((&pki.client.0, &pki.client.1)))
-        .await
-        .expect("a trusted client certificate is accepted");
-    assert_eq!(accepted.message().peer_certificates, 1);
-    let wrong = call(Some((&stranger.client.0, &stranger.client.1)))
-        .await
-        .unwrap_err();
-    assert_eq!(wrong.code(), Code::Unavailable, "{wrong}");
-    let none = call(None).await.unwrap_err();
-    assert_eq!(none.code(), Code::Unavailable, "{none}");
-    server.stop().await;
-}
-
 /// A TLS server for the test service that also serves HTTP/3, and the URL of both.
 async fn start_http3(
     tls: std::sync::Arc<switchboard::server::tls::ServerTlsConfig>,
@@ -298,8 +266,9 @@ async fn every_protocol_over_http3_on_the_tls_port_which_tcp_advertises() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn mutual_tls_over_http3_refuses_strangers_and_shows_the_certificate() {
+/// Mutual TLS over TCP or over HTTP/3: a stranger's certificate and none are refused, the
+/// right one reaches the handler.
+async fn mutual_tls_refuses_strangers_and_shows_the_certificate_over(http3: bool) {
     let pki = pki();
     let stranger = switchboard_integration_tests::pki();
     let tls = server_config(
@@ -308,14 +277,24 @@ async fn mutual_tls_over_http3_refuses_strangers_and_shows_the_certificate() {
         Some(pki.ca.as_bytes()),
     )
     .unwrap();
-    let (server, url) = start_http3(tls).await;
+    let (server, url) = if http3 {
+        start_http3(tls).await
+    } else {
+        let server = start_tls(tls).await;
+        let url = format!("https://127.0.0.1:{}", server.addr.port());
+        (server, url)
+    };
     let call = |identity: Option<(&str, &str)>| {
         let config = client_config(
             Some(pki.ca.as_bytes()),
             identity.map(|(c, k)| (c.as_bytes(), k.as_bytes())),
         )
         .unwrap();
-        let transport = Http3Transport::new(config).unwrap();
+        let transport = if http3 {
+            BoxTransport::new(Http3Transport::new(config).unwrap())
+        } else {
+            BoxTransport::new(HttpTransport::tls(config))
+        };
         let client = TestServiceClient::new(Client::new(&url, transport).unwrap());
         async move { client.echo(EchoRequest::default()).await }
     };
@@ -331,4 +310,14 @@ async fn mutual_tls_over_http3_refuses_strangers_and_shows_the_certificate() {
     let none = call(None).await.unwrap_err();
     assert_eq!(none.code(), Code::Unavailable, "{none}");
     server.stop().await;
+}
+
+#[tokio::test]
+async fn mutual_tls_refuses_strangers_and_shows_the_certificate() {
+    mutual_tls_refuses_strangers_and_shows_the_certificate_over(false).await;
+}
+
+#[tokio::test]
+async fn mutual_tls_over_http3_refuses_strangers_and_shows_the_certificate() {
+    mutual_tls_refuses_strangers_and_shows_the_certificate_over(true).await;
 }

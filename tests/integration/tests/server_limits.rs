@@ -45,6 +45,23 @@ async fn open_bidi<T: switchboard::client::Transport>(
     (tx, replies)
 }
 
+/// Echoes "after" as soon as the server admits the call (a place given back is seen a
+/// moment after the response that gave it back has ended).
+async fn echo_once_admitted<T: switchboard::client::Transport>(
+    client: &TestServiceClient<T>,
+) -> String {
+    for _ in 0..100 {
+        match client.echo(echo("after")).await {
+            Ok(reply) => return reply.into_message().text,
+            Err(error) if error.code() == Code::ResourceExhausted => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(error) => panic!("unexpected {error:?}"),
+        }
+    }
+    panic!("the call was never admitted");
+}
+
 #[tokio::test]
 async fn calls_beyond_the_limit_are_refused_until_one_ends() {
     let server = Running::serve(Server::new(router()).max_calls_in_flight(Some(2))).await;
@@ -66,20 +83,7 @@ async fn calls_beyond_the_limit_are_refused_until_one_ends() {
     // The first call ends: its place is given back once its response has ended.
     drop(first_tx);
     assert!(first.message().await.unwrap().is_none());
-    let mut answered = None;
-    for _ in 0..100 {
-        match client.echo(echo("after")).await {
-            Ok(reply) => {
-                answered = Some(reply.into_message().text);
-                break;
-            }
-            Err(error) if error.code() == Code::ResourceExhausted => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(error) => panic!("unexpected {error:?}"),
-        }
-    }
-    assert_eq!(answered.as_deref(), Some("after"));
+    assert_eq!(echo_once_admitted(&client).await, "after");
     drop(second_tx);
     assert!(second.message().await.unwrap().is_none());
     server.stop().await;
@@ -173,20 +177,7 @@ async fn calls_in_flight_over_http3_and_tcp_share_one_limit() {
     // The HTTP/3 call ends: its place is given back once its response has ended.
     drop(quic_tx);
     assert!(quic_call.message().await.unwrap().is_none());
-    let mut answered = None;
-    for _ in 0..100 {
-        match quic.echo(echo("after")).await {
-            Ok(reply) => {
-                answered = Some(reply.into_message().text);
-                break;
-            }
-            Err(error) if error.code() == Code::ResourceExhausted => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(error) => panic!("unexpected {error:?}"),
-        }
-    }
-    assert_eq!(answered.as_deref(), Some("after"));
+    assert_eq!(echo_once_admitted(&quic).await, "after");
     drop(tcp_tx);
     assert!(tcp_call.message().await.unwrap().is_none());
     server.stop().await;

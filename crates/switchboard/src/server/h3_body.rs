@@ -127,6 +127,19 @@ pub(crate) mod tests {
         (server, client)
     }
 
+    /// An HTTP/3 client connection from `client` to `addr`, its driver running.
+    pub(crate) async fn h3_client(
+        client: &h3_quinn::quinn::Endpoint,
+        addr: SocketAddr,
+    ) -> h3::client::SendRequest<h3_quinn::OpenStreams, Bytes> {
+        let connection = client.connect(addr, "localhost").unwrap().await.unwrap();
+        let (mut driver, send_request) = h3::client::new(h3_quinn::Connection::new(connection))
+            .await
+            .unwrap();
+        tokio::spawn(async move { std::future::poll_fn(|cx| driver.poll_close(cx)).await });
+        send_request
+    }
+
     #[tokio::test]
     async fn bodies_carry_data_and_trailers_both_ways_in_full_duplex() {
         let (server, client) = endpoints();
@@ -167,11 +180,7 @@ pub(crate) mod tests {
             writing.await.unwrap().unwrap();
             (request.uri().path().to_owned(), request_trailers)
         });
-        let connection = client.connect(addr, "localhost").unwrap().await.unwrap();
-        let (mut driver, mut send_request) = h3::client::new(h3_quinn::Connection::new(connection))
-            .await
-            .unwrap();
-        tokio::spawn(async move { std::future::poll_fn(|cx| driver.poll_close(cx)).await });
+        let mut send_request = h3_client(&client, addr).await;
         let mut stream = send_request
             .send_request(
                 http::Request::post("https://localhost/echo.v1.Echo/Bidi")
@@ -226,11 +235,7 @@ pub(crate) mod tests {
             // Keep the connection while the client reads.
             tokio::time::sleep(std::time::Duration::from_secs(2)).await;
         });
-        let connection = client.connect(addr, "localhost").unwrap().await.unwrap();
-        let (mut driver, mut send_request) = h3::client::new(h3_quinn::Connection::new(connection))
-            .await
-            .unwrap();
-        tokio::spawn(async move { std::future::poll_fn(|cx| driver.poll_close(cx)).await });
+        let mut send_request = h3_client(&client, addr).await;
         let mut stream = send_request
             .send_request(http::Request::get("https://localhost/x").body(()).unwrap())
             .await

@@ -257,10 +257,8 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_connect_call_over_http3_reaches_its_handler_with_the_peer() {
-        let (server, client) = crate::server::h3_body::tests::endpoints();
-        let addr: SocketAddr = server.local_addr().unwrap();
+    /// Serves `Whoami` on each connection `server` accepts, with no limits and no stop.
+    fn serve_each_connection(server: quinn::Endpoint) {
         let router = Router::new().add_service(Whoami);
         tokio::spawn(async move {
             while let Some(incoming) = server.accept().await {
@@ -273,11 +271,14 @@ mod tests {
                 });
             }
         });
-        let connection = client.connect(addr, "localhost").unwrap().await.unwrap();
-        let (mut driver, mut send_request) = h3::client::new(h3_quinn::Connection::new(connection))
-            .await
-            .unwrap();
-        tokio::spawn(async move { std::future::poll_fn(|cx| driver.poll_close(cx)).await });
+    }
+
+    #[tokio::test]
+    async fn a_connect_call_over_http3_reaches_its_handler_with_the_peer() {
+        let (server, client) = crate::server::h3_body::tests::endpoints();
+        let addr: SocketAddr = server.local_addr().unwrap();
+        serve_each_connection(server);
+        let mut send_request = crate::server::h3_body::tests::h3_client(&client, addr).await;
         let mut stream = send_request
             .send_request(
                 http::Request::post("https://localhost/whoami.v1.Whoami/Get")
@@ -304,20 +305,8 @@ mod tests {
     async fn a_grpc_bidi_stream_over_http3_is_full_duplex_and_ends_with_trailers() {
         let (server, client) = crate::server::h3_body::tests::endpoints();
         let addr: SocketAddr = server.local_addr().unwrap();
-        let router = Router::new().add_service(Whoami);
-        tokio::spawn(async move {
-            if let Some(incoming) = server.accept().await {
-                if let Ok(connection) = incoming.await {
-                    serve_connection(router, connection, &Http3Limits::default(), never_stop())
-                        .await;
-                }
-            }
-        });
-        let connection = client.connect(addr, "localhost").unwrap().await.unwrap();
-        let (mut driver, mut send_request) = h3::client::new(h3_quinn::Connection::new(connection))
-            .await
-            .unwrap();
-        tokio::spawn(async move { std::future::poll_fn(|cx| driver.poll_close(cx)).await });
+        serve_each_connection(server);
+        let mut send_request = crate::server::h3_body::tests::h3_client(&client, addr).await;
         let mut stream = send_request
             .send_request(
                 http::Request::post("https://localhost/whoami.v1.Whoami/Echo")
@@ -359,11 +348,7 @@ mod tests {
             Http3Limits::default(),
             stop,
         ));
-        let connection = client.connect(addr, "localhost").unwrap().await.unwrap();
-        let (mut driver, mut send_request) = h3::client::new(h3_quinn::Connection::new(connection))
-            .await
-            .unwrap();
-        tokio::spawn(async move { std::future::poll_fn(|cx| driver.poll_close(cx)).await });
+        let mut send_request = crate::server::h3_body::tests::h3_client(&client, addr).await;
         let mut stream = send_request
             .send_request(
                 http::Request::post("https://localhost/whoami.v1.Whoami/Slow")
