@@ -140,6 +140,12 @@ pub mod __bench {
         }
     }
 
+    /// protoc's lowerCamelCase JSON name of a field (the internal `rest::rpc_types::json_name`),
+    /// for descriptors the benchmarks build by hand.
+    pub fn json_name(name: &str) -> String {
+        crate::rest::rpc_types::json_name(name)
+    }
+
     /// The decision and work of compressing one outgoing payload (the internal
     /// `protocol::compress`): `(compressed, bytes)`.
     pub fn compress(

@@ -252,7 +252,7 @@ fn field(name: &str, number: i32, kind: Type, type_name: Option<&str>) -> FieldD
         label: Some(Label::Optional as i32),
         r#type: Some(kind as i32),
         type_name: type_name.map(str::to_owned),
-        json_name: Some(json_name(name)),
+        json_name: Some(switchboard::__bench::json_name(name)),
         ..Default::default()
     }
 }
@@ -264,21 +264,4 @@ fn method(name: &str, input: &str, output: &str) -> MethodDescriptorProto {
         output_type: Some(output.to_owned()),
         ..Default::default()
     }
-}
-
-/// protoc's lowerCamelCase JSON name of a field.
-fn json_name(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut upper = false;
-    for c in name.chars() {
-        if c == '_' {
-            upper = true;
-        } else if upper {
-            out.push(c.to_ascii_uppercase());
-            upper = false;
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }

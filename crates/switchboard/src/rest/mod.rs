@@ -6,7 +6,7 @@
 
 mod bind;
 mod respond;
-mod rpc_types;
+pub(crate) mod rpc_types;
 mod rule;
 mod serve;
 mod template;

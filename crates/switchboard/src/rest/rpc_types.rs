@@ -47,7 +47,7 @@ fn string(name: &str, number: i32) -> FieldDescriptorProto {
 }
 
 /// `lowerCamelCase` of a field name, as protoc writes it.
-fn json_name(name: &str) -> String {
+pub(crate) fn json_name(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     let mut upper = false;
     for c in name.chars() {

@@ -140,19 +140,32 @@ pub(crate) mod tests {
         send_request
     }
 
+    /// The first request `server` receives, with its stream, and the connection it came on
+    /// (kept by the caller: dropping it closes the connection).
+    async fn first_request(
+        server: &h3_quinn::quinn::Endpoint,
+    ) -> (
+        h3::server::Connection<h3_quinn::Connection, Bytes>,
+        http::Request<()>,
+        RequestStream<h3_quinn::BidiStream<Bytes>, Bytes>,
+    ) {
+        let incoming = server.accept().await.unwrap();
+        let mut connection = h3::server::Connection::<_, Bytes>::new(h3_quinn::Connection::new(
+            incoming.await.unwrap(),
+        ))
+        .await
+        .unwrap();
+        let resolver = connection.accept().await.unwrap().unwrap();
+        let (request, stream) = resolver.resolve_request().await.unwrap();
+        (connection, request, stream)
+    }
+
     #[tokio::test]
     async fn bodies_carry_data_and_trailers_both_ways_in_full_duplex() {
         let (server, client) = endpoints();
         let addr = server.local_addr().unwrap();
         let served = tokio::spawn(async move {
-            let incoming = server.accept().await.unwrap();
-            let mut connection = h3::server::Connection::<_, Bytes>::new(
-                h3_quinn::Connection::new(incoming.await.unwrap()),
-            )
-            .await
-            .unwrap();
-            let resolver = connection.accept().await.unwrap().unwrap();
-            let (request, stream) = resolver.resolve_request().await.unwrap();
+            let (_connection, request, stream) = first_request(&server).await;
             let (send, recv) = stream.split();
             let mut body = RecvBody::new(recv);
             // Full duplex: the first message is echoed before the request has ended.
@@ -215,14 +228,7 @@ pub(crate) mod tests {
         let (server, client) = endpoints();
         let addr = server.local_addr().unwrap();
         tokio::spawn(async move {
-            let incoming = server.accept().await.unwrap();
-            let mut connection = h3::server::Connection::<_, Bytes>::new(
-                h3_quinn::Connection::new(incoming.await.unwrap()),
-            )
-            .await
-            .unwrap();
-            let resolver = connection.accept().await.unwrap().unwrap();
-            let (_request, stream) = resolver.resolve_request().await.unwrap();
+            let (_connection, _request, stream) = first_request(&server).await;
             let (send, _recv) = stream.split();
             let frames: Vec<Result<Frame<Bytes>, BoxError>> = vec![
                 Ok(Frame::data(Bytes::from_static(b"partial"))),

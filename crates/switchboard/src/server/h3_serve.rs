@@ -257,6 +257,25 @@ mod tests {
         }
     }
 
+    /// A Connect unary call of `Whoami`'s `method` with an empty message, its request sent
+    /// whole.
+    async fn connect_unary(
+        send_request: &mut h3::client::SendRequest<h3_quinn::OpenStreams, Bytes>,
+        method: &str,
+    ) -> h3::client::RequestStream<h3_quinn::BidiStream<Bytes>, Bytes> {
+        let mut stream = send_request
+            .send_request(
+                http::Request::post(format!("https://localhost/whoami.v1.Whoami/{method}"))
+                    .header("content-type", "application/proto")
+                    .body(())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        stream.finish().await.unwrap();
+        stream
+    }
+
     /// Serves `Whoami` on each connection `server` accepts, with no limits and no stop.
     fn serve_each_connection(server: quinn::Endpoint) {
         let router = Router::new().add_service(Whoami);
@@ -279,16 +298,7 @@ mod tests {
         let addr: SocketAddr = server.local_addr().unwrap();
         serve_each_connection(server);
         let mut send_request = crate::server::h3_body::tests::h3_client(&client, addr).await;
-        let mut stream = send_request
-            .send_request(
-                http::Request::post("https://localhost/whoami.v1.Whoami/Get")
-                    .header("content-type", "application/proto")
-                    .body(())
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
-        stream.finish().await.unwrap();
+        let mut stream = connect_unary(&mut send_request, "Get").await;
         let response = stream.recv_response().await.unwrap();
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()["content-type"], "application/proto");
@@ -349,16 +359,7 @@ mod tests {
             stop,
         ));
         let mut send_request = crate::server::h3_body::tests::h3_client(&client, addr).await;
-        let mut stream = send_request
-            .send_request(
-                http::Request::post("https://localhost/whoami.v1.Whoami/Slow")
-                    .header("content-type", "application/proto")
-                    .body(())
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
-        stream.finish().await.unwrap();
+        let mut stream = connect_unary(&mut send_request, "Slow").await;
         // Shut down while the call is in its handler.
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         shut.send(true).unwrap();
