@@ -545,9 +545,14 @@ fn run_guard(options: &guard::GuardOptions) -> Result<()> {
     // One request of each cell first, so a broken server fails here with a clear reason
     // instead of as an odd instruction count.
     let mut results = Results::default();
-    let verdicts = support::verify_server(&ctx, guard::SERVER, &mut results);
+    let mut verdicts = HashMap::new();
+    for server in [guard::SERVER, Server::SwitchboardBuffa] {
+        for (cell, verdict) in support::verify_server(&ctx, server, &mut results) {
+            verdicts.insert((server, cell), verdict);
+        }
+    }
     for cell in &guard::CELLS {
-        match verdicts.get(&(cell.call, cell.protocol)) {
+        match verdicts.get(&(cell.server, (cell.call, cell.protocol))) {
             Some(support::Verdict::Verified) => {}
             Some(support::Verdict::Failed(why) | support::Verdict::NotSupported(why)) => {
                 bail!("guard cell {} failed verification: {why}", cell.key)

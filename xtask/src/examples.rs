@@ -2,7 +2,8 @@
 //! port, calls itself over real sockets, asserts what it got and exits non-zero otherwise:
 //! `chat` (a bidi chat room), `errors` (errors with details in every protocol), `tls` (mutual
 //! TLS), the axum app (RPC, REST and CORS on one port), and the tonic migration (a tonic
-//! service and its switchboard version side by side, calling each other). The `auth` example is exercised by
+//! service and its switchboard version side by side, calling each other), and `buffa-ingest`
+//! (a service on the buffa message backend, in every protocol and codec). The `auth` example is exercised by
 //! the peers suite (grpcurl and curl), the browser app by `cargo xtask browser`.
 
 use std::process::Command;
@@ -14,12 +15,13 @@ use crate::steps::{print_logs, run_step};
 use crate::workspace_root;
 
 /// (package, example or `None` for the package's binary).
-const EXAMPLES: [(&str, Option<&str>); 5] = [
+const EXAMPLES: [(&str, Option<&str>); 6] = [
     ("eliza", Some("chat")),
     ("eliza", Some("errors")),
     ("eliza", Some("tls")),
     ("axum-example", None),
     ("tonic-migration", None),
+    ("buffa-ingest", None),
 ];
 
 /// Entry point.

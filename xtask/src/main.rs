@@ -188,9 +188,10 @@ pub(crate) fn workspace_root() -> std::path::PathBuf {
 }
 
 /// The runtime's cargo features, each checked alone by `cargo xtask check`.
-const RUNTIME_FEATURES: [&str; 8] = [
+const RUNTIME_FEATURES: [&str; 9] = [
     "tls",
     "http3",
+    "buffa",
     "webpki-roots",
     "cors",
     "gzip",
@@ -237,9 +238,22 @@ fn check() -> Result<()> {
         args.extend(["--", "-D", "warnings"]);
         run("cargo", &args)?;
     }
+    // The generator without its optional buffa backend (the workspace build turns it on).
+    run(
+        "cargo",
+        &[
+            "clippy",
+            "-p",
+            "switchboard-build",
+            "--lib",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
     eprintln!(
         "feature checks ({} sets) took {:.1}s",
-        feature_sets.len(),
+        feature_sets.len() + 1,
         started.elapsed().as_secs_f64()
     );
     // The API docs, as docs.rs builds them: a broken intra-doc link or a public item without

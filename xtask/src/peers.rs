@@ -23,6 +23,8 @@
 //! whatever failed are printed, the servers are killed however the run ends, and the run ends
 //! with a table of checks and a non-zero exit on any failure.
 
+mod buffa;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread;
@@ -448,8 +450,8 @@ fn peers_dir() -> PathBuf {
     workspace_root().join("interop").join("peers")
 }
 
-/// Builds the demo (debug, sharing `target/` with the test suite) with its `auth` and `soak`
-/// examples, and returns the demo's binary.
+/// Builds the demo (debug, sharing `target/` with the test suite) with its `auth`, `soak` and
+/// `scale` examples, and the `buffa-ingest` example, and returns the demo's binary.
 pub(crate) fn build_eliza(logs: &Path) -> Result<PathBuf> {
     let target = target_dir();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
@@ -469,6 +471,10 @@ pub(crate) fn build_eliza(logs: &Path) -> Result<PathBuf> {
                 "soak",
                 "--example",
                 "scale",
+                "-p",
+                "buffa-ingest",
+                "--bin",
+                "buffa-ingest",
             ])
             .arg("--target-dir")
             .arg(&target)
@@ -477,6 +483,11 @@ pub(crate) fn build_eliza(logs: &Path) -> Result<PathBuf> {
     )?
     .check()?;
     Ok(target.join("debug").join("eliza"))
+}
+
+/// The `buffa-ingest` example (a service on the buffa message backend), built with the demo.
+fn buffa_example() -> PathBuf {
+    target_dir().join("debug").join("buffa-ingest")
 }
 
 /// The `auth` example (Eliza behind bearer-token and audit interceptors), built with the demo.
@@ -1190,6 +1201,9 @@ fn checks(logs: &Path, work: &Path, wanted: &dyn Fn(&str) -> bool) -> Result<Rep
             let mut auth = Server::start(logs, "eliza-auth", &auth_example(), None)?;
             auth_checks(&mut report, logs, &grpcurl, &auth)?;
             auth.check_alive(&mut report);
+            let mut ingest = Server::start(logs, "buffa-ingest", &buffa_example(), None)?;
+            buffa::checks(&mut report, logs, &grpcurl, &ingest)?;
+            ingest.check_alive(&mut report);
         }
         Some(Err(error)) => install_failed(&mut report, "grpcurl", error),
         None => {}

@@ -44,6 +44,9 @@ pub struct ServiceGenerator {
     files: Arc<FileSet>,
     server: bool,
     client: bool,
+    /// The generic type received messages are wrapped in (`::switchboard::buffa::View` for
+    /// the buffa backend), or none: prost messages are received as they are sent.
+    received: Option<&'static str>,
 }
 
 impl ServiceGenerator {
@@ -61,7 +64,15 @@ impl ServiceGenerator {
             files: Arc::new(files),
             server: true,
             client: true,
+            received: None,
         }
+    }
+
+    /// Wraps every received message type (server requests, client responses) in `wrapper`.
+    #[cfg(feature = "buffa")]
+    pub(crate) fn received_as(mut self, wrapper: &'static str) -> Self {
+        self.received = Some(wrapper);
+        self
     }
 
     /// Whether to generate the server trait and its `Server` wrapper (default: yes).
@@ -79,7 +90,7 @@ impl ServiceGenerator {
 
 impl prost_build::ServiceGenerator for ServiceGenerator {
     fn generate(&mut self, service: Service, buf: &mut String) {
-        let service = ServiceNames::new(&service);
+        let service = ServiceNames::new(&service, self.received);
         service.write_constants(buf);
         service.write_specs(buf);
         if self.server {
@@ -189,6 +200,8 @@ struct MethodNames<'a> {
 
 struct ServiceNames<'a> {
     service: &'a Service,
+    /// See [`ServiceGenerator::received_as`].
+    received: Option<&'static str>,
     /// `package.Service`.
     full: String,
     trait_name: String,
@@ -200,7 +213,7 @@ struct ServiceNames<'a> {
 }
 
 impl<'a> ServiceNames<'a> {
-    fn new(service: &'a Service) -> Self {
+    fn new(service: &'a Service, received: Option<&'static str>) -> Self {
         let full = if service.package.is_empty() {
             service.proto_name.clone()
         } else {
@@ -235,6 +248,7 @@ impl<'a> ServiceNames<'a> {
             .collect();
         ServiceNames {
             service,
+            received,
             trait_name: service.name.clone(),
             server: format!("{}Server", service.name),
             client: format!("{}Client", service.name),
@@ -242,6 +256,14 @@ impl<'a> ServiceNames<'a> {
             specs_mod: format!("{}_specs", service.proto_name.to_snake_case()),
             full,
             methods,
+        }
+    }
+
+    /// The Rust type a message of type `rust_type` is received as.
+    fn received(&self, rust_type: &str) -> String {
+        match self.received {
+            Some(wrapper) => format!("{wrapper}<{rust_type}>"),
+            None => rust_type.to_owned(),
         }
     }
 
@@ -314,12 +336,12 @@ impl<'a> ServiceNames<'a> {
             if m.deprecated {
                 buf.push_str("#[deprecated]\n");
             }
-            let input = &m.method.input_type;
+            let input = self.received(&m.method.input_type);
             let output = &m.method.output_type;
             let request = if m.kind.client_streams() {
                 format!("::switchboard::Streaming<{input}>")
             } else {
-                input.clone()
+                input
             };
             let response = if m.kind.server_streams() {
                 format!("::switchboard::ResponseStream<{output}>")
@@ -397,11 +419,11 @@ impl<S: {name}> ::switchboard::server::RpcService for {server}<S> {{
             buf.push_str("let service = self.inner;\n");
         }
         for m in &self.methods {
-            let input = &m.method.input_type;
+            let input = self.received(&m.method.input_type);
             let request = if m.kind.client_streams() {
                 format!("::switchboard::Streaming<{input}>")
             } else {
-                input.clone()
+                input
             };
             let _ = writeln!(
                 buf,
@@ -457,11 +479,11 @@ impl<T: ::switchboard::client::Transport> {client}<T> {{
                 buf.push_str("#[deprecated]\n");
             }
             let input = &m.method.input_type;
-            let output = &m.method.output_type;
+            let output = self.received(&m.method.output_type);
             let response = if m.kind.server_streams() {
                 format!("::switchboard::Streaming<{output}>")
             } else {
-                output.clone()
+                output
             };
             let result = format!(
                 "::core::result::Result<::switchboard::Response<{response}>, ::switchboard::Error>"

@@ -37,6 +37,8 @@ use anyhow::Context as _;
 use prost_build::Module;
 use prost_types::{FileDescriptorProto, FileDescriptorSet};
 
+#[cfg(feature = "buffa")]
+mod buffa_backend;
 mod descriptors;
 mod generator;
 pub mod openapi;
@@ -119,6 +121,26 @@ pub(crate) fn check_packages(
     Ok(())
 }
 
+/// The protobuf runtime the generated messages use.
+///
+/// The service code on top is the same for both; only the message types and what a handler
+/// receives differ.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MessageBackend {
+    /// prost messages (the default): owned `String`, `Vec<u8>` and `HashMap` fields, the
+    /// types tonic and most of the Rust ecosystem use.
+    #[default]
+    Prost,
+    /// buffa messages, feature `buffa` (and the runtime's feature `buffa`): messages are
+    /// sent owned and received as `switchboard::buffa::View<M>`, a zero-copy view whose
+    /// strings and bytes borrow from the request buffer. For handlers that read large
+    /// messages without keeping them. The crate needs `buffa` as a dependency (and
+    /// `buffa-types` if it uses well-known types); [`Builder::configure`] does not apply.
+    #[cfg(feature = "buffa")]
+    Buffa,
+}
+
 /// A [`Builder::configure`] closure.
 type ConfigureFn = Box<dyn Fn(&mut prost_build::Config)>;
 
@@ -150,6 +172,7 @@ pub struct Builder {
     rerun_if_changed: bool,
     configure: Vec<ConfigureFn>,
     openapi: Option<PathBuf>,
+    backend: MessageBackend,
 }
 
 impl Default for Builder {
@@ -169,6 +192,7 @@ impl fmt::Debug for Builder {
             .field("out_dir", &self.out_dir)
             .field("rerun_if_changed", &self.rerun_if_changed)
             .field("configure", &self.configure.len())
+            .field("backend", &self.backend)
             .finish()
     }
 }
@@ -187,6 +211,7 @@ impl Builder {
             rerun_if_changed: true,
             configure: Vec::new(),
             openapi: None,
+            backend: MessageBackend::Prost,
         }
     }
 
@@ -196,6 +221,12 @@ impl Builder {
     /// parameters, the messages' JSON schemas, and errors as `google.rpc.Status`.
     pub fn openapi(mut self, path: impl AsRef<Path>) -> Self {
         self.openapi = Some(path.as_ref().to_owned());
+        self
+    }
+
+    /// Which protobuf runtime generates the messages (default: [`MessageBackend::Prost`]).
+    pub fn message_backend(mut self, backend: MessageBackend) -> Self {
+        self.backend = backend;
         self
     }
 
@@ -278,6 +309,24 @@ impl Builder {
         if let Some(path) = &self.openapi {
             self.write_openapi(path, &pool)?;
         }
+        if self.backend != MessageBackend::Prost {
+            let dir = match &self.out_dir {
+                Some(dir) => dir.clone(),
+                None => PathBuf::from(
+                    std::env::var_os("OUT_DIR").context("OUT_DIR is not set: give .out_dir")?,
+                ),
+            };
+            for (name, code) in self.generate_other_backend(set, files)? {
+                let path = dir.join(&name);
+                // Unchanged files keep their modification time, so cargo does not rebuild.
+                if std::fs::read_to_string(&path).is_ok_and(|old| old == code) {
+                    continue;
+                }
+                std::fs::write(&path, code)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            return Ok(());
+        }
         let mut config = prost_config(files, &self.options());
         if let Some(dir) = &self.out_dir {
             config.out_dir(dir);
@@ -298,6 +347,11 @@ impl Builder {
     /// anything.
     pub fn generate(&self, protos: &[impl AsRef<Path>]) -> anyhow::Result<Vec<(String, String)>> {
         let (set, files, _) = self.load(protos)?;
+        if self.backend != MessageBackend::Prost {
+            let mut out = self.generate_other_backend(set, files)?;
+            out.sort();
+            return Ok(out);
+        }
         let mut config = prost_config(files, &self.options());
         for configure in &self.configure {
             configure(&mut config);
@@ -311,6 +365,26 @@ impl Builder {
             .collect();
         out.sort();
         Ok(out)
+    }
+
+    /// Generates with a backend other than prost.
+    #[cfg_attr(not(feature = "buffa"), allow(unused_variables))]
+    fn generate_other_backend(
+        &self,
+        set: FileDescriptorSet,
+        files: FileSet,
+    ) -> anyhow::Result<Vec<(String, String)>> {
+        match self.backend {
+            MessageBackend::Prost => unreachable!("prost is generated through prost-build"),
+            #[cfg(feature = "buffa")]
+            MessageBackend::Buffa => {
+                if !self.messages {
+                    anyhow::bail!("the buffa backend always generates messages");
+                }
+                let encoded = prost::Message::encode_to_vec(&set);
+                buffa_backend::generate(&encoded, &set.file, files, &self.options())
+            }
+        }
     }
 
     /// Writes the OpenAPI document of the services of the files compiled.

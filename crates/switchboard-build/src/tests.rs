@@ -456,3 +456,79 @@ fn plugin_options_parse() {
     assert!(PluginOptions::parse("extern_path=.a").is_err());
     assert!(PluginOptions::parse("server=maybe").is_err());
 }
+
+/// The buffa backend: buffa's files, and switchboard's package file including them, with owned
+/// messages made sendable and received messages typed as views.
+#[cfg(feature = "buffa")]
+#[test]
+fn buffa_backend_wraps_received_messages_in_views() {
+    const NESTED: &str = r#"
+syntax = "proto3";
+package acme.logs.v1;
+// Takes logs.
+service LogService {
+  rpc Ingest(Batch) returns (Ack);
+  rpc Tail(Ack) returns (stream Batch.Record);
+  rpc Upload(stream Batch) returns (Ack);
+}
+message Batch {
+  message Record { string text = 1; map<string, string> labels = 2; }
+  repeated Record records = 1;
+}
+message Ack { uint32 accepted = 1; }
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("acme/logs/v1/logs.proto");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, NESTED).unwrap();
+    let files = Builder::new()
+        .include(dir.path())
+        .emit_rerun_if_changed(false)
+        .message_backend(crate::MessageBackend::Buffa)
+        .generate(&[&path])
+        .unwrap();
+    // buffa's module file, with its re-exports allowed to go unused.
+    let module = file(&files, "acme.logs.v1.mod.rs");
+    assert!(
+        module.contains("#[allow(unused_imports)]\npub use"),
+        "{module}"
+    );
+    let code = file(&files, "acme.logs.v1.rs");
+    for expected in [
+        "include!(\"acme.logs.v1.mod.rs\");",
+        // Every message, nested ones included (map entries are not types of their own).
+        "::switchboard::impl_owned_messages!(",
+        "    batch::Record,\n",
+        "    Batch,\n",
+        "    Ack,\n",
+        // Servers receive views and send owned messages.
+        "fn ingest(&self, request: ::switchboard::Request<::switchboard::buffa::View<Batch>>) \
+         -> impl ::core::future::Future<Output = ::core::result::Result<::switchboard::Response<Ack>,",
+        "::switchboard::Response<::switchboard::ResponseStream<batch::Record>>",
+        "::switchboard::Request<::switchboard::Streaming<::switchboard::buffa::View<Batch>>>",
+        // Clients send owned messages and receive views.
+        "impl ::core::convert::Into<::switchboard::Request<Batch>>",
+        "::switchboard::Response<::switchboard::buffa::View<Ack>>",
+        "::switchboard::Response<::switchboard::Streaming<::switchboard::buffa::View<batch::Record>>>",
+        "S: ::switchboard::codegen::Stream<Item = Batch>",
+        // The same descriptor set and specs as the prost backend.
+        "pub const FILE_DESCRIPTOR_SET: &[u8] = ",
+        "/// Takes logs.",
+    ] {
+        assert!(code.contains(expected), "missing {expected:?} in\n{code}");
+    }
+    let owned = &code[code.find("impl_owned_messages!(").unwrap()..];
+    assert!(
+        !owned[..owned.find(");").unwrap()].contains("Entry"),
+        "{code}"
+    );
+    assert!(
+        Builder::new()
+            .include(dir.path())
+            .emit_rerun_if_changed(false)
+            .message_backend(crate::MessageBackend::Buffa)
+            .generate_messages(false)
+            .generate(&[&path])
+            .is_err()
+    );
+}

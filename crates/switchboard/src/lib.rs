@@ -17,6 +17,8 @@
 #![deny(unsafe_code)]
 
 pub mod body;
+#[cfg(feature = "buffa")]
+pub mod buffa;
 mod call;
 pub mod client;
 mod code;
@@ -63,6 +65,7 @@ pub use tower;
 /// Re-exports generated code relies on; not part of the stable API for hand-written code.
 #[doc(hidden)]
 pub mod codegen {
+    pub use bytes::{Bytes, BytesMut};
     pub use futures_core::Stream;
     pub use prost;
     pub use prost_reflect::{DescriptorPool, MethodDescriptor};

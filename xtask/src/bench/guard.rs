@@ -42,6 +42,8 @@ pub(crate) struct GuardCell {
     pub(crate) load: Load,
     /// (N1, N2) requests: round trips for bidi, whole streams for the other streams.
     pub(crate) requests: (u64, u64),
+    /// Which switchboard build serves it.
+    pub(crate) server: Server,
 }
 
 /// One connection, one call at a time: every request finds the server idle, so the work per
@@ -55,13 +57,14 @@ const SEQUENTIAL: Load = Load::H2load {
 /// N2 − N1 is chosen so each cell's difference covers about 50–200 M instructions: enough
 /// that a stray wake-up is noise far below 0.1%, few enough that the whole guard runs in a
 /// few minutes under valgrind.
-pub(crate) const CELLS: [GuardCell; 7] = [
+pub(crate) const CELLS: [GuardCell; 8] = [
     GuardCell {
         key: "unary-connect",
         call: Call::Echo64,
         protocol: Protocol::Connect,
         load: SEQUENTIAL,
         requests: (500, 2500),
+        server: SERVER,
     },
     GuardCell {
         key: "unary-grpc",
@@ -69,6 +72,7 @@ pub(crate) const CELLS: [GuardCell; 7] = [
         protocol: Protocol::Grpc,
         load: SEQUENTIAL,
         requests: (500, 2500),
+        server: SERVER,
     },
     GuardCell {
         key: "unary-grpc-web",
@@ -76,6 +80,7 @@ pub(crate) const CELLS: [GuardCell; 7] = [
         protocol: Protocol::GrpcWeb,
         load: SEQUENTIAL,
         requests: (500, 2500),
+        server: SERVER,
     },
     GuardCell {
         key: "server-stream-grpc",
@@ -83,6 +88,7 @@ pub(crate) const CELLS: [GuardCell; 7] = [
         protocol: Protocol::Grpc,
         load: SEQUENTIAL,
         requests: (20, 100),
+        server: SERVER,
     },
     GuardCell {
         key: "client-stream-grpc",
@@ -90,6 +96,7 @@ pub(crate) const CELLS: [GuardCell; 7] = [
         protocol: Protocol::Grpc,
         load: SEQUENTIAL,
         requests: (40, 200),
+        server: SERVER,
     },
     GuardCell {
         key: "bidi-grpc",
@@ -97,6 +104,7 @@ pub(crate) const CELLS: [GuardCell; 7] = [
         protocol: Protocol::Grpc,
         load: Load::Pingpong { streams: 1 },
         requests: (1000, 5000),
+        server: SERVER,
     },
     // Log ingest (a 20 KB LogBatch of 50 records): guarded from before issue 15's zero-copy
     // work, so that what it gains is kept.
@@ -106,10 +114,20 @@ pub(crate) const CELLS: [GuardCell; 7] = [
         protocol: Protocol::Grpc,
         load: SEQUENTIAL,
         requests: (100, 500),
+        server: SERVER,
+    },
+    // The same with the buffa backend: the zero-copy view decoding issue 15 added.
+    GuardCell {
+        key: "ingest-grpc-buffa",
+        call: Call::Ingest,
+        protocol: Protocol::Grpc,
+        load: SEQUENTIAL,
+        requests: (100, 500),
+        server: Server::SwitchboardBuffa,
     },
 ];
 
-/// The server the guard measures: only switchboard's own cost is guarded.
+/// The server most cells measure: only switchboard's own cost is guarded.
 pub(crate) const SERVER: Server = Server::Switchboard;
 
 /// One line of the baseline file: the figure and the comment saying when and why.
@@ -505,7 +523,7 @@ pub(crate) fn run(ctx: &super::Context, valgrind: &Path, options: &GuardOptions)
             match callgrind::instructions(
                 ctx,
                 valgrind,
-                SERVER,
+                cell.server,
                 (cell.call, cell.protocol, cell.load),
                 cell.requests,
             ) {
@@ -749,7 +767,13 @@ bidi-grpc = 30000
         assert_eq!(keys.len(), CELLS.len());
         for cell in CELLS {
             assert!(cell.requests.0 < cell.requests.1, "{}", cell.key);
-            assert!(SERVER.serves(cell.call) && SERVER.protocols().contains(&cell.protocol));
+            assert!(matches!(
+                cell.server,
+                Server::Switchboard | Server::SwitchboardBuffa
+            ));
+            assert!(
+                cell.server.serves(cell.call) && cell.server.protocols().contains(&cell.protocol)
+            );
             assert_eq!(
                 matches!(cell.load, Load::Pingpong { .. }),
                 cell.call == Call::Bidi

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub(crate) enum Server {
     Switchboard,
+    /// switchboard with the buffa message backend: requests decoded as zero-copy views.
+    SwitchboardBuffa,
     Connectrpc,
     ConnectGo,
     Tonic,
@@ -14,8 +16,9 @@ pub(crate) enum Server {
 }
 
 impl Server {
-    pub(crate) const ALL: [Server; 6] = [
+    pub(crate) const ALL: [Server; 7] = [
         Server::Switchboard,
+        Server::SwitchboardBuffa,
         Server::Connectrpc,
         Server::ConnectGo,
         Server::Tonic,
@@ -27,6 +30,7 @@ impl Server {
     pub(crate) fn key(self) -> &'static str {
         match self {
             Server::Switchboard => "switchboard",
+            Server::SwitchboardBuffa => "switchboard-buffa",
             Server::Connectrpc => "connectrpc",
             Server::ConnectGo => "connect-go",
             Server::Tonic => "tonic",
@@ -39,6 +43,7 @@ impl Server {
     pub(crate) fn binary_name(self) -> &'static str {
         match self {
             Server::Switchboard => "switchboard-echo",
+            Server::SwitchboardBuffa => "switchboard-echo-buffa",
             Server::Connectrpc => "connectrpc-echo",
             Server::ConnectGo => "connect-echo",
             Server::Tonic => "tonic-echo",
@@ -67,7 +72,10 @@ impl Server {
             Protocol::GrpcWeb,
         ];
         match self {
-            Server::Switchboard | Server::Connectrpc | Server::ConnectGo => ALL,
+            Server::Switchboard
+            | Server::SwitchboardBuffa
+            | Server::Connectrpc
+            | Server::ConnectGo => ALL,
             Server::Tonic => &[Protocol::Grpc, Protocol::GrpcWeb],
             Server::GrpcGo => &[Protocol::Grpc],
             Server::Hyper => &[Protocol::Connect, Protocol::ConnectH1, Protocol::Grpc],

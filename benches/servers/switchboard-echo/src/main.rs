@@ -9,11 +9,14 @@
 
 use std::time::Duration;
 
+#[cfg(not(feature = "buffa"))]
 use futures_util::StreamExt as _;
 use switchboard::compression::CompressionPolicy;
 use switchboard::interceptor::{Call, Hooks, Interceptor, Next, Reply};
 use switchboard::server::{Router, ServerConfig};
-use switchboard::{Error, Request, Response, ResponseStream, Streaming};
+#[cfg(not(feature = "buffa"))]
+use switchboard::{Request, Response, ResponseStream, Streaming};
+use switchboard::Error;
 
 /// The generated `bench.v1` messages and the `EchoService` server trait.
 #[allow(missing_docs)]
@@ -21,7 +24,10 @@ mod proto {
     switchboard::include_proto!("bench.v1");
 }
 
+#[cfg(not(feature = "buffa"))]
 use proto::*;
+#[cfg(feature = "buffa")]
+use proto::EchoServiceServer;
 
 const USAGE: &str = "usage: switchboard-echo [--addr HOST:PORT]   (default 127.0.0.1:8080)";
 
@@ -33,6 +39,11 @@ const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
 #[derive(Clone, Copy, Debug, Default)]
 struct Echo;
 
+// `switchboard-echo-buffa` serves the same handlers over buffa views (echo_buffa.rs).
+#[cfg(feature = "buffa")]
+mod echo_buffa;
+
+#[cfg(not(feature = "buffa"))]
 impl EchoService for Echo {
     async fn echo(&self, request: Request<EchoRequest>) -> Result<Response<EchoResponse>, Error> {
         let payload = request.into_message().payload;
