@@ -5,6 +5,10 @@
 //! `cargo xtask bench --http3 [--quick]` compares HTTP/3 with connect-go over quic-go instead
 //! (see [`mod@http3`]), written to `benches/RESULTS-http3.md`.
 //!
+//! `cargo xtask bench --memory [--quick]` measures memory per idle HTTP/2 connection and per
+//! open stream beside tonic and connectrpc instead (see [`mod@memory`]), written to
+//! `benches/RESULTS-memory.md`.
+//!
 //! `cargo xtask bench --guard [--repeat N] [--cell KEY,...] [--update-baseline [--note WHY]]`
 //! is the performance regression guard instead: switchboard's instructions per request under
 //! callgrind against `benches/perf-baseline.toml` (see [`mod@guard`]).
@@ -42,6 +46,7 @@ mod guard;
 mod h2load;
 mod http3;
 mod matrix;
+mod memory;
 mod pingpong;
 mod report;
 mod results;
@@ -99,9 +104,12 @@ struct Options {
     guard: Option<guard::GuardOptions>,
     /// `--http3`: the HTTP/3 comparison instead (see [`mod@http3`]).
     http3: bool,
+    /// `--memory`: memory per idle connection and per open stream instead (see
+    /// [`mod@memory`]).
+    memory: bool,
 }
 
-const USAGE: &str = "use [--quick] [--only SERVER,...], or --http3 [--quick], or --guard [--repeat N] [--cell KEY,...] \
+const USAGE: &str = "use [--quick] [--only SERVER,...], or --http3 [--quick], or --memory [--quick], or --guard [--repeat N] [--cell KEY,...] \
                      [--update-baseline [--note WHY]]";
 
 /// The guard's options, `--guard` implied by any of them.
@@ -115,6 +123,7 @@ fn parse_options(args: &[String]) -> Result<Options> {
         only: Server::ALL.to_vec(),
         guard: None,
         http3: false,
+        memory: false,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -139,6 +148,10 @@ fn parse_options(args: &[String]) -> Result<Options> {
             }
             "--http3" => {
                 options.http3 = true;
+                continue;
+            }
+            "--memory" => {
+                options.memory = true;
                 continue;
             }
             "--update-baseline" => {
@@ -185,6 +198,11 @@ fn parse_options(args: &[String]) -> Result<Options> {
     }
     if options.http3 && (options.guard.is_some() || options.only.len() != Server::ALL.len()) {
         bail!("--http3 takes only --quick");
+    }
+    if options.memory
+        && (options.http3 || options.guard.is_some() || options.only.len() != Server::ALL.len())
+    {
+        bail!("--memory takes only --quick");
     }
     if options.guard.is_some() && (options.quick || options.only.len() != Server::ALL.len()) {
         bail!("--guard measures switchboard alone: it takes neither --quick nor --only");
@@ -583,6 +601,9 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     }
     if options.http3 {
         return http3::run(options.quick);
+    }
+    if options.memory {
+        return memory::run(options.quick);
     }
     let started = Instant::now();
     let mode = Mode::new(options.quick);

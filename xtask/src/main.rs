@@ -63,6 +63,9 @@ fn main() -> Result<()> {
             bench::run(&["--quick".to_owned()])?;
             // HTTP/3 beside connect-go over quic-go, briefly (figures printed, not asserted).
             bench::run(&["--http3".to_owned(), "--quick".to_owned()])?;
+            // Memory per idle connection and per open stream beside tonic and connectrpc,
+            // on small counts (figures printed, not asserted).
+            bench::run(&["--memory".to_owned(), "--quick".to_owned()])?;
             // The performance regression guard: switchboard's instructions per request under
             // callgrind against benches/perf-baseline.toml (no timing is asserted).
             bench::run(&["--guard".to_owned()])

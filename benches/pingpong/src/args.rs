@@ -22,6 +22,11 @@ echo, and repeats --round-trips times before half-closing; then a new stream (RP
   --total K              instead of --duration: measure exactly K round trips
   --stall-timeout SECS   give up when no round trip completes for this long (default 30)
   --json                 print one JSON object instead of text
+  --hold                 instead of a load: open --connections, then --streams bidi calls
+                         one after another (0 allowed), each with one round trip and left
+                         open; print 'holding S streams on C connections' and keep everything
+                         open until killed. For measuring a server's memory per idle
+                         connection and per open stream.
 
 Servers built on the h2 crate (0.4.20+) hang up on a connection that leaves about a hundred
 small DATA frames unread at once, which a burst from more than ~100 streams on one
@@ -69,6 +74,8 @@ pub struct Args {
     pub stall_timeout: Duration,
     /// Print JSON instead of text.
     pub json: bool,
+    /// Hold connections and idle streams open instead of driving a load (see `--hold`).
+    pub hold: bool,
 }
 
 /// What parsing decided.
@@ -93,6 +100,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
     let mut total = None;
     let mut stall_timeout = Duration::from_secs(30);
     let mut json = false;
+    let mut hold = false;
 
     let mut args = args.into_iter();
     while let Some(flag) = args.next() {
@@ -112,6 +120,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
         match name.as_str() {
             "-h" | "--help" => return Ok(Parsed::Help),
             "--json" => json = true,
+            "--hold" => hold = true,
             "--addr" => {
                 let v = value()?;
                 addr = Some(
@@ -129,7 +138,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
                 }
             }
             "--connections" => connections = positive(&name, &value()?)?,
-            "--streams" => streams = positive(&name, &value()?)?,
+            "--streams" => streams = number(&name, &value()?)?,
             "--round-trips" => round_trips = positive(&name, &value()?)?,
             "--payload" => payload = number(&name, &value()?)?,
             "--warmup" => warmup = seconds(&name, &value()?, true)?,
@@ -141,7 +150,10 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
     }
 
     let addr = addr.ok_or("--addr is required")?;
-    if streams < connections {
+    if streams == 0 && !hold {
+        return Err("--streams must be at least 1".into());
+    }
+    if streams < connections && !hold {
         return Err(format!(
             "--streams ({streams}) must be at least --connections ({connections})"
         ));
@@ -166,6 +178,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
         limit,
         stall_timeout,
         json,
+        hold,
     }))
 }
 
@@ -260,6 +273,23 @@ mod tests {
                 .limit,
             Limit::Duration(Duration::from_millis(500))
         );
+    }
+
+    #[test]
+    fn hold_takes_idle_connections() {
+        let args = run(&[
+            "--addr",
+            "127.0.0.1:1",
+            "--hold",
+            "--connections",
+            "3",
+            "--streams",
+            "0",
+        ])
+        .unwrap();
+        assert!(args.hold);
+        assert_eq!((args.connections, args.streams), (3, 0));
+        assert!(!run(&["--addr", "127.0.0.1:1"]).unwrap().hold);
     }
 
     #[test]

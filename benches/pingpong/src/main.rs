@@ -12,6 +12,7 @@
 
 mod args;
 mod codec;
+mod hold;
 mod protocol;
 mod report;
 mod rpc;
@@ -47,6 +48,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if args.hold {
+        let held = tokio::task::LocalSet::new().block_on(&runtime, hold::hold(&args));
+        // Only reached on failure: a successful hold lasts until the process is killed.
+        if let Err(error) = held {
+            eprintln!("pingpong: --hold: {error}");
+        }
+        return ExitCode::FAILURE;
+    }
     let outcome = tokio::task::LocalSet::new().block_on(&runtime, run::run(&args));
 
     for error in &outcome.first_errors {

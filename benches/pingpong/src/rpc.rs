@@ -179,7 +179,7 @@ async fn call(
 
 /// Sends `data` within the stream's send window, waiting for capacity when it runs out,
 /// rather than letting h2 buffer without bound.
-async fn send_all(send: &mut SendStream<Bytes>, mut data: Bytes) -> Result<(), String> {
+pub(crate) async fn send_all(send: &mut SendStream<Bytes>, mut data: Bytes) -> Result<(), String> {
     while !data.is_empty() {
         send.reserve_capacity(data.len());
         while send.capacity() == 0 {
@@ -198,7 +198,7 @@ async fn send_all(send: &mut SendStream<Bytes>, mut data: Bytes) -> Result<(), S
 
 /// The next whole envelope, reading (and releasing flow-control capacity for) as many DATA
 /// frames as it takes; `None` when the stream ends cleanly between envelopes.
-async fn next_envelope(
+pub(crate) async fn next_envelope(
     recv: &mut RecvStream,
     reader: &mut EnvelopeReader,
 ) -> Result<Option<Envelope>, String> {
@@ -224,7 +224,7 @@ async fn next_envelope(
 }
 
 /// Checks one response envelope against the payload just sent.
-fn check_answer(protocol: Protocol, answer: &Envelope, sent: &[u8]) -> Result<(), String> {
+pub(crate) fn check_answer(protocol: Protocol, answer: &Envelope, sent: &[u8]) -> Result<(), String> {
     if protocol == Protocol::Connect && answer.flags & FLAG_END_STREAM != 0 {
         return Err(match protocol::check_connect_end(&answer.message) {
             Ok(()) => "end of stream instead of a response".into(),

@@ -370,6 +370,10 @@ impl<S: ServeRequest> Server<S> {
             .max_calls_in_flight
             .map(|limit| (Arc::new(Semaphore::new(limit)), limit));
         let mut at_connection_limit = false;
+        // One builder shared by every connection: each connection clones it only while it
+        // reads the protocol preface (hyper-util's `into_owned`), where a clone captured by
+        // each connection's task would stay in its memory for as long as it is open.
+        let shared_builder = Arc::new(self.builder.clone());
         // HTTP/3 on the same port number, served by a task of its own.
         #[cfg(feature = "http3")]
         let (quic, alt_svc) = match self.http3 {
@@ -444,7 +448,7 @@ impl<S: ServeRequest> Server<S> {
             // last reply instead of a reset (see `linger`).
             let stream = Linger::new(stream);
             let service = self.service.clone();
-            let builder = self.builder.clone();
+            let builder = Arc::clone(&shared_builder);
             let tls = self.tls.clone();
             let first_bytes_timeout = self.first_bytes_timeout;
             let call_slots = call_slots.clone();
