@@ -224,7 +224,11 @@ pub(crate) async fn next_envelope(
 }
 
 /// Checks one response envelope against the payload just sent.
-pub(crate) fn check_answer(protocol: Protocol, answer: &Envelope, sent: &[u8]) -> Result<(), String> {
+pub(crate) fn check_answer(
+    protocol: Protocol,
+    answer: &Envelope,
+    sent: &[u8],
+) -> Result<(), String> {
     if protocol == Protocol::Connect && answer.flags & FLAG_END_STREAM != 0 {
         return Err(match protocol::check_connect_end(&answer.message) {
             Ok(()) => "end of stream instead of a response".into(),

@@ -124,7 +124,9 @@ pub async fn run(args: &Args) -> Outcome {
 }
 
 /// Opens one h2c connection (prior knowledge) and spawns the task that drives it.
-pub(crate) async fn connect(addr: SocketAddr) -> Result<(SendRequest<Bytes>, JoinHandle<()>), String> {
+pub(crate) async fn connect(
+    addr: SocketAddr,
+) -> Result<(SendRequest<Bytes>, JoinHandle<()>), String> {
     let tcp = TcpStream::connect(addr)
         .await
         .map_err(|e| format!("connecting to {addr}: {e}"))?;

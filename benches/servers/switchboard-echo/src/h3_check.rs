@@ -29,7 +29,10 @@ fn payload(text: &str) -> EchoRequest {
 }
 
 async fn unary(client: &Echo) -> Result<(), String> {
-    let reply = client.echo(payload("hello")).await.map_err(|e| e.to_string())?;
+    let reply = client
+        .echo(payload("hello"))
+        .await
+        .map_err(|e| e.to_string())?;
     match &reply.message().payload[..] {
         b"hello" => Ok(()),
         other => Err(format!("echoed {other:?}")),

@@ -11,12 +11,12 @@ use std::time::Duration;
 
 #[cfg(not(feature = "buffa"))]
 use futures_util::StreamExt as _;
+use switchboard::Error;
 use switchboard::compression::CompressionPolicy;
 use switchboard::interceptor::{Call, Hooks, Interceptor, Next, Reply};
 use switchboard::server::{Router, ServerConfig};
 #[cfg(not(feature = "buffa"))]
 use switchboard::{Request, Response, ResponseStream, Streaming};
-use switchboard::Error;
 
 /// The generated `bench.v1` messages and the `EchoService` server trait.
 #[allow(missing_docs)]
@@ -24,10 +24,10 @@ mod proto {
     switchboard::include_proto!("bench.v1");
 }
 
-#[cfg(not(feature = "buffa"))]
-use proto::*;
 #[cfg(feature = "buffa")]
 use proto::EchoServiceServer;
+#[cfg(not(feature = "buffa"))]
+use proto::*;
 
 const USAGE: &str = "usage: switchboard-echo [--addr HOST:PORT]   (default 127.0.0.1:8080)";
 
