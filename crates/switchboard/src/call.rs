@@ -3,8 +3,10 @@
 //! and `protocol` do not import each other.
 
 use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
+use bytes::BytesMut;
 use futures_core::Stream;
 use http::HeaderMap;
 
@@ -35,11 +37,53 @@ pub(crate) struct StreamReply {
 
 /// Encoded messages on their way out, with what ends the stream.
 pub(crate) struct Outbound {
-    pub(crate) messages: Pin<Box<dyn Stream<Item = Result<Encoded, Error>> + Send>>,
+    pub(crate) messages: Pin<Box<dyn OutgoingMessages>>,
     pub(crate) trailers: HeaderMap,
     /// Trailers the handler's stream fills in, added to `trailers` at the end.
     pub(crate) stream_trailers: Option<crate::stream::StreamTrailers>,
     pub(crate) deadline: Option<Instant>,
     /// The call's end for its interceptors, fired when the stream ends or the body is dropped.
     pub(crate) ender: CallEnder,
+}
+
+/// The messages of a streamed reply, encoded when the body asks for them, straight into the
+/// buffer the body sends: messages that are ready together share one allocation and are
+/// never copied into a batch afterwards.
+pub(crate) trait OutgoingMessages: Send {
+    /// Polls for the next message. When one is ready, appends
+    /// [`PREFIX_LEN`](crate::envelope::PREFIX_LEN) bytes of headroom and then its encoding to
+    /// `buf`, growing `buf` by at least `reserve` bytes if it must grow, and returns `Ok(())`.
+    /// On an error `buf` is left as it was.
+    fn poll_encode(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+        reserve: usize,
+    ) -> Poll<Option<Result<(), Error>>>;
+}
+
+/// Messages already encoded one by one (unary replies and errors through a stream body, and
+/// tests): the first one into an empty buffer is moved in, not copied.
+impl<S: Stream<Item = Result<Encoded, Error>> + Send> OutgoingMessages for S {
+    fn poll_encode(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+        reserve: usize,
+    ) -> Poll<Option<Result<(), Error>>> {
+        self.poll_next(cx)
+            .map(|next| next.map(|message| message.map(|message| message.append_to(buf, reserve))))
+    }
+}
+
+impl dyn OutgoingMessages {
+    /// The next message in a buffer of its own, for bodies that write messages one at a time.
+    pub(crate) fn poll_next_encoded(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Encoded, Error>>> {
+        let mut buf = BytesMut::new();
+        self.poll_encode(cx, &mut buf, 0)
+            .map(|next| next.map(|done| done.map(|()| Encoded::from_headroom_buf(buf))))
+    }
 }

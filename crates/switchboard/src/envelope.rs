@@ -64,6 +64,26 @@ impl Encoded {
         encoded
     }
 
+    /// A message encoded into `buf` after [`PREFIX_LEN`] bytes of headroom.
+    pub(crate) fn from_headroom_buf(buf: BytesMut) -> Self {
+        debug_assert!(
+            buf.len() >= PREFIX_LEN,
+            "the headroom is part of the buffer"
+        );
+        Encoded { buf }
+    }
+
+    /// Appends the headroom and the message to `buf`: moved when `buf` is empty, else copied
+    /// (growing `buf` by at least `reserve` bytes if it must grow).
+    pub(crate) fn append_to(self, buf: &mut BytesMut, reserve: usize) {
+        if buf.is_empty() {
+            *buf = self.buf;
+        } else {
+            buf.reserve(self.buf.len().max(reserve));
+            buf.extend_from_slice(&self.buf);
+        }
+    }
+
     /// The buffer an encoder appends the message to (the headroom is already in it).
     pub(crate) fn buf_mut(&mut self) -> &mut BytesMut {
         &mut self.buf

@@ -343,6 +343,29 @@ pub(crate) fn frame_encoded(
     }
 }
 
+/// Frames, in place, the message appended to `buf` at `start` after [`PREFIX_LEN`] bytes of
+/// headroom: writes its prefix there, or, when the policy and the handler's switch say so,
+/// replaces it with its compressed form.
+pub(crate) fn frame_in_place(
+    compression: Option<&Arc<dyn Compressor>>,
+    policy: CompressionPolicy,
+    switch: &MessageCompression,
+    buf: &mut BytesMut,
+    start: usize,
+) -> Result<(), Error> {
+    let len = buf.len() - start - PREFIX_LEN;
+    match compression {
+        Some(compressor) if switch.should_compress(policy, len) => {
+            let compressed = compress_with(compressor, &buf[start + PREFIX_LEN..], 0)?;
+            buf.truncate(start);
+            put_prefix(buf, FLAG_COMPRESSED, compressed.len())?;
+            buf.extend_from_slice(&compressed);
+            Ok(())
+        }
+        _ => put_prefix(&mut &mut buf[start..start + PREFIX_LEN], 0, len),
+    }
+}
+
 /// Reads a timeout of at most 10 ASCII digits of milliseconds (Connect) and similar.
 pub(crate) fn parse_timeout_ms(value: &HeaderValue) -> Result<Duration, Error> {
     let text = value.as_bytes();

@@ -10,12 +10,12 @@ use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
 use http_body::Frame;
 
-use super::frame_encoded;
+use super::frame_in_place;
 use crate::Error;
 use crate::body::FrameSource;
 use crate::call::Outbound;
 use crate::compression::{CompressionPolicy, Compressor, MessageCompression};
-use crate::envelope::Encoded;
+use crate::envelope::PREFIX_LEN;
 use crate::interceptor::EndFuture;
 
 /// How a protocol ends a stream: Connect writes an end-of-stream envelope, gRPC writes HTTP
@@ -98,14 +98,23 @@ impl<E: StreamEnd> StreamingBody<E> {
         ))
     }
 
-    fn frame_message(&self, payload: Encoded) -> Result<Bytes, Error> {
-        check_send_limit(payload.len(), self.send_max_bytes)?;
-        frame_encoded(
-            self.compression.as_ref(),
-            self.policy,
-            &self.message_compression,
-            payload,
-        )
+    /// Frames the message the source just appended to `batch` at `start`: writes its prefix
+    /// in place, or replaces it with its compressed form. On an error the message is removed.
+    fn frame_appended(&self, batch: &mut BytesMut, start: usize) -> Result<(), Error> {
+        let len = batch.len() - start - PREFIX_LEN;
+        let framed = check_send_limit(len, self.send_max_bytes).and_then(|()| {
+            frame_in_place(
+                self.compression.as_ref(),
+                self.policy,
+                &self.message_compression,
+                batch,
+                start,
+            )
+        });
+        if framed.is_err() {
+            batch.truncate(start);
+        }
+        framed
     }
 }
 
@@ -133,43 +142,50 @@ impl<E: StreamEnd> StreamingBody<E> {
         if let Some(error) = self.ended.take() {
             return self.finish(cx, error);
         }
-        let first = match self.next_framed(cx) {
+        // The first message ready is encoded into a buffer of its size; when more are ready
+        // at once, the buffer grows by a whole batch and they are encoded after it, so a
+        // burst of small messages shares one allocation and is never copied.
+        let mut batch = BytesMut::new();
+        match self.next_framed(cx, &mut batch, 0) {
             Poll::Pending => return Poll::Pending,
-            Poll::Ready(Ok(first)) => first,
+            Poll::Ready(Ok(())) => {}
             Poll::Ready(Err(error)) => return self.finish(cx, error),
-        };
-        let mut batch: Option<BytesMut> = None;
-        while batch.as_ref().map_or(first.len(), BytesMut::len) < COALESCE_BYTES {
-            match self.next_framed(cx) {
+        }
+        while batch.len() < COALESCE_BYTES {
+            match self.next_framed(cx, &mut batch, COALESCE_BYTES) {
                 Poll::Pending => break,
-                Poll::Ready(Ok(next)) => batch
-                    .get_or_insert_with(|| {
-                        // Room for the whole batch at once: growing it message by message
-                        // reallocated and copied it several times per batch.
-                        let mut batch = BytesMut::with_capacity(COALESCE_BYTES + next.len());
-                        batch.extend_from_slice(&first);
-                        batch
-                    })
-                    .extend_from_slice(&next),
+                Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(error)) => {
                     self.ended = Some(error);
                     break;
                 }
             }
         }
-        Poll::Ready(Some(Frame::data(batch.map_or(first, BytesMut::freeze))))
+        Poll::Ready(Some(Frame::data(batch.freeze())))
     }
 }
 
 impl<E: StreamEnd> StreamingBody<E> {
-    /// The next message, framed; or how the stream ended (`None`: cleanly).
-    fn next_framed(&mut self, cx: &mut Context<'_>) -> Poll<Result<Bytes, Option<Error>>> {
-        match self.outbound.messages.as_mut().poll_next(cx) {
+    /// Appends the next message, framed, to `batch`; or how the stream ended (`None`:
+    /// cleanly).
+    fn next_framed(
+        &mut self,
+        cx: &mut Context<'_>,
+        batch: &mut BytesMut,
+        reserve: usize,
+    ) -> Poll<Result<(), Option<Error>>> {
+        let start = batch.len();
+        match self
+            .outbound
+            .messages
+            .as_mut()
+            .poll_encode(cx, batch, reserve)
+        {
             Poll::Pending => Poll::Pending,
             Poll::Ready(None) => Poll::Ready(Err(None)),
             Poll::Ready(Some(Err(error))) => Poll::Ready(Err(Some(error))),
-            Poll::Ready(Some(Ok(payload))) => {
-                Poll::Ready(self.frame_message(payload).map_err(Some))
+            Poll::Ready(Some(Ok(()))) => {
+                Poll::Ready(self.frame_appended(batch, start).map_err(Some))
             }
         }
     }
@@ -191,6 +207,7 @@ pub(crate) fn check_send_limit(len: usize, send_max_bytes: usize) -> Result<(), 
 mod tests {
     use super::*;
     use crate::body::SourceBody;
+    use crate::envelope::Encoded;
     use http_body_util::BodyExt as _;
 
     struct TrailersEnd;
@@ -204,6 +221,36 @@ mod tests {
     }
 
     fn body_of(messages: Vec<Result<Encoded, Error>>) -> SourceBody<StreamingBody<TrailersEnd>> {
+        body_with(messages, None, usize::MAX, usize::MAX)
+    }
+
+    /// A stand-in algorithm that reverses the bytes, so a compressed message is told apart.
+    #[derive(Debug)]
+    struct Reverse;
+
+    impl Compressor for Reverse {
+        fn name(&self) -> &'static str {
+            "reverse"
+        }
+        fn compress(&self, input: &[u8], out: &mut BytesMut) -> std::io::Result<()> {
+            out.extend(input.iter().rev());
+            Ok(())
+        }
+        fn decompress(
+            &self,
+            input: &[u8],
+            _limit: usize,
+        ) -> Result<Bytes, crate::compression::DecompressError> {
+            Ok(input.iter().rev().copied().collect())
+        }
+    }
+
+    fn body_with(
+        messages: Vec<Result<Encoded, Error>>,
+        compression: Option<Arc<dyn Compressor>>,
+        min_compressed: usize,
+        send_max_bytes: usize,
+    ) -> SourceBody<StreamingBody<TrailersEnd>> {
         let outbound = Outbound {
             messages: Box::pin(futures_util::stream::iter(messages)),
             trailers: HeaderMap::new(),
@@ -213,10 +260,12 @@ mod tests {
         };
         SourceBody::new(StreamingBody::new(
             outbound,
-            None,
-            CompressionPolicy::default(),
+            compression,
+            CompressionPolicy {
+                min_bytes: min_compressed,
+            },
             MessageCompression::default(),
-            usize::MAX,
+            send_max_bytes,
             TrailersEnd,
         ))
     }
@@ -271,5 +320,35 @@ mod tests {
         let sizes: Vec<usize> = data.iter().map(Bytes::len).collect();
         let framed = big.len() + 5;
         assert_eq!(sizes, vec![2 * framed, framed]);
+    }
+
+    #[tokio::test]
+    async fn compressed_and_plain_messages_share_a_batch() {
+        let messages = ["ab", "cdef", "g"]
+            .iter()
+            .map(|m| Ok(Encoded::copy_from(m.as_bytes())))
+            .collect();
+        // Messages of 3 bytes or more are compressed (here: reversed).
+        let body = body_with(messages, Some(Arc::new(Reverse)), 3, usize::MAX);
+        let (data, trailers) = frames(body).await;
+        assert_eq!(
+            data,
+            vec![Bytes::from_static(
+                b"\0\0\0\0\x02ab\x01\0\0\0\x04fedc\0\0\0\0\x01g"
+            )]
+        );
+        assert_eq!(trailers.unwrap()["x-end"], "ok");
+    }
+
+    #[tokio::test]
+    async fn a_message_over_the_send_limit_ends_the_stream_after_the_ones_before() {
+        let messages = vec![
+            Ok(Encoded::copy_from(b"ok")),
+            Ok(Encoded::copy_from(b"far too long")),
+            Ok(Encoded::copy_from(b"never sent")),
+        ];
+        let (data, trailers) = frames(body_with(messages, None, usize::MAX, 4)).await;
+        assert_eq!(data, vec![Bytes::from_static(b"\0\0\0\0\x02ok")]);
+        assert_eq!(trailers.unwrap()["x-end"], "failed");
     }
 }

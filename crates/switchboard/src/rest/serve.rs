@@ -244,7 +244,8 @@ impl RestCall {
         let mut held: Vec<Rendered> = Vec::new();
         let mut held_bytes = 0;
         let ended = loop {
-            let next = std::future::poll_fn(|cx| outbound.messages.as_mut().poll_next(cx)).await;
+            let next =
+                std::future::poll_fn(|cx| outbound.messages.as_mut().poll_next_encoded(cx)).await;
             let failure = match next {
                 None => break true,
                 Some(Err(error)) => error,
@@ -371,7 +372,7 @@ impl Stream for RestStream {
         if let Some(chunk) = this.pending.pop_front() {
             return Poll::Ready(Some(Ok(Frame::data(chunk))));
         }
-        let next = match this.outbound.messages.as_mut().poll_next(cx) {
+        let next = match this.outbound.messages.as_mut().poll_next_encoded(cx) {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(next) => next,
         };

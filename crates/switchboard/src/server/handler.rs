@@ -8,15 +8,15 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use futures_core::Stream;
+use bytes::{BufMut as _, BytesMut};
 use http::{Extensions, HeaderMap};
 use prost_reflect::MessageDescriptor;
 
 use crate::Error;
-use crate::call::{Outbound, Reply, StreamReply, UnaryReply};
+use crate::call::{Outbound, OutgoingMessages, Reply, StreamReply, UnaryReply};
 use crate::codec::{Codec, Message};
 use crate::compression::MessageCompression;
-use crate::envelope::Encoded;
+use crate::envelope::{Encoded, PREFIX_LEN};
 use crate::interceptor::{
     BoxFuture, Call, CallEnder, CallInfo, CallShared, Chain, Direction, MessageHooks, Next,
     Reply as Answer, ReplyFuture, Side, run_header_hooks,
@@ -125,6 +125,34 @@ fn encode<Res: Message>(
     Ok(encoded)
 }
 
+/// Appends the headroom and the encoding of `message` to `buf` (see [`OutgoingMessages`]).
+fn encode_into<Res: Message>(
+    codec: Codec,
+    descriptor: Option<&MessageDescriptor>,
+    message: &Res,
+    buf: &mut BytesMut,
+    reserve: usize,
+) -> Result<(), Error> {
+    let start = buf.len();
+    let result = match codec {
+        Codec::Proto => {
+            buf.reserve((PREFIX_LEN + message.binary_len()).max(reserve));
+            buf.put_bytes(0, PREFIX_LEN);
+            message.encode_binary(buf);
+            Ok(())
+        }
+        Codec::Json => {
+            buf.reserve(PREFIX_LEN.max(reserve));
+            buf.put_bytes(0, PREFIX_LEN);
+            message.encode_json(descriptor, buf)
+        }
+    };
+    if result.is_err() {
+        buf.truncate(start);
+    }
+    result
+}
+
 async fn finish_unary<Res: Message>(
     result: Result<Response<Res>, Error>,
     codec: Codec,
@@ -196,7 +224,7 @@ async fn finish_stream<Res: Message>(
     }
 }
 
-/// Encodes a handler's response stream as the body pulls it.
+/// Encodes a handler's response stream as the body pulls it, into the body's buffer.
 struct EncodeStream<Res> {
     inner: ResponseStream<Res>,
     codec: Codec,
@@ -207,10 +235,13 @@ struct EncodeStream<Res> {
     deadline: Option<Instant>,
 }
 
-impl<Res: Message> Stream for EncodeStream<Res> {
-    type Item = Result<Encoded, Error>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+impl<Res: Message> OutgoingMessages for EncodeStream<Res> {
+    fn poll_encode(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+        reserve: usize,
+    ) -> Poll<Option<Result<(), Error>>> {
         let this = self.get_mut();
         let inner = &mut this.inner;
         let next = crate::deadline::sync_scope(this.deadline, || inner.as_mut().poll_next(cx));
@@ -224,7 +255,13 @@ impl<Res: Message> Stream for EncodeStream<Res> {
                         return Poll::Ready(Some(Err(e)));
                     }
                 }
-                Poll::Ready(Some(encode(this.codec, this.descriptor.as_ref(), &message)))
+                Poll::Ready(Some(encode_into(
+                    this.codec,
+                    this.descriptor.as_ref(),
+                    &message,
+                    buf,
+                    reserve,
+                )))
             }
         }
     }
