@@ -9,6 +9,10 @@
 //! open stream beside tonic and connectrpc instead (see [`mod@memory`]), written to
 //! `benches/RESULTS-memory.md`.
 //!
+//! `cargo xtask bench --scaling [--quick]` measures requests/s with one tokio worker thread
+//! and with two for every Rust server instead (see [`mod@scaling`]), written to
+//! `benches/RESULTS-scaling.md`.
+//!
 //! `cargo xtask bench --guard [--repeat N] [--cell KEY,...] [--update-baseline [--note WHY]]`
 //! is the performance regression guard instead: switchboard's instructions per request under
 //! callgrind against `benches/perf-baseline.toml` (see [`mod@guard`]).
@@ -50,6 +54,7 @@ mod memory;
 mod pingpong;
 mod report;
 mod results;
+mod scaling;
 mod server;
 mod support;
 mod tools;
@@ -107,9 +112,12 @@ struct Options {
     /// `--memory`: memory per idle connection and per open stream instead (see
     /// [`mod@memory`]).
     memory: bool,
+    /// `--scaling`: requests/s with one worker thread and with two instead (see
+    /// [`mod@scaling`]).
+    scaling: bool,
 }
 
-const USAGE: &str = "use [--quick] [--only SERVER,...], or --http3 [--quick], or --memory [--quick], or --guard [--repeat N] [--cell KEY,...] \
+const USAGE: &str = "use [--quick] [--only SERVER,...], or --http3 [--quick], or --memory [--quick], or --scaling [--quick], or --guard [--repeat N] [--cell KEY,...] \
                      [--update-baseline [--note WHY]]";
 
 /// The guard's options, `--guard` implied by any of them.
@@ -124,6 +132,7 @@ fn parse_options(args: &[String]) -> Result<Options> {
         guard: None,
         http3: false,
         memory: false,
+        scaling: false,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -152,6 +161,10 @@ fn parse_options(args: &[String]) -> Result<Options> {
             }
             "--memory" => {
                 options.memory = true;
+                continue;
+            }
+            "--scaling" => {
+                options.scaling = true;
                 continue;
             }
             "--update-baseline" => {
@@ -203,6 +216,14 @@ fn parse_options(args: &[String]) -> Result<Options> {
         && (options.http3 || options.guard.is_some() || options.only.len() != Server::ALL.len())
     {
         bail!("--memory takes only --quick");
+    }
+    if options.scaling
+        && (options.memory
+            || options.http3
+            || options.guard.is_some()
+            || options.only.len() != Server::ALL.len())
+    {
+        bail!("--scaling takes only --quick");
     }
     if options.guard.is_some() && (options.quick || options.only.len() != Server::ALL.len()) {
         bail!("--guard measures switchboard alone: it takes neither --quick nor --only");
@@ -604,6 +625,9 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     }
     if options.memory {
         return memory::run(options.quick);
+    }
+    if options.scaling {
+        return scaling::run(options.quick);
     }
     let started = Instant::now();
     let mode = Mode::new(options.quick);

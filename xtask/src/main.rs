@@ -66,6 +66,8 @@ fn main() -> Result<()> {
             // Memory per idle connection and per open stream beside tonic and connectrpc,
             // on small counts (figures printed, not asserted).
             bench::run(&["--memory".to_owned(), "--quick".to_owned()])?;
+            // Requests/s from one worker thread to two, every Rust server (printed only).
+            bench::run(&["--scaling".to_owned(), "--quick".to_owned()])?;
             // The performance regression guard: switchboard's instructions per request under
             // callgrind against benches/perf-baseline.toml (no timing is asserted).
             bench::run(&["--guard".to_owned()])
