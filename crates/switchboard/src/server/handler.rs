@@ -427,11 +427,13 @@ where
     /// A call no interceptor wraps: no interceptor code runs at all.
     async fn run_plain(f: Arc<F>, descriptors: Descriptors, call: ServerCall) -> Reply {
         let (deadline, codec, parts) = split(call);
-        let result = with_deadline(
-            deadline,
-            parts.invoke::<I, Req, F, Fut, O::Output>(&*f, &descriptors, None),
-        )
-        .await;
+        let work = parts.invoke::<I, Req, F, Fut, O::Output>(&*f, &descriptors, None);
+        // Without a deadline the call's future is awaited as it is: wrapping it would move
+        // it (the request's parts with it) once more for nothing.
+        let result = match deadline {
+            None => work.await,
+            Some(_) => with_deadline(deadline, work).await,
+        };
         O::finish(
             result,
             codec,
