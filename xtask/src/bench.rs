@@ -264,7 +264,8 @@ impl Mode {
         }
     }
 
-    /// The callgrind runs: (call, protocol, N1, N2). `--quick` has none: `cargo xtask test`
+    /// The callgrind runs: (call, protocol, N1, N2), N in whole calls (streams for the
+    /// streaming calls, round trips for bidi). `--quick` has none: `cargo xtask test`
     /// runs `--guard` after it, which counts switchboard's instructions and asserts them.
     fn callgrind_plan(&self, _server: Server) -> Vec<(Call, Protocol, u64, u64)> {
         if self.quick {
@@ -275,6 +276,8 @@ impl Mode {
             (Call::Echo64, Protocol::Connect, 2000, 6000),
             (Call::Ingest, Protocol::Grpc, 1000, 3000),
             (Call::ServerStream, Protocol::Grpc, 100, 300),
+            (Call::ClientStream, Protocol::Grpc, 100, 300),
+            (Call::Bidi, Protocol::Grpc, 2000, 6000),
         ]
     }
 }
@@ -470,9 +473,15 @@ fn count_instructions(
                     call.key(),
                     protocol.title()
                 );
-                let load = callgrind::Load::H2load {
-                    clients: 4,
-                    streams: 4,
+                // Bidi round trips come from the ping-pong driver (h2load cannot wait for an
+                // answer before sending the next message); N counts round trips.
+                let load = if call == Call::Bidi {
+                    callgrind::Load::Pingpong { streams: 16 }
+                } else {
+                    callgrind::Load::H2load {
+                        clients: 4,
+                        streams: 4,
+                    }
                 };
                 let outcome = callgrind::instructions(
                     ctx,
@@ -764,7 +773,7 @@ mod tests {
     fn quick_leaves_callgrind_to_the_guard() {
         let quick = Mode::new(true);
         assert!(quick.callgrind_plan(Server::Switchboard).is_empty());
-        assert_eq!(Mode::new(false).callgrind_plan(Server::GrpcGo).len(), 4);
+        assert_eq!(Mode::new(false).callgrind_plan(Server::GrpcGo).len(), 6);
     }
 
     #[test]

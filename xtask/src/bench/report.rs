@@ -177,7 +177,8 @@ fn write_header(out: &mut String, machine: &Machine, method: &Method) {
     let _ = writeln!(
         out,
         "- Instructions per request: the server runs under `valgrind --tool=callgrind` twice, \
-         driven by `h2load -n N -c 4 -m 4` with N1 and then N2 requests; (Ir(N2) − Ir(N1)) / \
+         driven by `h2load -n N -c 4 -m 4` with N1 and then N2 requests (bidi: `pingpong \
+         --streams 16 --total N` round trips); (Ir(N2) − Ir(N1)) / \
          (N2 − N1) removes start-up and connection costs (the counts are dumped with \
          `callgrind_control -d` once the load has finished, before the server is stopped). \
          This figure does not depend on the machine's load. Rust servers run there with one \
