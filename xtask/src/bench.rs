@@ -623,6 +623,26 @@ fn run_guard(options: &guard::GuardOptions) -> Result<()> {
     }
 }
 
+/// Writes the report of a side comparison (`--http3`, `--memory`, `--scaling`):
+/// `benches/RESULTS-<name>.md` for a full run, `<target>/benches/RESULTS-<name>.quick.md` for
+/// `--quick`; prints it and where it went.
+fn write_side_report(name: &str, text: &str, quick: bool) -> Result<()> {
+    let path = if quick {
+        binaries::bench_target().join(format!("RESULTS-{name}.quick.md"))
+    } else {
+        workspace_root()
+            .join("benches")
+            .join(format!("RESULTS-{name}.md"))
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    println!("{text}");
+    println!("bench --{name}: report written to {}", path.display());
+    Ok(())
+}
+
 /// Entry point.
 pub(crate) fn run(args: &[String]) -> Result<()> {
     let options = parse_options(args)?;

@@ -111,6 +111,12 @@ pub(crate) fn build(logs: &Path, go: bool) -> Result<Binaries> {
 /// `switchboard-echo-buffa` (switchboard-echo with its `buffa` feature), built apart so the
 /// workspace build's `switchboard-echo`, which the guard measures, stays as it was.
 fn build_buffa(logs: &Path, target: &Path) -> Result<()> {
+    build_echo_variant(logs, target, "buffa", &["switchboard-echo-buffa"])
+}
+
+/// Builds only `bins` of switchboard-echo with `feature` on (a separate cargo invocation, so
+/// the workspace build's binaries keep their features).
+fn build_echo_variant(logs: &Path, target: &Path, feature: &str, bins: &[&str]) -> Result<()> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
     command
@@ -118,23 +124,20 @@ fn build_buffa(logs: &Path, target: &Path) -> Result<()> {
         .arg(workspace_root().join("benches").join("Cargo.toml"))
         .arg("--target-dir")
         .arg(target)
-        .args([
-            "-p",
-            "switchboard-echo",
-            "--features",
-            "buffa",
-            "--bin",
-            "switchboard-echo-buffa",
-        ])
+        .args(["-p", "switchboard-echo", "--features", feature])
         .current_dir(workspace_root());
+    for bin in bins {
+        command.args(["--bin", bin]);
+    }
+    let what = bins.join(" and ");
     run_step(
         logs,
-        "cargo build --release (switchboard-echo-buffa)",
+        &format!("cargo build --release ({what})"),
         &mut command,
         BUILD_TIMEOUT,
     )?
     .check()
-    .context("building switchboard-echo-buffa")?;
+    .with_context(|| format!("building {what}"))?;
     Ok(())
 }
 
@@ -144,32 +147,7 @@ fn build_buffa(logs: &Path, target: &Path) -> Result<()> {
 /// the Go `connect-h3` (connect-go over quic-go). Returns the Rust and the Go directory.
 pub(crate) fn build_http3(logs: &Path) -> Result<(PathBuf, PathBuf)> {
     let target = bench_target();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(cargo);
-    command
-        .args(["build", "--release", "--manifest-path"])
-        .arg(workspace_root().join("benches").join("Cargo.toml"))
-        .arg("--target-dir")
-        .arg(&target)
-        .args([
-            "-p",
-            "switchboard-echo",
-            "--features",
-            "http3",
-            "--bin",
-            "switchboard-echo-h3",
-            "--bin",
-            "h3-check",
-        ])
-        .current_dir(workspace_root());
-    run_step(
-        logs,
-        "cargo build --release (HTTP/3 binaries)",
-        &mut command,
-        BUILD_TIMEOUT,
-    )?
-    .check()
-    .context("building switchboard-echo-h3 and h3-check")?;
+    build_echo_variant(logs, &target, "http3", &["switchboard-echo-h3", "h3-check"])?;
     let go = target.join("go");
     let mut command = Command::new("bash");
     command

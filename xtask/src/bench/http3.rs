@@ -19,11 +19,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 
-use super::binaries::{bench_target, build_http3};
+use super::binaries::build_http3;
 use super::server::cpu_ticks;
 use crate::process::{Banner, Process};
 use crate::steps::run_step;
-use crate::workspace_root;
 
 /// One measured workload.
 struct Workload {
@@ -162,17 +161,7 @@ pub(crate) fn run(quick: bool) -> Result<()> {
             theirs.cpu_us,
         )?;
     }
-    let path = if quick {
-        bench_target().join("RESULTS-http3.quick.md")
-    } else {
-        workspace_root().join("benches").join("RESULTS-http3.md")
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(&path, &text).with_context(|| format!("writing {}", path.display()))?;
-    println!("{text}");
-    println!("bench --http3: report written to {}", path.display());
+    super::write_side_report("http3", &text, quick)?;
     eprintln!(
         "bench --http3 took {:.1}s (build {:.1}s)",
         started.elapsed().as_secs_f64(),

@@ -21,11 +21,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 
-use super::binaries::{self, bench_target};
+use super::binaries;
 use super::matrix::Server;
 use super::server::{Launch, Running};
 use crate::process::{Banner, Process};
-use crate::workspace_root;
 
 /// The servers compared: switchboard and the Rust peers that serve bidi streams.
 const SERVERS: [Server; 3] = [Server::Switchboard, Server::Tonic, Server::Connectrpc];
@@ -117,17 +116,7 @@ pub(crate) fn run(quick: bool) -> Result<()> {
     }
 
     let text = report(&rows, sizes, quick, pinning);
-    let path = if quick {
-        bench_target().join("RESULTS-memory.quick.md")
-    } else {
-        workspace_root().join("benches").join("RESULTS-memory.md")
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(&path, &text).with_context(|| format!("writing {}", path.display()))?;
-    println!("{text}");
-    println!("bench --memory: report written to {}", path.display());
+    super::write_side_report("memory", &text, quick)?;
     eprintln!(
         "bench --memory took {:.1}s",
         started.elapsed().as_secs_f64()

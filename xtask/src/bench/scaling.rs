@@ -17,13 +17,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 
-use super::binaries::{self, bench_target};
+use super::binaries;
 use super::bodies::Bodies;
 use super::h2load::{Amount, Run, Summary};
 use super::matrix::{Call, Protocol, Server};
 use super::server::{Launch, Running};
 use crate::steps::run_step;
-use crate::workspace_root;
 
 /// The servers compared: every Rust server, hyper's bare echo as the ceiling.
 const SERVERS: [Server; 4] = [
@@ -144,17 +143,7 @@ pub(crate) fn run(quick: bool) -> Result<()> {
     }
 
     let text = report(&rows, quick, (runs, seconds));
-    let path = if quick {
-        bench_target().join("RESULTS-scaling.quick.md")
-    } else {
-        workspace_root().join("benches").join("RESULTS-scaling.md")
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(&path, &text).with_context(|| format!("writing {}", path.display()))?;
-    println!("{text}");
-    println!("bench --scaling: report written to {}", path.display());
+    super::write_side_report("scaling", &text, quick)?;
     eprintln!(
         "bench --scaling took {:.1}s",
         started.elapsed().as_secs_f64()
