@@ -115,9 +115,13 @@ struct Options {
     /// `--scaling`: requests/s with one worker thread and with two instead (see
     /// [`mod@scaling`]).
     scaling: bool,
+    /// `--instructions`: only the callgrind comparison (no throughput runs, no alloc-count),
+    /// written to the partial report: side-by-side instruction counts in a fraction of the
+    /// time of a full run.
+    instructions_only: bool,
 }
 
-const USAGE: &str = "use [--quick] [--only SERVER,...], or --http3 [--quick], or --memory [--quick], or --scaling [--quick], or --guard [--repeat N] [--cell KEY,...] \
+const USAGE: &str = "use [--quick] [--only SERVER,...] [--instructions], or --http3 [--quick], or --memory [--quick], or --scaling [--quick], or --guard [--repeat N] [--cell KEY,...] \
                      [--update-baseline [--note WHY]]";
 
 /// The guard's options, `--guard` implied by any of them.
@@ -133,6 +137,7 @@ fn parse_options(args: &[String]) -> Result<Options> {
         http3: false,
         memory: false,
         scaling: false,
+        instructions_only: false,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -165,6 +170,10 @@ fn parse_options(args: &[String]) -> Result<Options> {
             }
             "--scaling" => {
                 options.scaling = true;
+                continue;
+            }
+            "--instructions" => {
+                options.instructions_only = true;
                 continue;
             }
             "--update-baseline" => {
@@ -216,6 +225,15 @@ fn parse_options(args: &[String]) -> Result<Options> {
         && (options.http3 || options.guard.is_some() || options.only.len() != Server::ALL.len())
     {
         bail!("--memory takes only --quick");
+    }
+    if options.instructions_only
+        && (options.quick
+            || options.memory
+            || options.scaling
+            || options.http3
+            || options.guard.is_some())
+    {
+        bail!("--instructions takes only --only");
     }
     if options.scaling
         && (options.memory
@@ -691,7 +709,9 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
 
     // Measurement, one server at a time.
     let phase = Instant::now();
-    measure_all(&ctx, &options.only, &verdicts, &mut results);
+    if !options.instructions_only {
+        measure_all(&ctx, &options.only, &verdicts, &mut results);
+    }
     let measure_time = phase.elapsed();
 
     // Instructions per request.
@@ -701,16 +721,18 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
 
     // Allocations.
     let phase = Instant::now();
-    eprintln!("==> bench: alloc-count");
-    let allocations = allocations(&ctx).map_err(|error| format!("{error:#}"));
-    if let Err(why) = &allocations {
-        results.problem("alloc-count", why.clone(), true);
+    if !options.instructions_only {
+        eprintln!("==> bench: alloc-count");
+        let allocations = allocations(&ctx).map_err(|error| format!("{error:#}"));
+        if let Err(why) = &allocations {
+            results.problem("alloc-count", why.clone(), true);
+        }
+        results.allocations = Some(allocations);
     }
-    results.allocations = Some(allocations);
     let alloc_time = phase.elapsed();
 
     // The report.
-    let complete = options.only.len() == Server::ALL.len();
+    let complete = options.only.len() == Server::ALL.len() && !options.instructions_only;
     let path = if !ctx.mode.quick && complete {
         workspace_root().join("benches").join("RESULTS.md")
     } else if ctx.mode.quick {
@@ -794,6 +816,16 @@ mod tests {
         let quick = Mode::new(true);
         assert!(quick.callgrind_plan(Server::Switchboard).is_empty());
         assert_eq!(Mode::new(false).callgrind_plan(Server::GrpcGo).len(), 6);
+    }
+
+    #[test]
+    fn instructions_only_goes_with_only() {
+        let options =
+            parse_options(&strings(&["--instructions", "--only", "switchboard,tonic"])).unwrap();
+        assert!(options.instructions_only);
+        assert_eq!(options.only, [Server::Switchboard, Server::Tonic]);
+        assert!(parse_options(&strings(&["--instructions", "--quick"])).is_err());
+        assert!(parse_options(&strings(&["--instructions", "--guard"])).is_err());
     }
 
     #[test]
