@@ -10,6 +10,7 @@
 use anyhow::{Context as _, anyhow};
 use buffa_codegen::context::CodeGenContext;
 use buffa_codegen::generated::descriptor::FileDescriptorSet as BuffaFileSet;
+use buffa_codegen::idents::escape_mod_ident;
 use buffa_codegen::{CodeGenConfig, GeneratedFileKind};
 use heck::{ToSnakeCase, ToUpperCamelCase};
 use prost_build::{Comments, Method, Service, ServiceGenerator as _};
@@ -21,15 +22,6 @@ use crate::{CodegenOptions, ServiceGenerator};
 
 /// The wrapper received messages are typed with.
 const VIEW: &str = "::switchboard::buffa::View";
-
-/// Rust keywords a method name must be escaped from (as prost escapes them).
-const KEYWORDS: &[&str] = &[
-    "as", "async", "await", "break", "const", "continue", "dyn", "else", "enum", "extern", "false",
-    "fn", "for", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref",
-    "return", "static", "struct", "trait", "true", "type", "unsafe", "use", "where", "while",
-    "abstract", "become", "box", "do", "final", "gen", "macro", "override", "priv", "try",
-    "typeof", "unsized", "virtual", "yield",
-];
 
 /// Generates every file for `protos` (all files of the set, imports included, as the prost
 /// backend does; `google.protobuf` comes from `buffa-types`). Returns (file name, contents).
@@ -150,14 +142,10 @@ fn service(
         .iter()
         .enumerate()
         .map(|(m, method)| {
-            let snake = method.name().to_snake_case();
-            let name = if KEYWORDS.contains(&snake.as_str()) {
-                format!("r#{snake}")
-            } else {
-                snake
-            };
             Ok(Method {
-                name,
+                // A keyword becomes a raw identifier (`r#type`), or takes a `_` suffix where
+                // Rust has no raw form (`self_`, `super_`), as buffa names its own items.
+                name: escape_mod_ident(&method.name().to_snake_case()),
                 proto_name: method.name().to_owned(),
                 comments: comments(file, &[6, index as i32, 2, m as i32]),
                 input_type: rust_type(method.input_type())?,

@@ -310,12 +310,7 @@ impl Builder {
             self.write_openapi(path, &pool)?;
         }
         if self.backend != MessageBackend::Prost {
-            let dir = match &self.out_dir {
-                Some(dir) => dir.clone(),
-                None => PathBuf::from(
-                    std::env::var_os("OUT_DIR").context("OUT_DIR is not set: give .out_dir")?,
-                ),
-            };
+            let dir = self.output_dir()?;
             for (name, code) in self.generate_other_backend(set, files)? {
                 let path = dir.join(&name);
                 // Unchanged files keep their modification time, so cargo does not rebuild.
@@ -367,6 +362,16 @@ impl Builder {
         Ok(out)
     }
 
+    /// Where generated files go: [`Builder::out_dir`], else the `OUT_DIR` cargo sets.
+    fn output_dir(&self) -> anyhow::Result<PathBuf> {
+        match &self.out_dir {
+            Some(dir) => Ok(dir.clone()),
+            None => Ok(PathBuf::from(
+                std::env::var_os("OUT_DIR").context("OUT_DIR is not set: give .out_dir")?,
+            )),
+        }
+    }
+
     /// Generates with a backend other than prost.
     #[cfg_attr(not(feature = "buffa"), allow(unused_variables))]
     fn generate_other_backend(
@@ -394,13 +399,7 @@ impl Builder {
         pool: &prost_reflect::DescriptorPool,
     ) -> anyhow::Result<()> {
         let path = if path.is_relative() {
-            let dir = match &self.out_dir {
-                Some(dir) => dir.clone(),
-                None => PathBuf::from(
-                    std::env::var_os("OUT_DIR").context("OUT_DIR is not set: give .out_dir")?,
-                ),
-            };
-            dir.join(path)
+            self.output_dir()?.join(path)
         } else {
             path.to_owned()
         };

@@ -470,6 +470,8 @@ service LogService {
   rpc Ingest(Batch) returns (Ack);
   rpc Tail(Ack) returns (stream Batch.Record);
   rpc Upload(stream Batch) returns (Ack);
+  rpc Type(Ack) returns (Ack);
+  rpc Super(Ack) returns (Ack);
 }
 message Batch {
   message Record { string text = 1; map<string, string> labels = 2; }
@@ -506,6 +508,9 @@ message Ack { uint32 accepted = 1; }
          -> impl ::core::future::Future<Output = ::core::result::Result<::switchboard::Response<Ack>,",
         "::switchboard::Response<::switchboard::ResponseStream<batch::Record>>",
         "::switchboard::Request<::switchboard::Streaming<::switchboard::buffa::View<Batch>>>",
+        // Keywords: raw where Rust allows it, else a `_` suffix.
+        "fn r#type(&self,",
+        "fn super_(&self,",
         // Clients send owned messages and receive views.
         "impl ::core::convert::Into<::switchboard::Request<Batch>>",
         "::switchboard::Response<::switchboard::buffa::View<Ack>>",
