@@ -50,6 +50,7 @@ pub(crate) struct Encoded {
 
 impl Encoded {
     /// An empty message with room reserved for `capacity` bytes of it.
+    #[cfg(test)]
     pub(crate) fn with_capacity(capacity: usize) -> Self {
         let mut buf = BytesMut::with_capacity(PREFIX_LEN + capacity);
         buf.put_bytes(0, PREFIX_LEN);
@@ -82,11 +83,6 @@ impl Encoded {
             buf.reserve(self.buf.len().max(reserve));
             buf.extend_from_slice(&self.buf);
         }
-    }
-
-    /// The buffer an encoder appends the message to (the headroom is already in it).
-    pub(crate) fn buf_mut(&mut self) -> &mut BytesMut {
-        &mut self.buf
     }
 
     /// The message's length.

@@ -112,20 +112,22 @@ async fn single<Req: Message>(stream: WireStream) -> Result<(Req, Option<bool>),
     Ok((first, compressed))
 }
 
+/// One reply message, encoded after the headroom its envelope prefix is written into.
 fn encode<Res: Message>(
     codec: Codec,
     descriptor: Option<&MessageDescriptor>,
     message: &Res,
 ) -> Result<Encoded, Error> {
-    let mut encoded = Encoded::with_capacity(match codec {
-        Codec::Proto => message.binary_len(),
-        Codec::Json => 0,
-    });
-    codec.encode(message, descriptor, encoded.buf_mut())?;
-    Ok(encoded)
+    let mut buf = BytesMut::new();
+    encode_into(codec, descriptor, message, &mut buf, 0)?;
+    Ok(Encoded::from_headroom_buf(buf))
 }
 
 /// Appends the headroom and the encoding of `message` to `buf` (see [`OutgoingMessages`]).
+///
+/// Always inlined: with two callers (unary replies and stream sources) the compiler stopped
+/// inlining it into the stream source, and the guard's server-stream cell rose by 2.4%.
+#[inline(always)]
 fn encode_into<Res: Message>(
     codec: Codec,
     descriptor: Option<&MessageDescriptor>,
