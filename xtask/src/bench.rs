@@ -218,13 +218,18 @@ fn parse_options(args: &[String]) -> Result<Options> {
             })
             .collect::<Result<_>>()?;
     }
-    if options.http3 && (options.guard.is_some() || options.only.len() != Server::ALL.len()) {
-        bail!("--http3 takes only --quick");
-    }
-    if options.memory
-        && (options.http3 || options.guard.is_some() || options.only.len() != Server::ALL.len())
-    {
-        bail!("--memory takes only --quick");
+    // The side comparisons run alone, with --quick at most.
+    let sides = [
+        ("--http3", options.http3),
+        ("--memory", options.memory),
+        ("--scaling", options.scaling),
+    ];
+    let chosen = sides.iter().filter(|(_, on)| *on).count();
+    for (flag, on) in sides {
+        if on && (chosen > 1 || options.guard.is_some() || options.only.len() != Server::ALL.len())
+        {
+            bail!("{flag} takes only --quick");
+        }
     }
     if options.instructions_only
         && (options.quick
@@ -234,14 +239,6 @@ fn parse_options(args: &[String]) -> Result<Options> {
             || options.guard.is_some())
     {
         bail!("--instructions takes only --only");
-    }
-    if options.scaling
-        && (options.memory
-            || options.http3
-            || options.guard.is_some()
-            || options.only.len() != Server::ALL.len())
-    {
-        bail!("--scaling takes only --quick");
     }
     if options.guard.is_some() && (options.quick || options.only.len() != Server::ALL.len()) {
         bail!("--guard measures switchboard alone: it takes neither --quick nor --only");
@@ -612,7 +609,13 @@ fn run_guard(options: &guard::GuardOptions) -> Result<()> {
     // instead of as an odd instruction count.
     let mut results = Results::default();
     let mut verdicts = HashMap::new();
-    for server in [guard::SERVER, Server::SwitchboardBuffa] {
+    let mut servers: Vec<Server> = Vec::new();
+    for cell in &guard::CELLS {
+        if !servers.contains(&cell.server) {
+            servers.push(cell.server);
+        }
+    }
+    for server in servers {
         for (cell, verdict) in support::verify_server(&ctx, server, &mut results) {
             verdicts.insert((server, cell), verdict);
         }
@@ -816,6 +819,26 @@ mod tests {
         let quick = Mode::new(true);
         assert!(quick.callgrind_plan(Server::Switchboard).is_empty());
         assert_eq!(Mode::new(false).callgrind_plan(Server::GrpcGo).len(), 6);
+    }
+
+    #[test]
+    fn side_comparisons_run_alone() {
+        for flag in ["--http3", "--memory", "--scaling"] {
+            assert!(
+                parse_options(&strings(&[flag, "--quick"])).is_ok(),
+                "{flag}"
+            );
+            assert!(
+                parse_options(&strings(&[flag, "--guard"])).is_err(),
+                "{flag}"
+            );
+            assert!(
+                parse_options(&strings(&[flag, "--only", "tonic"])).is_err(),
+                "{flag}"
+            );
+        }
+        assert!(parse_options(&strings(&["--http3", "--memory"])).is_err());
+        assert!(parse_options(&strings(&["--memory", "--scaling"])).is_err());
     }
 
     #[test]

@@ -525,19 +525,9 @@ fn auth_checks(report: &mut Report, logs: &Path, grpcurl: &Path, auth: &Server) 
         Command::new(grpcurl).args(["-plaintext", "-d", &data, &auth.addr, &say]),
         CALL_TIMEOUT,
     )?;
-    let output = format!(
-        "{}{}",
-        step.stdout,
-        std::fs::read_to_string(&step.logs[1]).unwrap_or_default()
-    );
-    let outcome = if !step.success() && output.contains("Code: Unauthenticated") {
-        Ok(())
-    } else {
-        Err(format!("want Code: Unauthenticated, got {output:?}"))
-    };
     report.record(
         "auth: grpcurl Say without a token is Unauthenticated",
-        outcome,
+        expect_grpcurl_status(&step, "Unauthenticated"),
         &step.logs,
     );
 
@@ -851,6 +841,17 @@ fn step_output(step: &Step) -> String {
         .map(|path| std::fs::read_to_string(path).unwrap_or_default())
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// A grpcurl call that must fail with the gRPC status `code`, as grpcurl prints it
+/// (`Code: Unauthenticated`).
+fn expect_grpcurl_status(step: &Step, code: &str) -> Result<(), String> {
+    let output = step_output(step);
+    if !step.success() && output.contains(&format!("Code: {code}")) {
+        Ok(())
+    } else {
+        Err(format!("want Code: {code}, got {output:?}"))
+    }
 }
 
 /// What a probe should end with: its exit status and a piece of its output.
