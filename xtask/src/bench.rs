@@ -406,17 +406,20 @@ fn machine(ctx: &Context) -> report::Machine {
 /// What verification found, per server, call and protocol.
 type Verdicts = HashMap<(Server, Call, Protocol), support::Verdict>;
 
-/// Measures every cell of `servers` that verified; the others get their verdict.
+/// Measures every cell of `servers` that verified; the others get their verdict. Each
+/// workload and protocol is measured on all its servers side by side (runs taken in turns, see
+/// [`cells::measure_side_by_side`]); the cells are reported server by server as before.
 fn measure_all(ctx: &Context, servers: &[Server], verdicts: &Verdicts, results: &mut Results) {
-    for &server in servers {
-        for workload in WORKLOADS.iter().filter(|w| w.quick || !ctx.mode.quick) {
-            if !server.serves(workload.call) {
-                continue;
-            }
-            for protocol in workload.protocols() {
-                if !server.protocols().contains(&protocol) {
-                    continue;
-                }
+    let mut measured: Vec<Cell> = Vec::new();
+    for workload in WORKLOADS.iter().filter(|w| w.quick || !ctx.mode.quick) {
+        for protocol in workload.protocols() {
+            let entrants: Vec<Server> = servers
+                .iter()
+                .copied()
+                .filter(|s| s.serves(workload.call) && s.protocols().contains(&protocol))
+                .collect();
+            let mut verified = Vec::new();
+            for &server in &entrants {
                 let verdict = verdicts
                     .get(&(server, workload.call, protocol))
                     .cloned()
@@ -427,32 +430,47 @@ fn measure_all(ctx: &Context, servers: &[Server], verdicts: &Verdicts, results: 
                     }
                     support::Verdict::NotSupported(why) => Outcome::NotSupported(why),
                     support::Verdict::Verified => {
-                        eprintln!(
-                            "==> bench: {} {} {}",
-                            server.key(),
-                            workload.key,
-                            protocol.title()
-                        );
-                        match cells::measure(ctx, server, workload, protocol) {
-                            Ok(figure) => Outcome::Measured(figure),
-                            Err(error) => {
-                                let why = format!("{error:#}");
-                                results.problem(
-                                    format!(
-                                        "{} {} over {}",
-                                        server.key(),
-                                        workload.title(),
-                                        protocol.title()
-                                    ),
-                                    format!("figure discarded: {why}"),
-                                    true,
-                                );
-                                Outcome::Failed(why)
-                            }
-                        }
+                        verified.push(server);
+                        continue;
                     }
                 };
-                results.cells.push(Cell {
+                measured.push(Cell {
+                    server,
+                    workload: *workload,
+                    protocol,
+                    outcome,
+                });
+            }
+            if verified.is_empty() {
+                continue;
+            }
+            let names: Vec<&str> = verified.iter().map(|s| s.key()).collect();
+            eprintln!(
+                "==> bench: {} {} on {}",
+                workload.key,
+                protocol.title(),
+                names.join(", ")
+            );
+            let figures = cells::measure_side_by_side(ctx, &verified, workload, protocol);
+            for (server, figure) in verified.into_iter().zip(figures) {
+                let outcome = match figure {
+                    Ok(figure) => Outcome::Measured(figure),
+                    Err(error) => {
+                        let why = format!("{error:#}");
+                        results.problem(
+                            format!(
+                                "{} {} over {}",
+                                server.key(),
+                                workload.title(),
+                                protocol.title()
+                            ),
+                            format!("figure discarded: {why}"),
+                            true,
+                        );
+                        Outcome::Failed(why)
+                    }
+                };
+                measured.push(Cell {
                     server,
                     workload: *workload,
                     protocol,
@@ -461,6 +479,10 @@ fn measure_all(ctx: &Context, servers: &[Server], verdicts: &Verdicts, results: 
             }
         }
     }
+    // Server by server, in the order given, as the report lists them.
+    let rank = |server: Server| servers.iter().position(|&s| s == server);
+    measured.sort_by_key(|cell| rank(cell.server));
+    results.cells.extend(measured);
 }
 
 /// Instructions per request under callgrind, for what the mode plans and verification passed.

@@ -1,6 +1,7 @@
-//! Measuring one cell (server × workload × protocol): a fresh server, a warm-up with the
-//! same load, then the measured runs, each with the server's CPU time read from `/proc`
-//! before and after, and its peak RSS at the end.
+//! Measuring one workload over one protocol on several servers side by side: a fresh server
+//! each, a warm-up with the same load, then the measured runs taken in turns, each with the
+//! server's CPU time read from `/proc` before and after, and each server's peak RSS at the
+//! end.
 
 use std::time::Duration;
 
@@ -118,23 +119,64 @@ fn drive(
     }
 }
 
-/// Measures one cell on a fresh server.
-pub(crate) fn measure(
+/// A server of a side-by-side cell, started and warmed up, with the runs measured so far.
+struct Entrant {
+    name: String,
+    running: Running,
+    figure: Figure,
+}
+
+impl Entrant {
+    /// `Err` with the server's logs printed if it is no longer running.
+    fn check_alive(&mut self) -> Result<()> {
+        self.running.alive().map_err(|why| {
+            crate::steps::print_logs(self.running.logs());
+            anyhow::anyhow!(why)
+        })
+    }
+
+    /// One measured run, with the server's CPU time read before and after.
+    fn run(
+        &mut self,
+        ctx: &Context,
+        workload: &Workload,
+        protocol: Protocol,
+        index: usize,
+    ) -> Result<()> {
+        let before = self.running.cpu_ticks()?;
+        let name = format!("{} run {index}", self.name);
+        let port = self.running.port;
+        let sample = drive(ctx, port, workload, protocol, ctx.mode.seconds, &name, true)?;
+        let after = self.running.cpu_ticks()?;
+        self.check_alive()?;
+        let cpu_us = (after - before) as f64 * 1e6 / ctx.clock_ticks as f64;
+        self.figure.runs.push(Run {
+            rate: sample.rate,
+            completed: sample.completed,
+            p50_us: sample.p50_us,
+            p99_us: sample.p99_us,
+            cpu_us_per_request: cpu_us / sample.completed.max(1) as f64,
+        });
+        Ok(())
+    }
+}
+
+/// Starts a fresh server for the cell and warms it up with the same load.
+fn enter(
     ctx: &Context,
     server: Server,
     workload: &Workload,
     protocol: Protocol,
-) -> Result<Figure> {
-    let cell = format!("{} {} {}", server.key(), workload.key, protocol.title());
-    let mut running = ctx.start(server, &cell)?;
-    let port = running.port;
-    let crashed = |running: &mut Running| -> Result<()> {
-        running.alive().map_err(|why| {
-            crate::steps::print_logs(running.logs());
-            anyhow::anyhow!(why)
-        })
+) -> Result<Entrant> {
+    let name = format!("{} {} {}", server.key(), workload.key, protocol.title());
+    let running = ctx.start(server, &name)?;
+    let mut entrant = Entrant {
+        name,
+        running,
+        figure: Figure::default(),
     };
-    let warmup = format!("{cell} warm-up");
+    let warmup = format!("{} warm-up", entrant.name);
+    let port = entrant.running.port;
     drive(
         ctx,
         port,
@@ -145,26 +187,45 @@ pub(crate) fn measure(
         false,
     )
     .context("warm-up")?;
-    crashed(&mut running)?;
-    let mut figure = Figure::default();
+    entrant.check_alive()?;
+    Ok(entrant)
+}
+
+/// Measures one workload over one protocol on every server in `servers`, side by side: each
+/// server is started and warmed up, then the runs go round the servers (run 1 of each, then
+/// run 2 of each, ...). The machine is shared, and its load drifts over minutes; measured one
+/// server after another, a drift shows up as a difference between servers, while taken in
+/// turns it spreads over all of them. Returns each server's figure, or why it has none (a
+/// server that fails drops out; the others go on).
+pub(crate) fn measure_side_by_side(
+    ctx: &Context,
+    servers: &[Server],
+    workload: &Workload,
+    protocol: Protocol,
+) -> Vec<Result<Figure>> {
+    let mut entrants: Vec<Result<Entrant>> = servers
+        .iter()
+        .map(|&server| enter(ctx, server, workload, protocol))
+        .collect();
     for index in 1..=ctx.mode.runs {
-        let before = running.cpu_ticks()?;
-        let name = format!("{cell} run {index}");
-        let sample = drive(ctx, port, workload, protocol, ctx.mode.seconds, &name, true)?;
-        let after = running.cpu_ticks()?;
-        crashed(&mut running)?;
-        let cpu_us = (after - before) as f64 * 1e6 / ctx.clock_ticks as f64;
-        figure.runs.push(Run {
-            rate: sample.rate,
-            completed: sample.completed,
-            p50_us: sample.p50_us,
-            p99_us: sample.p99_us,
-            cpu_us_per_request: cpu_us / sample.completed.max(1) as f64,
-        });
+        for slot in entrants.iter_mut() {
+            if let Ok(entrant) = slot
+                && let Err(error) = entrant.run(ctx, workload, protocol, index)
+            {
+                *slot = Err(error);
+            }
+        }
     }
-    figure.peak_rss_kib = running.peak_rss_kib().ok();
-    running
-        .stop(STOP_TIMEOUT)
-        .map_err(|why| anyhow::anyhow!(why))?;
-    Ok(figure)
+    entrants
+        .into_iter()
+        .map(|slot| {
+            let mut entrant = slot?;
+            entrant.figure.peak_rss_kib = entrant.running.peak_rss_kib().ok();
+            entrant
+                .running
+                .stop(STOP_TIMEOUT)
+                .map_err(|why| anyhow::anyhow!(why))?;
+            Ok(entrant.figure)
+        })
+        .collect()
 }

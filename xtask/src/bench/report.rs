@@ -164,7 +164,11 @@ fn write_header(out: &mut String, machine: &Machine, method: &Method) {
     );
     let _ = writeln!(
         out,
-        "- Figures: req/s is the median of the runs (min–max in brackets). p50 and p99 are \
+        "- Order: the servers of one workload and protocol are measured side by side. Each is \
+         started and warmed up, then the runs go round them (run 1 of every server, then run \
+         2, ...), so a drift in this shared machine's load spreads over all of them instead \
+         of showing as a difference between servers.\n\
+         - Figures: req/s is the median of the runs (min–max in brackets). p50 and p99 are \
          latencies in µs, the median over the runs of each run's percentile (h2load's \
          per-request `--log-file`, nearest rank; ghz's and pingpong's own percentiles). CPU \
          µs/req is the server's user + system CPU time (`/proc/<pid>/stat`, {} ticks per \
