@@ -1,5 +1,6 @@
 //! Serving: the [`Router`] (a tower service) and the built-in HTTP server.
 
+mod coalesce;
 mod deadline;
 mod error_writer;
 mod first_bytes;

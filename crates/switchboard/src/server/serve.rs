@@ -19,6 +19,7 @@ use bytes::Bytes;
 use futures_util::FutureExt as _;
 
 use crate::body::{Body, BoxError};
+use crate::server::coalesce::Coalesce;
 use crate::server::first_bytes::FirstBytes;
 use crate::server::in_flight::{Admitted, Counted};
 use crate::server::linger::Linger;
@@ -463,6 +464,9 @@ impl<S: ServeRequest> Server<S> {
                     return;
                 };
                 let io = FirstBytes::new(io, first_bytes_timeout);
+                // Small writes wait one scheduler turn, so the replies of the calls ready at
+                // the same time leave in one system call (see `coalesce`).
+                let io = Coalesce::new(io);
                 let io = TokioIo::new(io);
                 // Two kinds of connection, so a server without a limit on calls in flight
                 // serves each call's own future as it is. That future is not wrapped in an
