@@ -57,7 +57,7 @@ const SEQUENTIAL: Load = Load::H2load {
 /// N2 − N1 is chosen so each cell's difference covers about 50–200 M instructions: enough
 /// that a stray wake-up is noise far below 0.1%, few enough that the whole guard runs in a
 /// few minutes under valgrind.
-pub(crate) const CELLS: [GuardCell; 8] = [
+pub(crate) const CELLS: [GuardCell; 9] = [
     GuardCell {
         key: "unary-connect",
         call: Call::Echo64,
@@ -104,6 +104,17 @@ pub(crate) const CELLS: [GuardCell; 8] = [
         protocol: Protocol::Grpc,
         load: Load::Pingpong { streams: 1 },
         requests: (1000, 5000),
+        server: SERVER,
+    },
+    // Bidi with 16 streams on one connection: the replies ready at the same time leave in one
+    // write (`server::coalesce`), which saves 18% of the instructions per round trip here and
+    // far more system time; one call at a time, as in the cells above, never shows it.
+    GuardCell {
+        key: "bidi-grpc-s16",
+        call: Call::Bidi,
+        protocol: Protocol::Grpc,
+        load: Load::Pingpong { streams: 16 },
+        requests: (2000, 8000),
         server: SERVER,
     },
     // Log ingest (a 20 KB LogBatch of 50 records): guarded from before issue 15's zero-copy
