@@ -144,10 +144,12 @@ impl Entrant {
         index: usize,
     ) -> Result<()> {
         let before = self.running.cpu_ticks()?;
+        let writes_before = self.running.write_calls()?;
         let name = format!("{} run {index}", self.name);
         let port = self.running.port;
         let sample = drive(ctx, port, workload, protocol, ctx.mode.seconds, &name, true)?;
         let after = self.running.cpu_ticks()?;
+        let writes_after = self.running.write_calls()?;
         self.check_alive()?;
         let cpu_us = (after - before) as f64 * 1e6 / ctx.clock_ticks as f64;
         self.figure.runs.push(Run {
@@ -156,6 +158,8 @@ impl Entrant {
             p50_us: sample.p50_us,
             p99_us: sample.p99_us,
             cpu_us_per_request: cpu_us / sample.completed.max(1) as f64,
+            writes_per_request: (writes_after - writes_before) as f64
+                / sample.completed.max(1) as f64,
         });
         Ok(())
     }

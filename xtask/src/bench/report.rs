@@ -118,8 +118,8 @@ fn write_header(out: &mut String, machine: &Machine, method: &Method) {
                 out,
                 "- The server under test runs alone, pinned to CPU {server} (`taskset -c \
                  {server}`; tokio's runtime then has one worker, Go's GOMAXPROCS is 1); the load \
-                 generator is pinned to CPU {load}. Servers run one after another, never two at \
-                 once."
+                 generator is pinned to CPU {load}. One server is under load at a time; the \
+                 others of the cell wait idle."
             );
         }
         None => {
@@ -133,9 +133,12 @@ fn write_header(out: &mut String, machine: &Machine, method: &Method) {
     let _ = writeln!(
         out,
         "- Each server is started afresh for every cell (server × workload × protocol): once \
-         it prints `listening on`, {:.0} s of the same load warms it up (not recorded), then \
-         {} run(s) of {} s each are measured. The server is then stopped with SIGTERM and must \
-         exit with status 0.",
+         it prints `listening on`, {:.0} s of the same load warms it up (not recorded). The \
+         servers of one workload and protocol are measured side by side: {} run(s) of {} s \
+         each, taken in turns (run 1 of every server, then run 2, ...), so a drift in this \
+         shared machine's load spreads over all of them instead of showing as a difference \
+         between servers. Each server is then stopped with SIGTERM and must exit with status \
+         0.",
         method.warmup, method.runs, method.seconds
     );
     let _ = writeln!(
@@ -164,15 +167,14 @@ fn write_header(out: &mut String, machine: &Machine, method: &Method) {
     );
     let _ = writeln!(
         out,
-        "- Order: the servers of one workload and protocol are measured side by side. Each is \
-         started and warmed up, then the runs go round them (run 1 of every server, then run \
-         2, ...), so a drift in this shared machine's load spreads over all of them instead \
-         of showing as a difference between servers.\n\
-         - Figures: req/s is the median of the runs (min–max in brackets). p50 and p99 are \
+        "- Figures: req/s is the median of the runs (min–max in brackets). p50 and p99 are \
          latencies in µs, the median over the runs of each run's percentile (h2load's \
          per-request `--log-file`, nearest rank; ghz's and pingpong's own percentiles). CPU \
          µs/req is the server's user + system CPU time (`/proc/<pid>/stat`, {} ticks per \
-         second) over the run divided by the requests completed, median of the runs. Peak \
+         second) over the run divided by the requests completed, median of the runs. writes/req \
+         is the server's write system calls (`syscw` of `/proc/<pid>/io`) over the run divided \
+         by the requests completed, median of the runs: 1 when every reply is written alone, \
+         below 1 when replies ready together leave in one write. Peak \
          RSS is `VmHWM` of the server at the end of the cell. The ratios compare with \
          switchboard on the same workload and protocol (req/s: higher is better; CPU: lower \
          is better).",
@@ -217,10 +219,11 @@ fn cell_columns(figure: &Figure, baseline: Option<&Figure>) -> String {
         None => ("–".to_owned(), "–".to_owned()),
     };
     format!(
-        "{rate} | {} | {} | {} | {rss} | {rate_ratio} | {cpu_ratio}",
+        "{rate} | {} | {} | {} | {:.2} | {rss} | {rate_ratio} | {cpu_ratio}",
         format_us(figure.p50_us()),
         format_us(figure.p99_us()),
         format_us(figure.cpu_us_per_request()),
+        figure.writes_per_request(),
     )
 }
 
@@ -237,11 +240,11 @@ fn write_workloads(out: &mut String, results: &Results) {
         let _ = writeln!(out, "### {}\n", workload.title());
         let _ = writeln!(
             out,
-            "| server | protocol | {rate} median (min–max) | p50 µs | p99 µs | CPU µs/{item} | peak RSS MiB | {rate} vs switchboard | CPU vs switchboard |",
+            "| server | protocol | {rate} median (min–max) | p50 µs | p99 µs | CPU µs/{item} | writes/{item} | peak RSS MiB | {rate} vs switchboard | CPU vs switchboard |",
             rate = units(&workload).0,
             item = units(&workload).1,
         );
-        let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         for cell in cells {
             let figures = match &cell.outcome {
                 Outcome::Measured(figure) => {
@@ -490,6 +493,7 @@ mod tests {
                     p50_us: 100.0,
                     p99_us: 500.0,
                     cpu_us_per_request: 1e6 / rate,
+                    writes_per_request: 1.0,
                 }],
                 peak_rss_kib: Some(10 * 1024),
             })
@@ -527,12 +531,14 @@ mod tests {
         let text = render(&machine, &method, &results, &kept_notes(None));
         assert!(
             text.contains(
-                "| switchboard | gRPC | 20,000 | 100 | 500 | 50.0 | 10.0 | 1.00× | 1.00× |"
+                "| switchboard | gRPC | 20,000 | 100 | 500 | 50.0 | 1.00 | 10.0 | 1.00× | 1.00× |"
             ),
             "{text}"
         );
         assert!(
-            text.contains("| tonic | gRPC | 10,000 | 100 | 500 | 100 | 10.0 | 0.50× | 2.00× |"),
+            text.contains(
+                "| tonic | gRPC | 10,000 | 100 | 500 | 100 | 1.00 | 10.0 | 0.50× | 2.00× |"
+            ),
             "{text}"
         );
         assert!(

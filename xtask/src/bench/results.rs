@@ -14,6 +14,9 @@ pub(crate) struct Run {
     pub(crate) p99_us: f64,
     /// Server CPU time (user + system) per completed request, in microseconds.
     pub(crate) cpu_us_per_request: f64,
+    /// The server's write system calls per completed request: below 1 when the replies of
+    /// several calls leave together.
+    pub(crate) writes_per_request: f64,
 }
 
 /// The runs of one cell and the server's peak RSS over them.
@@ -49,6 +52,10 @@ impl Figure {
 
     pub(crate) fn cpu_us_per_request(&self) -> f64 {
         median(&self.stat(|r| r.cpu_us_per_request))
+    }
+
+    pub(crate) fn writes_per_request(&self) -> f64 {
+        median(&self.stat(|r| r.writes_per_request))
     }
 }
 
@@ -202,6 +209,7 @@ mod tests {
             p50_us: 1.0,
             p99_us: p99,
             cpu_us_per_request: rate / 100.0,
+            writes_per_request: 1.0,
         };
         let figure = Figure {
             runs: vec![run(100.0, 9.0), run(300.0, 5.0), run(200.0, 7.0)],

@@ -97,6 +97,13 @@ impl Running {
         cpu_ticks(&stat)
     }
 
+    /// The write system calls it has made so far (`syscw` of `/proc/<pid>/io`: `write`,
+    /// `writev`, `sendmsg`...), which is how many times it handed the kernel bytes to send.
+    pub(crate) fn write_calls(&self) -> Result<u64> {
+        let io = std::fs::read_to_string(format!("/proc/{}/io", self.pid()))?;
+        write_calls(&io)
+    }
+
     /// The peak resident set size so far (`VmHWM`), in KiB.
     pub(crate) fn peak_rss_kib(&self) -> Result<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
@@ -122,6 +129,15 @@ impl Running {
             )),
         }
     }
+}
+
+/// `syscw` from `/proc/<pid>/io`.
+pub(crate) fn write_calls(io: &str) -> Result<u64> {
+    let value = io
+        .lines()
+        .find_map(|line| line.strip_prefix("syscw:"))
+        .context("no syscw in /proc/<pid>/io")?;
+    Ok(value.trim().parse()?)
 }
 
 /// utime + stime from `/proc/<pid>/stat` (fields 14 and 15; the command name in field 2 may
@@ -207,5 +223,14 @@ mod tests {
         let status = "Name:\tx\nVmPeak:\t  10000 kB\nVmHWM:\t    5120 kB\nVmRSS:\t 4000 kB\n";
         assert_eq!(peak_rss_kib(status).unwrap(), 5120);
         assert!(peak_rss_kib("Name: x\n").is_err());
+    }
+
+    #[test]
+    fn reads_write_calls() {
+        let io = "rchar: 10\nwchar: 20\nsyscr: 3\nsyscw: 41\nread_bytes: 0\n";
+        assert_eq!(write_calls(io).unwrap(), 41);
+        assert!(write_calls("rchar: 1\n").is_err());
+        let own = std::fs::read_to_string("/proc/self/io").unwrap();
+        write_calls(&own).unwrap();
     }
 }
