@@ -7,7 +7,8 @@
 //! has two cores (this process must be allowed on both), so with two workers the load generator competes with the server for them;
 //! the ratio is then what the same two cores give each server, and every server faces the
 //! same load generator. The load is unary Echo 64 B over gRPC, 256 calls in flight
-//! (`h2load -c 16 -m 16`), 3 runs of 5 s after a 2 s warm-up (`--quick`: one run of 1 s).
+//! (`h2load -c 16 -m 16`), 5 runs of 5 s after a 2 s warm-up (`--quick`: one run of 1 s),
+//! the servers taking their runs in turns for each worker count.
 //!
 //! The report is `benches/RESULTS-scaling.md` (a full run) or
 //! `<target>/benches/RESULTS-scaling.quick.md`. Figures are never asserted.
@@ -61,86 +62,95 @@ pub(crate) fn run(quick: bool) -> Result<()> {
     if cpus.len() < 2 {
         bail!("--scaling needs two CPUs, this process may use {cpus:?}");
     }
-    let (runs, seconds, warmup) = if quick { (1, 1.0, 0.5) } else { (3, 5.0, 2.0) };
+    let (runs, seconds, warmup) = if quick { (1, 1.0, 0.5) } else { (5, 5.0, 2.0) };
     let body = bodies.path(Call::Echo64, Protocol::Grpc);
     let ticks_per_second = super::server::clock_ticks_per_second() as f64;
 
-    let mut rows = Vec::new();
-    for server in SERVERS {
-        let binary = binaries.rust.join(server.binary_name());
-        let mut figures = [0.0; 2];
-        let mut cpu = [0.0; 2];
-        for (slot, workers) in [1u32, 2].into_iter().enumerate() {
-            // One worker: the server started on the second CPU, the load on the first. Two:
-            // both on both; tokio sizes the runtime from the affinity at start.
-            let (server_cpu, load_cpus) = if workers == 1 {
-                (Some(cpus[1]), cpus[0].to_string())
-            } else {
-                (None, format!("{},{}", cpus[0], cpus[1]))
+    // Each worker count is measured on every server side by side: all started, each warmed
+    // up, then the runs taken in turns, so a drift in the shared machine's load (which moves
+    // the two-worker figures most, as the load generator shares their CPUs) spreads over all
+    // of them.
+    let mut measured: Vec<[(f64, f64); 2]> = vec![[(0.0, 0.0); 2]; SERVERS.len()];
+    for (slot, workers) in [1u32, 2].into_iter().enumerate() {
+        // One worker: the server started on the second CPU, the load on the first. Two:
+        // both on both; tokio sizes the runtime from the affinity at start.
+        let (server_cpu, load_cpus) = if workers == 1 {
+            (Some(cpus[1]), cpus[0].to_string())
+        } else {
+            (None, format!("{},{}", cpus[0], cpus[1]))
+        };
+        let load = |label: &str, port: u16, amount: f64| -> Result<Summary> {
+            let run = Run {
+                h2load: &tools.h2load,
+                port,
+                call: Call::Echo64,
+                protocol: Protocol::Grpc,
+                body: &body,
+                clients: LOAD.0,
+                streams: LOAD.1,
+                amount: Amount::Seconds(amount),
+                log_file: None,
             };
+            let mut command = std::process::Command::new("taskset");
+            command
+                .arg("-c")
+                .arg(&load_cpus)
+                .arg(&tools.h2load)
+                .args(run.args());
+            let step = run_step(&logs, label, &mut command, Duration::from_secs(120))?;
+            if !step.success() {
+                bail!("h2load {}", step.failure());
+            }
+            let summary = Summary::parse(&step.stdout)?;
+            summary.check(u64::from(LOAD.0 * LOAD.1))?;
+            Ok(summary)
+        };
+        let mut running = Vec::new();
+        for server in SERVERS {
             let label = format!("{} with {workers} worker(s)", server.key());
             eprintln!("==> {label}");
-            let running = Running::start(
+            let started = Running::start(
                 &logs,
                 &label,
                 &Launch {
-                    binary: &binary,
+                    binary: &binaries.rust.join(server.binary_name()),
                     cpu: server_cpu,
                     callgrind: None,
                     preload: None,
                     start_timeout: Duration::from_secs(30),
                 },
             )?;
-            let load = |amount: f64| -> Result<Summary> {
-                let run = Run {
-                    h2load: &tools.h2load,
-                    port: running.port,
-                    call: Call::Echo64,
-                    protocol: Protocol::Grpc,
-                    body: &body,
-                    clients: LOAD.0,
-                    streams: LOAD.1,
-                    amount: Amount::Seconds(amount),
-                    log_file: None,
-                };
-                let mut command = std::process::Command::new("taskset");
-                command
-                    .arg("-c")
-                    .arg(&load_cpus)
-                    .arg(&tools.h2load)
-                    .args(run.args());
-                let step = run_step(&logs, &label, &mut command, Duration::from_secs(120))?;
-                if !step.success() {
-                    bail!("h2load {}", step.failure());
-                }
-                let summary = Summary::parse(&step.stdout)?;
-                summary.check(u64::from(LOAD.0 * LOAD.1))?;
-                Ok(summary)
-            };
-            load(warmup).with_context(|| format!("{label}: warm-up"))?;
-            let mut rates = Vec::new();
-            let (mut ticks, mut requests) = (0, 0);
-            for _ in 0..runs {
-                let before = running.cpu_ticks()?;
-                let summary = load(seconds).with_context(|| label.clone())?;
-                ticks += running.cpu_ticks()?.saturating_sub(before);
-                requests += summary.succeeded;
+            load(&label, started.port, warmup).with_context(|| format!("{label}: warm-up"))?;
+            running.push((label, started, Vec::new(), 0u64, 0u64));
+        }
+        for _ in 0..runs {
+            for (label, server, rates, ticks, requests) in running.iter_mut() {
+                let before = server.cpu_ticks()?;
+                let summary = load(label, server.port, seconds).with_context(|| label.clone())?;
+                *ticks += server.cpu_ticks()?.saturating_sub(before);
+                *requests += summary.succeeded;
                 rates.push(summary.requests_per_second);
             }
-            cpu[slot] = ticks as f64 / ticks_per_second * 1e6 / requests.max(1) as f64;
-            running
+        }
+        for (index, (_, server, rates, ticks, requests)) in running.into_iter().enumerate() {
+            let cpu = ticks as f64 / ticks_per_second * 1e6 / requests.max(1) as f64;
+            server
                 .stop(Duration::from_secs(10))
                 .map_err(anyhow::Error::msg)?;
-            figures[slot] = super::guard::median(&rates).unwrap_or(0.0);
+            measured[index][slot] = (super::guard::median(&rates).unwrap_or(0.0), cpu);
         }
-        rows.push(Figures {
-            server,
-            one: figures[0],
-            two: figures[1],
-            cpu_one: cpu[0],
-            cpu_two: cpu[1],
-        });
     }
+    let rows: Vec<Figures> = SERVERS
+        .into_iter()
+        .zip(measured)
+        .map(|(server, [(one, cpu_one), (two, cpu_two)])| Figures {
+            server,
+            one,
+            two,
+            cpu_one,
+            cpu_two,
+        })
+        .collect();
 
     let text = report(&rows, quick, (runs, seconds));
     super::write_side_report("scaling", &text, quick)?;
