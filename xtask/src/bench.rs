@@ -28,8 +28,9 @@
 //!    reported as not supported; for everything else it fails the run.
 //! 5. Measures each cell (server × workload × protocol) with a fresh server pinned to CPU 1
 //!    and the load generator pinned to CPU 0: a warm-up, then 3 runs of 5 s (`--quick`: one
-//!    run of 1 s, on a reduced set), recording the rate, p50/p99 latency, the server's CPU time
-//!    per request and its peak RSS.
+//!    run of 1 s, on a reduced set), the servers of one workload and protocol taking their runs
+//!    in turns; recording the rate, p50/p99 latency, the server's CPU time and write system
+//!    calls per request and its peak RSS.
 //! 6. Counts instructions per request under callgrind (not with `--quick`: `cargo xtask test`
 //!    runs `--guard` after it), and allocations per call with `alloc-count`.
 //! 7. Writes the report: `benches/RESULTS.md` for a full run of every server, else
