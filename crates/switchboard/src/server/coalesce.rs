@@ -34,8 +34,10 @@ pub(crate) const SKIP_AFTER_IDLE_TURN: u8 = 16;
 /// A connection whose small writes wait one scheduler turn for more to write with them.
 pub(crate) struct Coalesce<S> {
     inner: S,
-    /// The length of the write held back, while one is.
-    held: Option<usize>,
+    /// The length of the write held back, while one is; 0 when none is (an empty write is
+    /// never held). Below [`SMALL_WRITE`], so it fits in 16 bits: the whole state is 3 bytes,
+    /// because it sits inside every connection's task (see [`Coalesce`]).
+    held: u16,
     /// Writes still to go out at once after an idle turn.
     skip: u8,
 }
@@ -44,7 +46,7 @@ impl<S> Coalesce<S> {
     pub(crate) fn new(inner: S) -> Self {
         Coalesce {
             inner,
-            held: None,
+            held: 0,
             skip: 0,
         }
     }
@@ -52,21 +54,23 @@ impl<S> Coalesce<S> {
     /// Whether to hold back a write of `len` bytes: if so, the task is already woken to try
     /// again after the other ready tasks.
     fn hold_back(&mut self, cx: &mut Context<'_>, len: usize) -> bool {
-        if let Some(held) = self.held.take() {
+        if self.held > 0 {
             // The turn is over: write now, and if nothing joined, stop holding for a while.
-            if len <= held {
+            if len <= usize::from(self.held) {
                 self.skip = SKIP_AFTER_IDLE_TURN;
             }
+            self.held = 0;
             return false;
         }
-        if len >= SMALL_WRITE {
-            return false;
-        }
+        let small = match u16::try_from(len) {
+            Ok(small) if small > 0 && len < SMALL_WRITE => small,
+            _ => return false,
+        };
         if self.skip > 0 {
             self.skip -= 1;
             return false;
         }
-        self.held = Some(len);
+        self.held = small;
         cx.waker().wake_by_ref();
         true
     }

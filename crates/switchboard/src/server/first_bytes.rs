@@ -22,17 +22,28 @@ pub(crate) const FIRST_BYTES: usize = 24;
 /// by the deadline; after that it is the plain connection.
 pub(crate) struct FirstBytes<S> {
     inner: S,
-    /// Bytes still to arrive before the deadline stops applying.
-    missing: usize,
-    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// While the first bytes are awaited. The count of bytes still missing lives in the same
+    /// allocation as the timer, so the wrapper adds one pointer to every connection's task.
+    deadline: Option<Pin<Box<Deadline>>>,
+}
+
+pin_project_lite::pin_project! {
+    /// The timer, and the bytes still to arrive before it stops applying.
+    struct Deadline {
+        #[pin]
+        sleep: tokio::time::Sleep,
+        missing: usize,
+    }
 }
 
 impl<S> FirstBytes<S> {
     pub(crate) fn new(inner: S, timeout: Duration) -> Self {
         FirstBytes {
             inner,
-            missing: FIRST_BYTES,
-            deadline: Some(Box::pin(tokio::time::sleep(timeout))),
+            deadline: Some(Box::pin(Deadline {
+                sleep: tokio::time::sleep(timeout),
+                missing: FIRST_BYTES,
+            })),
         }
     }
 }
@@ -47,8 +58,13 @@ impl<S: AsyncRead + Unpin> AsyncRead for FirstBytes<S> {
         let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
-                this.missing = this.missing.saturating_sub(buf.filled().len() - before);
-                if this.missing == 0 {
+                let arrived = buf.filled().len() - before;
+                let complete = this.deadline.as_mut().is_some_and(|deadline| {
+                    let missing = deadline.as_mut().project().missing;
+                    *missing = missing.saturating_sub(arrived);
+                    *missing == 0
+                });
+                if complete {
                     this.deadline = None;
                 }
                 Poll::Ready(Ok(()))
@@ -58,7 +74,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for FirstBytes<S> {
                 let expired = this
                     .deadline
                     .as_mut()
-                    .is_some_and(|deadline| deadline.as_mut().poll(cx).is_ready());
+                    .is_some_and(|deadline| deadline.as_mut().project().sleep.poll(cx).is_ready());
                 if !expired {
                     return Poll::Pending;
                 }
