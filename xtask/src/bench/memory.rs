@@ -21,9 +21,10 @@
 //! move with the machine, the kernel or the allocator, which move every server alike;
 //! repeated quick runs differ by one page over the connections held (about 20 bytes per
 //! connection). Issue 15's target is at most the best peer's; the 2% allowance is there
-//! because switchboard and tonic are within 1–2% of each other per idle connection: adding
-//! the write-coalescing layer added about 270 bytes, even with the layer reduced to a pure
-//! pass-through, for a reason not yet understood.
+//! because switchboard and tonic are within 1–2% of each other per idle connection, and
+//! tokio allocates each task in a 128-byte-aligned cell: 8 more bytes in the connection's
+//! future can cost 128 bytes of heap and about 270 of resident memory per connection (the
+//! write-coalescing layer did, until its state and `FirstBytes` were made smaller).
 
 use std::fmt::Write as _;
 use std::path::Path;
