@@ -250,11 +250,7 @@ fn rss_kib(pid: u32) -> Result<u64> {
 
 /// `VmRSS:  12345 kB` from `/proc/<pid>/status`.
 fn vm_rss_kib(status: &str) -> Result<u64> {
-    let line = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .context("no VmRSS in status")?;
-    Ok(line.trim().trim_end_matches("kB").trim().parse()?)
+    super::server::proc_number(status, "VmRSS")
 }
 
 fn report(rows: &[Figures], sizes: Sizes, quick: bool, pinning: Option<(u32, u32)>) -> String {

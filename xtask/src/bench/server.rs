@@ -131,13 +131,19 @@ impl Running {
     }
 }
 
+/// The number on the `KEY:` line of a `/proc` file of `KEY: value` lines (`status`, `io`),
+/// without the `kB` unit `status` gives sizes in.
+pub(crate) fn proc_number(text: &str, key: &str) -> Result<u64> {
+    let value = text
+        .lines()
+        .find_map(|line| line.strip_prefix(key)?.strip_prefix(':'))
+        .with_context(|| format!("no {key} line"))?;
+    Ok(value.trim().trim_end_matches("kB").trim().parse()?)
+}
+
 /// `syscw` from `/proc/<pid>/io`.
 pub(crate) fn write_calls(io: &str) -> Result<u64> {
-    let value = io
-        .lines()
-        .find_map(|line| line.strip_prefix("syscw:"))
-        .context("no syscw in /proc/<pid>/io")?;
-    Ok(value.trim().parse()?)
+    proc_number(io, "syscw")
 }
 
 /// utime + stime from `/proc/<pid>/stat` (fields 14 and 15; the command name in field 2 may
@@ -157,12 +163,7 @@ pub(crate) fn cpu_ticks(stat: &str) -> Result<u64> {
 
 /// `VmHWM:  12345 kB` from `/proc/<pid>/status`.
 pub(crate) fn peak_rss_kib(status: &str) -> Result<u64> {
-    let line = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .context("no VmHWM in status")?;
-    let number = line.trim().trim_end_matches("kB").trim();
-    Ok(number.parse()?)
+    proc_number(status, "VmHWM")
 }
 
 /// The CPUs this process may run on, from `Cpus_allowed_list:` in `/proc/self/status`
